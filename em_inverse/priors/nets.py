@@ -1,0 +1,134 @@
+"""Energy networks: ``x -> V(x)`` of shape (B,), all with SiLU activations so grad V is smooth.
+
+Every net takes inputs on the prior's *internal* scale (e.g. [-1, 1] images) and returns one
+scalar energy per batch element. ``build_net(config)`` rebuilds a net from its JSON config.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class MLPEnergy(nn.Module):
+    """Energy of vectors: (B, dim) -> (B,). For 2-D toy data, tests and the tutorial."""
+
+    def __init__(self, dim: int = 2, width: int = 128, depth: int = 3):
+        super().__init__()
+        self.config = {"type": "MLPEnergy", "dim": dim, "width": width, "depth": depth}
+        layers: list[nn.Module] = []
+        size = dim
+        for _ in range(depth):
+            layers += [nn.Linear(size, width), nn.SiLU()]
+            size = width
+        layers.append(nn.Linear(size, 1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).squeeze(-1)
+
+
+def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, padding_mode="replicate")
+
+
+class _Block(nn.Module):
+    """Two 3x3 convolutions with SiLU and a residual connection."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.conv1 = _conv(width, width)
+        self.conv2 = _conv(width, width)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.conv2(F.silu(self.conv1(F.silu(h))))
+
+
+class ConvEnergy(nn.Module):
+    """Fully convolutional energy: V(x) = sum over pixels of a per-pixel output.
+
+    A small U-Net-like body (``levels`` resolutions, width doubling per level, average-pool down,
+    nearest up, additive skips) gives a receptive field of tens of pixels at low cost, and the
+    same weights work on any image size. Input (B, C, H, W) -> output (B,).
+    """
+
+    def __init__(self, channels: int = 1, width: int = 32, levels: int = 3, blocks: int = 1):
+        super().__init__()
+        self.config = {"type": "ConvEnergy", "channels": channels, "width": width,
+                       "levels": levels, "blocks": blocks}
+        widths = [width * 2**k for k in range(levels)]
+        self.stem = _conv(channels, width)
+        self.down = nn.ModuleList()
+        self.enc = nn.ModuleList()
+        for k, w in enumerate(widths):
+            self.down.append(nn.Identity() if k == 0 else nn.Conv2d(widths[k - 1], w, 1))
+            self.enc.append(nn.Sequential(*[_Block(w) for _ in range(blocks)]))
+        self.up = nn.ModuleList(nn.Conv2d(widths[k + 1], widths[k], 1) for k in range(levels - 1))
+        self.dec = nn.ModuleList(_Block(widths[k]) for k in range(levels - 1))
+        self.head = nn.Conv2d(width, 1, 1)
+
+    def pixel_energy(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-pixel energies (B, 1, H, W) whose sum is V(x)."""
+        h = self.stem(x)
+        skips = []
+        for k, (down, enc) in enumerate(zip(self.down, self.enc)):
+            if k > 0:
+                h = down(F.avg_pool2d(h, 2, ceil_mode=True))
+            h = enc(h)
+            skips.append(h)
+        for k in reversed(range(len(self.dec))):
+            skip = skips[k]
+            h = skip + self.up[k](F.interpolate(h, size=skip.shape[-2:], mode="nearest"))
+            h = self.dec[k](h)
+        return self.head(F.silu(h))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pixel_energy(x).flatten(1).sum(1)
+
+
+class GlobalEnergy(nn.Module):
+    """Fixed-size images to one scalar: a strided conv body and a pooled MLP head.
+
+    Input (B, C, H, W) with (H, W) == ``image_size`` -> output (B,). For whole-image generative
+    priors such as Fashion-MNIST 28x28.
+    """
+
+    def __init__(self, channels: int = 1, image_size: tuple[int, int] | list[int] = (28, 28),
+                 width: int = 32, hidden: int = 256):
+        super().__init__()
+        image_size = tuple(int(s) for s in image_size)
+        self.config = {"type": "GlobalEnergy", "channels": channels, "image_size": list(image_size),
+                       "width": width, "hidden": hidden}
+        self.image_size = image_size
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1), nn.SiLU(),
+        )
+        with torch.no_grad():
+            flat = self.body(torch.zeros(1, channels, *image_size)).numel()
+        self.head = nn.Sequential(nn.Linear(flat, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-2:]) != self.image_size:
+            raise ValueError(f"GlobalEnergy expects images of size {self.image_size}, "
+                             f"got {tuple(x.shape[-2:])}")
+        return self.head(self.body(x).flatten(1)).squeeze(-1)
+
+
+ARCHITECTURES = {cls.__name__: cls for cls in (MLPEnergy, ConvEnergy, GlobalEnergy)}
+
+
+def build_net(config: dict) -> nn.Module:
+    """Rebuild a net from its ``config`` dict (``{"type": name, **kwargs}``)."""
+    kwargs = dict(config)
+    kind = kwargs.pop("type", None)
+    if kind not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {kind!r}; known: {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[kind](**kwargs)
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())

@@ -1,0 +1,134 @@
+"""``EnergyPrior``: an energy network plus everything needed to use it as p(x) ∝ exp(-V(x)/eps).
+
+Callers always pass images (B, C, H, W) in [0, 1] (or vectors (B, D) for toy priors); the prior
+maps them to the net's internal scale ``x_int = scale * x + offset`` itself, so gradients are
+returned in caller units. It is a ``deepinv.optim.Prior`` whose ``fn`` is the negative log-prior
+V(x)/eps (up to a constant) and whose ``grad`` avoids deepinv's ``create_graph=True`` cost.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from deepinv.optim import Prior
+from torch import nn
+
+from em_inverse.priors.nets import count_parameters
+
+
+class EnergyPrior(Prior):
+    """A learned energy V with its metadata (the model card travels with the weights).
+
+    Args:
+        net: energy network on the internal scale, (B, ...) -> (B,).
+        eps: temperature; the prior density is exp(-V(x)/eps). Stored in the prior's config,
+            calibrated on training or validation images for the bundled priors.
+        scale, offset: internal = scale * x + offset (images in [0, 1] -> [-1, 1] by default).
+        data: description of the data, e.g. ``{"kind": "image", "channels": 1,
+            "image_size": None}`` or ``{"kind": "vector", "dim": 2}``.
+        name: short name (``natural-gray``...). card: free-form model card (dict).
+        training: the recipe the prior was trained with (dict).
+        solve_defaults: per-task default solver settings, e.g. ``{"denoise": {"method": "map",
+            "prior_weight": 1.0}}``, chosen on training/validation images (never test images).
+    """
+
+    def __init__(self, net: nn.Module, *, eps: float = 1.0, scale: float = 2.0,
+                 offset: float = -1.0, data: dict | None = None, name: str = "",
+                 card: dict | None = None, training: dict | None = None,
+                 solve_defaults: dict | None = None):
+        super().__init__()
+        self.explicit_prior = True
+        self.net = net
+        self.eps = float(eps)
+        self.scale = float(scale)
+        self.offset = float(offset)
+        self.data = dict(data or {"kind": "image", "channels": 1, "image_size": None})
+        self.name = name
+        self.card = dict(card or {})
+        self.training = dict(training or {})
+        self.solve_defaults = dict(solve_defaults or {})
+
+    # -- metadata -----------------------------------------------------------------------------
+    @property
+    def channels(self) -> int | None:
+        return self.data.get("channels")
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        size = self.data.get("image_size")
+        return tuple(size) if size else None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    @property
+    def num_parameters(self) -> int:
+        return count_parameters(self.net)
+
+    def frozen(self) -> "EnergyPrior":
+        """Inference mode: eval, parameters without grad (grad V only builds the graph in x)."""
+        self.net.eval()
+        self.net.requires_grad_(False)
+        return self
+
+    def copy_with(self, **changes) -> "EnergyPrior":
+        """A shallow copy sharing the net, with some metadata changed (e.g. ``eps``)."""
+        other = copy.copy(self)
+        for key, value in changes.items():
+            setattr(other, key, value)
+        return other
+
+    # -- scaling ------------------------------------------------------------------------------
+    def to_internal(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.offset
+
+    def from_internal(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self.offset) / self.scale
+
+    # -- energies -----------------------------------------------------------------------------
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """V(x), shape (B,), for x in caller units."""
+        return self.net(self.to_internal(x))
+
+    def energy_and_grad(self, x: torch.Tensor, create_graph: bool = False
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(V(x) of shape (B,), grad_x V(x) of x's shape), from one forward and one backward."""
+        with torch.enable_grad():
+            x_ = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
+            v = self.energy(x_)
+            (g,) = torch.autograd.grad(v.sum(), x_, create_graph=create_graph)
+        if not create_graph:
+            v = v.detach()
+        return v, g
+
+    def fn(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        """Negative log-prior V(x)/eps (up to a constant), shape (B,)."""
+        return self.energy(x) / self.eps
+
+    def grad(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        """grad_x V(x)/eps, without keeping a graph (overrides deepinv's create_graph=True)."""
+        return self.energy_and_grad(x)[1] / self.eps
+
+    def value_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(V(x)/eps, grad V(x)/eps): what solvers need, from one forward+backward pass."""
+        v, g = self.energy_and_grad(x)
+        return v / self.eps, g / self.eps
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``ValueError`` with a clear message if x does not fit this prior."""
+        if self.data.get("kind") == "vector":
+            if x.ndim != 2 or x.shape[1] != self.data["dim"]:
+                raise ValueError(f"prior {self.name!r} expects vectors (B, {self.data['dim']}), "
+                                 f"got shape {tuple(x.shape)}")
+            return
+        if x.ndim != 4 or x.shape[1] != self.channels:
+            raise ValueError(f"prior {self.name!r} expects images (B, {self.channels}, H, W), "
+                             f"got shape {tuple(x.shape)}")
+        if self.image_size and tuple(x.shape[-2:]) != self.image_size:
+            raise ValueError(f"prior {self.name!r} expects {self.image_size[0]}x"
+                             f"{self.image_size[1]} images, got {x.shape[-2]}x{x.shape[-1]}")
+
+    def __repr__(self) -> str:
+        return (f"EnergyPrior(name={self.name!r}, net={type(self.net).__name__}, "
+                f"params={self.num_parameters}, eps={self.eps:g}, data={self.data})")
