@@ -1,0 +1,228 @@
+"""Reading and writing images at the public boundary: (1, C, H, W) float32 tensors in [0, 1].
+
+Reading accepts PNG, JPEG and TIFF (8 or 16 bit, gray or RGB; alpha is dropped with a warning)
+and ``.npy`` arrays. Every problem with a file (missing, not an image, truncated, NaNs, wrong
+number of dimensions...) raises ``UserError`` with one clear line.
+
+Writing produces PNG (8-bit by default, 16-bit on request) or ``.npy`` (float32), always
+atomically: the bytes go to a temporary file in the target folder which is then renamed, so a
+failed or interrupted run never leaves a partial file behind.
+"""
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from em_inverse.errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+WRITABLE_SUFFIXES = (".png", ".npy")
+
+
+# -- reading ----------------------------------------------------------------------------------
+def read_image(path: str | Path) -> torch.Tensor:
+    """Read an image file or ``.npy`` array as a (1, C, H, W) float32 tensor in [0, 1].
+
+    C is 1 (gray) or 3 (RGB). Integer data is divided by its type's maximum (255 for 8-bit,
+    65535 for 16-bit); float data must already lie in [0, 1]. An alpha channel is dropped
+    with a ``UserWarning``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"no such file: {path}")
+    if not path.is_file():
+        raise UserError(f"not a file: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        array = _read_npy(path)
+    elif suffix in IMAGE_SUFFIXES:
+        array = _read_picture(path)
+    else:
+        raise UserError(f"unsupported image format {suffix or '(none)'} for {path}: "
+                        f"use {', '.join(IMAGE_SUFFIXES)} or .npy")
+    return array_to_tensor(array, source=str(path))
+
+
+def _read_picture(path: Path) -> np.ndarray:
+    import imageio.v3 as iio
+
+    try:
+        array = iio.imread(path)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file for the user
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot read image {path}: {reason}") from None
+    if array.ndim == 3 and array.shape[0] > 1 and array.shape[-1] > 4:
+        raise UserError(f"cannot read image {path}: multi-page images are not supported")
+    return np.asarray(array)
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot read array {path}: {reason}") from None
+
+
+def array_to_tensor(array: np.ndarray, source: str = "array") -> torch.Tensor:
+    """Convert an image-like array to a (1, C, H, W) float32 tensor in [0, 1].
+
+    Accepted layouts: (H, W), (H, W, C) with C in {1, 2, 3, 4}, (C, H, W) with C in {1, 3} and
+    (1, C, H, W). Integer arrays are scaled by their type's maximum; bool arrays map to {0, 1};
+    float arrays must be finite and inside [0, 1].
+    """
+    array = np.asarray(array)
+    if array.dtype == object or array.dtype.kind not in "biuf":
+        raise UserError(f"{source}: unsupported data type {array.dtype}")
+    if array.ndim not in (2, 3, 4):
+        raise UserError(f"{source}: expected a 2-D, 3-D or 4-D image array, "
+                        f"got {array.ndim}-D with shape {array.shape}")
+    if array.size == 0:
+        raise UserError(f"{source}: empty array with shape {array.shape}")
+    if array.ndim == 4:
+        if array.shape[0] != 1:
+            raise UserError(f"{source}: expected one image (1, C, H, W), got shape {array.shape}")
+        array = np.moveaxis(array[0], 0, -1)
+    elif array.ndim == 3 and array.shape[-1] not in (1, 2, 3, 4):
+        if array.shape[0] in (1, 3):
+            array = np.moveaxis(array, 0, -1)
+        else:
+            raise UserError(f"{source}: cannot tell the channel axis of shape {array.shape}")
+    if array.ndim == 2:
+        array = array[..., None]
+    array = _drop_alpha(array, source)
+    values = _to_unit_float(array, source)
+    tensor = torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1)))
+    return tensor.unsqueeze(0)
+
+
+def _drop_alpha(array: np.ndarray, source: str) -> np.ndarray:
+    channels = array.shape[-1]
+    if channels in (2, 4):
+        warnings.warn(f"{source}: alpha channel dropped", UserWarning, stacklevel=3)
+        return array[..., : channels - 1]
+    if channels not in (1, 3):
+        raise UserError(f"{source}: expected 1 or 3 channels, got {channels}")
+    return array
+
+
+def _to_unit_float(array: np.ndarray, source: str) -> np.ndarray:
+    kind = array.dtype.kind
+    if kind == "b":
+        return array.astype(np.float32)
+    if kind in "iu":
+        top = np.iinfo(array.dtype).max
+        if kind == "i" and array.min() < 0:
+            raise UserError(f"{source}: negative integer pixel values")
+        return (array.astype(np.float64) / top).astype(np.float32)
+    values = array.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise UserError(f"{source}: contains NaN or infinite values")
+    low, high = float(values.min()), float(values.max())
+    if low < -1e-6 or high > 1 + 1e-6:
+        raise UserError(f"{source}: float values must lie in [0, 1], got [{low:g}, {high:g}]")
+    return np.clip(values, 0.0, 1.0)
+
+
+# -- writing ----------------------------------------------------------------------------------
+def check_writable(path: str | Path, suffixes: tuple[str, ...] = WRITABLE_SUFFIXES) -> Path:
+    """Fail early (``UserError``) if ``path`` cannot be written: bad suffix, missing or
+    read-only folder, or an existing directory in the way. Creates nothing."""
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise UserError(f"cannot write {path}: use one of {', '.join(suffixes)}")
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a directory")
+    if not folder.is_dir():
+        raise UserError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {path}: folder {folder} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"cannot write {path}: file is read-only")
+    return path
+
+
+def atomic_write(path: str | Path, payload: bytes) -> Path:
+    """Write ``payload`` to ``path`` through a temp file in the same folder and ``os.replace``."""
+    path = check_writable(path, suffixes=())
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+    return path
+
+
+def tensor_to_array(x: torch.Tensor) -> np.ndarray:
+    """One image (1, C, H, W) or (C, H, W) -> float32 array (H, W) for gray or (H, W, 3)."""
+    x = x.detach().to("cpu", torch.float32)
+    if x.ndim == 4:
+        if x.shape[0] != 1:
+            raise ValueError(f"expected one image, got a batch of {x.shape[0]}")
+        x = x[0]
+    if x.ndim != 3 or x.shape[0] not in (1, 3):
+        raise ValueError(f"expected (1, C, H, W) with C in {{1, 3}}, got {tuple(x.shape)}")
+    array = x.permute(1, 2, 0).numpy()
+    return array[..., 0] if array.shape[-1] == 1 else array
+
+
+def encode_png(array: np.ndarray, bits: int = 8) -> bytes:
+    """Encode an (H, W) or (H, W, 3) float array in [0, 1] as PNG bytes (deterministic).
+
+    Values are clipped to [0, 1] and rounded to ``bits`` (8 or 16) bits per sample.
+    """
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, got {bits}")
+    top = 2**bits - 1
+    data = np.rint(np.clip(np.nan_to_num(array, nan=0.0), 0.0, 1.0) * top)
+    data = data.astype(">u2" if bits == 16 else np.uint8)
+    if data.ndim == 2:
+        color_type, height, width = 0, *data.shape
+    elif data.ndim == 3 and data.shape[2] == 3:
+        color_type, height, width = 2, data.shape[0], data.shape[1]
+    else:
+        raise ValueError(f"expected (H, W) or (H, W, 3), got {data.shape}")
+    rows = data.reshape(height, -1).view(np.uint8)
+    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1).tobytes()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, bits, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+def write_image(path: str | Path, x: torch.Tensor, bits: int = 8) -> Path:
+    """Write one image (1, C, H, W) in [0, 1] atomically as ``.png`` (8/16-bit) or ``.npy``.
+
+    PNG values are clipped to [0, 1]; ``.npy`` stores the float32 values (H, W) or (H, W, 3).
+    """
+    path = check_writable(path)
+    array = tensor_to_array(x)
+    if path.suffix.lower() == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, array.astype(np.float32), allow_pickle=False)
+        return atomic_write(path, buffer.getvalue())
+    return atomic_write(path, encode_png(array, bits=bits))

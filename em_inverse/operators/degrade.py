@@ -1,0 +1,27 @@
+"""The one simulation path: clean image -> noisy measurement (CLI ``degrade`` and benchmarks)."""
+from __future__ import annotations
+
+import torch
+from deepinv.physics import Inpainting
+
+from em_inverse.operators.noise import noise_sigma
+
+
+@torch.no_grad()
+def degrade(x: torch.Tensor, physics, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Simulate y = A x + sigma * n, n ~ N(0, I) drawn from ``generator`` (seed-reproducible).
+
+    x: (B, C, H, W) in [0, 1]. sigma is the physics' Gaussian noise level (none: y = A x).
+    For inpainting, noise is only added to observed pixels (missing ones stay 0).
+    Returns y on x's device; values are not clipped (clip when saving as an image).
+    """
+    y = physics.A(x)
+    sigma = noise_sigma(physics)
+    if sigma:
+        device = generator.device if generator is not None else y.device
+        noise = torch.randn(y.shape, generator=generator, device=device, dtype=y.dtype)
+        noise = noise.to(y.device)
+        if isinstance(physics, Inpainting):
+            noise = noise * (physics.mask > 0)
+        y = y + sigma * noise
+    return y

@@ -1,0 +1,48 @@
+"""The Gaussian data-fidelity energy F(x) = ||A x - y||^2 / (2 sigma^2), per batch element.
+
+Its gradient A^T (A x - y) / sigma^2 costs one A and one A^T: cheap next to grad V.
+"""
+from __future__ import annotations
+
+import torch
+
+
+class GaussianFidelity:
+    """F(x) = ||A x - y||^2 / (2 sigma^2) for a deepinv ``LinearPhysics`` A.
+
+    Args:
+        physics: the forward operator A.
+        y: measurements (N, ...) with the same batch size N as the images x (N, C, H, W) it is
+            evaluated on (solvers repeat y once per chain beforehand).
+        sigma: noise std on the [0, 1] scale: a float or a (N,) tensor (one per image).
+    """
+
+    def __init__(self, physics, y: torch.Tensor, sigma: float | torch.Tensor):
+        self.physics = physics
+        self.y = y
+        sigma = torch.as_tensor(sigma, dtype=y.dtype, device=y.device)
+        if sigma.ndim == 0:
+            sigma = sigma.expand(y.shape[0])
+        if sigma.shape != (y.shape[0],):
+            raise ValueError(f"sigma must be a float or have shape ({y.shape[0]},), "
+                             f"got {tuple(sigma.shape)}")
+        self.sigma = sigma
+        self.weight = (1.0 / sigma**2).view(-1, *([1] * (y.ndim - 1)))  # (N, 1, 1, 1)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        return self.physics.A(x) - self.y
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x), shape (N,)."""
+        r = self.residual(x)
+        return 0.5 * (self.weight * r * r).flatten(1).sum(1)
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        """grad F(x) = A^T (A x - y) / sigma^2, shape of x."""
+        return self.physics.A_adjoint(self.weight * self.residual(x))
+
+    def value_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(F(x) of shape (N,), grad F(x)) sharing one forward A."""
+        r = self.residual(x)
+        wr = self.weight * r
+        return 0.5 * (wr * r).flatten(1).sum(1), self.physics.A_adjoint(wr)

@@ -1,0 +1,139 @@
+"""Thin constructors over deepinv physics, one per task, plus the facts solvers need.
+
+Every constructor returns an ordinary ``deepinv.physics.LinearPhysics`` carrying a ``task``
+attribute (``inpaint``, ``deblur``, ``superres``, ``denoise``). Images are (B, C, H, W) in
+[0, 1]; noise levels are standard deviations on that scale. ``lipschitz(physics, shape)`` gives
+||A||^2 (exactly where known, else by power iteration) and caches it on the physics.
+"""
+from __future__ import annotations
+
+import torch
+from deepinv.physics import (Blur, Denoising, Downsampling, Inpainting, LinearPhysics,
+                             ZeroNoise)
+
+from em_inverse.errors import UserError
+from em_inverse.operators.noise import gaussian_noise
+
+TASKS = ("inpaint", "deblur", "superres", "denoise")
+BOUNDARIES = ("reflect", "circular")
+
+
+def _with_noise(physics: LinearPhysics, task: str, sigma: float | None) -> LinearPhysics:
+    physics.task = task
+    if sigma is not None:
+        physics.noise_model = gaussian_noise(sigma)
+    return physics
+
+
+def inpainting(keep: torch.Tensor, image_shape: tuple[int, ...], sigma: float | None = None,
+               device: str | torch.device = "cpu") -> Inpainting:
+    """y = keep * x (+ noise on observed pixels). ``keep``: (1, 1, H, W) or (1, C, H, W), 1 =
+    observed. ``image_shape``: (C, H, W) or (B, C, H, W) of x."""
+    channels, height, width = image_shape[-3:]
+    if tuple(keep.shape[-2:]) != (height, width):
+        raise UserError(f"mask is {keep.shape[-2]}x{keep.shape[-1]} but the image is "
+                        f"{height}x{width}")
+    if not bool((keep > 0).any()):
+        raise UserError("the mask hides every pixel: nothing is observed")
+    physics = Inpainting(img_size=(channels, height, width), mask=keep.to(device).float(),
+                         device=device)
+    return _with_noise(physics, "inpaint", sigma)
+
+
+def deblurring(kernel: torch.Tensor, image_shape: tuple[int, ...], sigma: float | None = None,
+               boundary: str = "reflect", device: str | torch.device = "cpu") -> Blur:
+    """y = kernel * x (convolution, output the size of x). ``boundary``: ``reflect`` (default,
+    right for photographs) or ``circular`` (periodic images, FFT-friendly)."""
+    if boundary not in BOUNDARIES:
+        raise UserError(f"unknown boundary {boundary!r}: use {' or '.join(BOUNDARIES)}")
+    height, width = image_shape[-2:]
+    if boundary == "reflect" and (kernel.shape[-2] > 2 * height - 1
+                                  or kernel.shape[-1] > 2 * width - 1):
+        raise UserError(f"blur kernel {kernel.shape[-2]}x{kernel.shape[-1]} is too large for a "
+                        f"{height}x{width} image")
+    physics = Blur(filter=kernel.to(device).float(), padding=boundary, device=device)
+    return _with_noise(physics, "deblur", sigma)
+
+
+def superresolution(factor: int, image_shape: tuple[int, ...], sigma: float | None = None,
+                    boundary: str = "reflect",
+                    device: str | torch.device = "cpu") -> Downsampling:
+    """y = bicubic-filtered x subsampled by ``factor``; x (the high-resolution image, (C, H, W)
+    in ``image_shape``) is what solvers return. H and W must be multiples of ``factor``."""
+    factor = check_factor(factor)
+    channels, height, width = image_shape[-3:]
+    if height % factor or width % factor:
+        raise UserError(f"image size {height}x{width} is not a multiple of the factor {factor}")
+    if boundary not in BOUNDARIES:
+        raise UserError(f"unknown boundary {boundary!r}: use {' or '.join(BOUNDARIES)}")
+    physics = Downsampling(img_size=(channels, height, width), filter="bicubic", factor=factor,
+                           padding=boundary, device=device)
+    return _with_noise(physics, "superres", sigma)
+
+
+def denoising(sigma: float | None = None, device: str | torch.device = "cpu") -> Denoising:
+    """y = x + noise."""
+    physics = Denoising(noise_model=ZeroNoise(), device=device)
+    return _with_noise(physics, "denoise", sigma)
+
+
+def check_factor(factor) -> int:
+    try:
+        value = int(factor)
+    except (TypeError, ValueError):
+        raise UserError(f"super-resolution factor must be an integer >= 2, got {factor!r}") \
+            from None
+    if value != factor or value < 2:
+        raise UserError(f"super-resolution factor must be an integer >= 2, got {factor}")
+    return value
+
+
+def task_of(physics) -> str | None:
+    """Our task name for a physics (its ``task`` attribute, or inferred from deepinv's class)."""
+    task = getattr(physics, "task", None)
+    if task:
+        return task
+    for cls, name in ((Inpainting, "inpaint"), (Downsampling, "superres"), (Blur, "deblur"),
+                      (Denoising, "denoise")):
+        if isinstance(physics, cls):
+            return name
+    return None
+
+
+@torch.no_grad()
+def lipschitz(physics: LinearPhysics, image_shape: tuple[int, ...],
+              device: str | torch.device | None = None, iterations: int = 100,
+              tol: float = 1e-5) -> float:
+    """||A||^2 = largest eigenvalue of A^T A on images of ``image_shape`` ((C, H, W) or with a
+    batch dimension), cached on the physics per shape.
+
+    Exact for inpainting (max mask^2) and denoising (1); otherwise a seeded power iteration
+    (deterministic), inflated by 1% to stay an upper bound for step-size rules.
+    """
+    shape = (1, *tuple(image_shape)[-3:])
+    cache = physics.__dict__.setdefault("_em_sqnorm", {})
+    if shape in cache:
+        return cache[shape]
+    if isinstance(physics, Inpainting):
+        value = float(physics.mask.max()) ** 2
+    elif isinstance(physics, Denoising):
+        value = 1.0
+    else:
+        if device is None:
+            buffers = list(physics.buffers())
+            device = buffers[0].device if buffers else "cpu"
+        generator = torch.Generator(device=device).manual_seed(0)
+        v = torch.randn(shape, generator=generator, device=device)
+        v /= v.norm()
+        value = 0.0
+        for _ in range(iterations):
+            w = physics.A_adjoint(physics.A(v))
+            new = float((v * w).sum())
+            v = w / w.norm().clamp_min(1e-30)
+            if abs(new - value) <= tol * abs(new):
+                value = new
+                break
+            value = new
+        value *= 1.01
+    cache[shape] = value
+    return value
