@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from em_inverse.bench.metrics import DEFAULT_BORDER, psnr
 
-FAMILIES = ("denoise", "inpaint", "deblur", "superres")
+from em_inverse.bench.tasks import FAMILIES
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,14 @@ class Baseline:
     fn: Callable
     oracle: bool = False
     description: str = ""
+    requires: tuple[str, ...] = ()
+
+    @property
+    def available(self) -> bool:
+        """False when an optional package it needs (e.g. PyWavelets) is not installed."""
+        import importlib.util
+
+        return all(importlib.util.find_spec(module) is not None for module in self.requires)
 
     def applies_to(self, family: str) -> bool:
         return family in self.families
@@ -331,7 +339,8 @@ BASELINES: tuple[Baseline, ...] = (
     Baseline("tv", ("inpaint", "deblur", "superres"), tv_oracle, oracle=True,
              description="TV-regularised least squares (Condat-Vu), best weight per image"),
     Baseline("nlm", ("denoise",), nlm, description="non-local means, sigma known"),
-    Baseline("wavelet", ("denoise",), wavelet, description="BayesShrink wavelets, sigma known"),
+    Baseline("wavelet", ("denoise",), wavelet, description="BayesShrink wavelets, sigma known",
+             requires=("pywt",)),
     Baseline("biharmonic", ("inpaint",), biharmonic, description="biharmonic inpainting"),
     Baseline("bicubic", ("superres",), bicubic, description="bicubic upsampling"),
 )
