@@ -9,7 +9,8 @@ it, ``problem`` a :class:`Problem` (task family, noise sigma, image shape) and `
 tensor (1, C, H, W) in [0, 1]. Baselines flagged ``oracle=True`` tune one parameter (Wiener
 balance, TV weight) per image by maximising PSNR against ``truth`` over a fixed log grid: an
 upper bound on what the method can do, which no real user has. Tables label them "(oracle)".
-Everything else uses only ``y``, the operator and the known noise level.
+Everything else uses only ``y``, the operator and the known noise level. Iterative
+baselines take keyword options (``iterations``, the grid) that quick mode lowers.
 
 The baselines read the operator only through ``physics.A`` / ``physics.A_adjoint`` (and the
 mask / sampling grid they reveal), so they work with any boundary convention of the operators.
@@ -181,9 +182,10 @@ def tikhonov(y, physics, problem: Problem, balance: float, iterations: int = 100
     return conjugate_gradient(op, aty, x0, iterations).clamp(0.0, 1.0)
 
 
-def wiener_oracle(y, physics, problem: Problem, truth=None) -> torch.Tensor:
+def wiener_oracle(y, physics, problem: Problem, truth=None, iterations: int = 100,
+                  balances=WIENER_BALANCES) -> torch.Tensor:
     """Wiener/Tikhonov deconvolution with the best balance per image (log grid 1e-4..1)."""
-    return _oracle_grid(WIENER_BALANCES, lambda b: tikhonov(y, physics, problem, b), truth,
+    return _oracle_grid(balances, lambda b: tikhonov(y, physics, problem, b, iterations), truth,
                         problem.border)
 
 
@@ -192,7 +194,8 @@ TV_WEIGHTS_DENOISE = tuple(10.0 ** k for k in np.arange(-2.0, 0.01, 0.125))
 TV_WEIGHTS_INVERSE = tuple(10.0 ** k for k in np.arange(-4.0, -1.49, 0.5))
 
 
-def tv_chambolle_oracle(y, physics, problem: Problem, truth=None) -> torch.Tensor:
+def tv_chambolle_oracle(y, physics, problem: Problem, truth=None,
+                        weights=TV_WEIGHTS_DENOISE) -> torch.Tensor:
     """Chambolle's TV denoising (scikit-image) with the best weight per image (log grid)."""
     from skimage.restoration import denoise_tv_chambolle
 
@@ -202,7 +205,7 @@ def tv_chambolle_oracle(y, physics, problem: Problem, truth=None) -> torch.Tenso
         out = denoise_tv_chambolle(image, weight=weight, channel_axis=-1)
         return _from_numpy(out, y)
 
-    return _oracle_grid(TV_WEIGHTS_DENOISE, make, truth, problem.border)
+    return _oracle_grid(weights, make, truth, problem.border)
 
 
 def tv_solve(y, physics, problem: Problem, weight: float, iterations: int = 300,
@@ -228,21 +231,24 @@ def tv_solve(y, physics, problem: Problem, weight: float, iterations: int = 300,
     return x
 
 
-def tv_oracle(y, physics, problem: Problem, truth=None, iterations: int = 200) -> torch.Tensor:
+def tv_oracle(y, physics, problem: Problem, truth=None, iterations: int = 200,
+              weights=TV_WEIGHTS_INVERSE) -> torch.Tensor:
     """TV-regularised reconstruction (inpainting, deblurring, super-resolution) with the best
     weight per image over a log grid, each solve warm-started from the previous weight's."""
     lipschitz = operator_norm(physics, problem.image_shape)
-    start = _initial_guess(y, physics, problem)
+    start = initial_guess(y, physics, problem)
     state = {"x": start}
 
     def make(weight):  # the grid runs from strong to weak regularisation: warm starts help
         state["x"] = tv_solve(y, physics, problem, weight, iterations, state["x"], lipschitz)
         return state["x"]
 
-    return _oracle_grid(sorted(TV_WEIGHTS_INVERSE, reverse=True), make, truth, problem.border)
+    return _oracle_grid(sorted(weights, reverse=True), make, truth, problem.border)
 
 
-def _initial_guess(y, physics, problem: Problem) -> torch.Tensor:
+def initial_guess(y, physics, problem: Problem) -> torch.Tensor:
+    """A back-projection to start iterative methods: biharmonic fill (inpainting), bicubic
+    (super-resolution), else A^T y clipped to [0, 1]."""
     if problem.family == "inpaint":
         return biharmonic(y, physics, problem)
     if problem.family == "superres":

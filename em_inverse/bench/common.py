@@ -1,0 +1,258 @@
+"""What every suite shares: its settings, the prior to benchmark, timers and the environment."""
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from em_inverse.errors import UserError
+
+RESULTS_DIR = Path("benchmarks") / "results"
+QUICK_PRIOR_NOTE = "untrained prior (quick mode)"
+
+
+@dataclass
+class SuiteSettings:
+    """Options of one suite run (the ``em-inverse bench`` options).
+
+    quick: tiny inputs and few steps (seconds; CI). out: output folder. device: torch device.
+    seed: base seed of every simulation and solver. prior: prior name or folder overriding the
+    bundled default (None: the bundled prior for the images' channels). limit: at most this
+    many images per group (None: the suite's own count). quiet: no progress on stderr.
+    command: the command line quoted in the report header.
+    """
+
+    quick: bool = False
+    out: Path = RESULTS_DIR
+    device: torch.device = torch.device("cpu")
+    seed: int = 0
+    prior: str | None = None
+    limit: int | None = None
+    quiet: bool = False
+    command: str = ""
+
+
+@dataclass
+class SuiteResult:
+    """What a suite produced: its files, result rows, failures and a skip reason if any."""
+
+    name: str
+    files: list[Path] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    skipped: str | None = None
+    seconds: float = 0.0
+
+
+def say(settings: SuiteSettings, message: str) -> None:
+    if not settings.quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+# -- the prior under test --------------------------------------------------------------------------
+@dataclass
+class PriorChoice:
+    """The prior a suite benchmarks and how to describe it in the report header."""
+
+    prior: object
+    description: str
+    untrained: bool = False
+
+
+def untrained_prior(channels: int, image_size: tuple[int, int] | None, seed: int,
+                    device: torch.device):
+    """A tiny randomly initialised prior for quick mode and tests when none is bundled yet:
+    ``ConvEnergy`` (width 8, 2 levels) for natural images, ``GlobalEnergy`` (width 8) for
+    fixed-size images. Its numbers mean nothing about quality; reports say so."""
+    from em_inverse.priors import ConvEnergy, EnergyPrior, GlobalEnergy
+
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        if image_size is None:
+            net = ConvEnergy(channels=channels, width=8, levels=2)
+        else:
+            net = GlobalEnergy(channels=channels, image_size=image_size, width=8, hidden=32)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    data = {"kind": "image", "channels": channels,
+            "image_size": list(image_size) if image_size else None}
+    return EnergyPrior(net, eps=1.0, data=data, name="untrained").to(device).frozen()
+
+
+def choose_prior(settings: SuiteSettings, default_name: str, channels: int,
+                 image_size: tuple[int, int] | None = None) -> PriorChoice:
+    """``--prior`` if given; else the bundled ``default_name``; in quick mode, when that is not
+    bundled, an untrained tiny prior. A missing prior in full mode is a ``UserError``."""
+    from em_inverse.priors import load_prior
+    from em_inverse.priors.registry import bundled_names
+
+    if settings.prior:
+        prior = load_prior(settings.prior, device=settings.device).frozen()
+        return PriorChoice(prior, _describe(prior, settings.prior))
+    if default_name in bundled_names():
+        prior = load_prior(default_name, device=settings.device).frozen()
+        return PriorChoice(prior, _describe(prior, f"bundled {default_name}"))
+    if settings.quick:
+        prior = untrained_prior(channels, image_size, settings.seed, settings.device)
+        return PriorChoice(prior, f"{QUICK_PRIOR_NOTE}: {type(prior.net).__name__}, "
+                                  f"{prior.num_parameters} parameters, random weights "
+                                  f"('{default_name}' is not bundled yet)", untrained=True)
+    raise UserError(f"the bundled prior {default_name!r} does not exist yet: train it, pass "
+                    f"--prior NAME|PATH, or use --quick")
+
+
+def _describe(prior, source: str) -> str:
+    return (f"{source}: {type(prior.net).__name__}, {prior.num_parameters} parameters, "
+            f"eps {prior.eps:g}")
+
+
+# -- timing and memory -----------------------------------------------------------------------------
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PriorTimer:
+    """Wraps a prior's ``energy_and_grad`` and ``energy`` (the calls every other prior method goes
+    through) on the instance, and adds up the wall time spent inside them (outermost calls only).
+    Use as a context manager; the prior is restored on exit."""
+
+    NAMES = ("energy_and_grad", "energy")
+
+    def __init__(self, prior, device: torch.device):
+        self.prior = prior
+        self.device = device
+        self.seconds = 0.0
+        self.calls = 0
+        self._depth = 0
+
+    def _wrap(self, fn):
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            if self._depth:
+                return fn(*args, **kwargs)
+            self._depth += 1
+            synchronize(self.device)
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                synchronize(self.device)
+                self.seconds += time.perf_counter() - start
+                self.calls += 1
+                self._depth -= 1
+        return timed
+
+    def __enter__(self):
+        for name in self.NAMES:
+            self.prior.__dict__[name] = self._wrap(getattr(self.prior, name))
+        return self
+
+    def __exit__(self, *exc):
+        for name in self.NAMES:
+            self.prior.__dict__.pop(name, None)
+        return False
+
+
+class PeakMemory:
+    """Peak memory of a block, in MiB.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` after a reset (tensors only). CPU: the process's
+    peak resident set size (``VmHWM``) after resetting it through ``/proc/self/clear_refs``
+    (Linux), minus the resident size before the block; where the reset is not allowed, the
+    process-wide peak (``ru_maxrss``) is reported and ``scope`` says so.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.mib = float("nan")
+        self.scope = ""
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            self.scope = "cuda allocated, above what was allocated before"
+        else:
+            self._reset = _reset_peak_rss()
+            self._base = _status_kib("VmRSS") if self._reset else 0
+            self.scope = ("CPU peak RSS above the RSS before" if self._reset
+                          else "CPU process peak RSS (could not reset)")
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device) - self._base
+            self.mib = peak / 2**20
+        elif self._reset:
+            self.mib = max(0, _status_kib("VmHWM") - self._base) / 1024
+        else:
+            self.mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return False
+
+
+def _status_kib(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return bool(_status_kib("VmHWM"))
+    except OSError:
+        return False
+
+
+# -- the environment -------------------------------------------------------------------------------
+def environment(device: torch.device) -> dict:
+    """Versions and hardware for the report header."""
+    import deepinv
+
+    info = {"python": platform.python_version(), "torch": torch.__version__,
+            "deepinv": getattr(deepinv, "__version__", "?"), "device": str(device),
+            "cpu": platform.processor() or platform.machine(),
+            "cpu_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    info["commit"] = _git_commit()
+    return info
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def header(title: str, settings: SuiteSettings, lines: list[str]) -> str:
+    """The Markdown header every report starts with: command, date, environment, notes."""
+    env = environment(settings.device)
+    text = [f"# {title}\n",
+            f"Produced by `{settings.command or 'em-inverse bench'}` on "
+            f"{time.strftime('%Y-%m-%d %H:%M %Z')} (commit {env['commit']}).\n",
+            "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items() if k != "commit")
+            + ".\n"]
+    if settings.quick:
+        text.append("**Quick mode**: tiny inputs and few steps, to check the machinery; these "
+                    "numbers say nothing about quality.\n")
+    text += [f"- {line}" for line in lines]
+    return "\n".join(text) + "\n"
