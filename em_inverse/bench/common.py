@@ -177,6 +177,14 @@ class PeakMemory:
         self.mib = float("nan")
         self.scope = ""
 
+    @staticmethod
+    def describe(device: torch.device) -> str:
+        """What the numbers measure on ``device`` (for report headers)."""
+        if device.type == "cuda":
+            return "peak CUDA memory allocated by tensors during the measured call"
+        return ("peak resident memory (VmHWM, reset before each call) above the resident "
+                "memory before the call")
+
     def __enter__(self):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)

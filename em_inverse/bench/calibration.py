@@ -1,0 +1,186 @@
+"""The ``calibration`` suite: are the posterior's error bars honest?
+
+Settings: Fashion-MNIST inpainting (centred 12x12 box, prior ``fashion-mnist``; skipped without
+the data set) and natural-image denoising (sigma 25/255, gray test images, 128x128 crops, prior
+``natural-gray``). For each image, ``solve(method="posterior")`` gives the posterior mean and
+std (Welford over the kept Langevin states) and the chains' final states.
+
+Metrics, pooled over the pixels of all images of a setting (inpainting: the missing pixels only,
+where the answer is uncertain; denoising: every pixel but a 16-pixel border):
+
+- coverage of the central 90% interval: fraction of true pixel values inside
+  mean +- 1.645 std (Gaussian interval from the running moments); goal 0.85 to 0.95;
+- the same from the empirical 5% / 95% quantiles of the chains' final states, when there are
+  at least 16 chains;
+- Pearson correlation between the posterior std and the absolute error |mean - truth|;
+- RMSE next to the root mean posterior variance (equal for a calibrated posterior);
+- a reliability plot: empirical versus nominal coverage at levels 0.5 to 0.99.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+import torch
+
+from em_inverse.bench import report
+from em_inverse.bench.common import SuiteResult, SuiteSettings, choose_prior, header, say
+from em_inverse.bench.images import fashion_available, fashion_dir, load_fashion_images, \
+    load_test_images
+from em_inverse.bench.tasks import fashion_tasks, natural_tasks
+
+LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
+MIN_CHAINS_FOR_QUANTILES = 16
+CSV_COLUMNS = ("setting", "images", "pixels", "level", "coverage_gaussian", "coverage_samples",
+               "std_error_corr", "rmse", "rms_std", "chains", "steps", "seconds", "note")
+
+
+def interval_coverage(mean: np.ndarray, std: np.ndarray, truth: np.ndarray, level: float
+                      ) -> float:
+    """Fraction of ``truth`` inside the central ``level`` Gaussian interval mean +- z std."""
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    return float(np.mean(np.abs(truth - mean) <= z * std))
+
+
+def sample_coverage(samples: np.ndarray, truth: np.ndarray, level: float) -> float:
+    """Fraction of ``truth`` between the empirical (1-level)/2 and (1+level)/2 quantiles of
+    ``samples`` (S, N) per pixel."""
+    lo = np.quantile(samples, (1 - level) / 2, axis=0)
+    hi = np.quantile(samples, (1 + level) / 2, axis=0)
+    return float(np.mean((truth >= lo) & (truth <= hi)))
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation (NaN when either input is constant)."""
+    if a.size < 2 or a.std() == 0 or b.std() == 0:
+        return math.nan
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _region(task, x: torch.Tensor, physics, border: int) -> torch.Tensor:
+    """Boolean like x (1, C, H, W): the pixels the metrics pool for this task."""
+    if task.family == "inpaint":
+        return physics.A(torch.ones_like(x)) < 0.5
+    region = torch.zeros_like(x, dtype=torch.bool)
+    h, w = x.shape[-2:]
+    region[..., border:h - border, border:w - border] = True
+    return region
+
+
+def run_setting(name: str, task, images, prior, border: int, settings: SuiteSettings,
+                options: dict) -> tuple[list[dict], dict]:
+    """Posterior-sample every image; pooled metrics rows and the reliability curve."""
+    from em_inverse import solve
+
+    means, stds, truths, sample_sets = [], [], [], []
+    start = time.perf_counter()
+    chains = steps = None
+    for index, item in enumerate(images):
+        x = item.image.to(settings.device)
+        physics, y = task.simulate(x, settings.seed * 1_000_003 + index)
+        solution = solve(y, physics, prior, method="posterior", seed=settings.seed + index,
+                         progress=False, **options)
+        region = _region(task, x, physics, border)
+        means.append(solution.estimate[region].cpu().numpy())
+        stds.append(solution.std[region].cpu().numpy())
+        truths.append(x[region].cpu().numpy())
+        if solution.samples is not None:
+            s = solution.samples[0]  # (S, C, H, W)
+            sample_sets.append(s[:, region[0]].cpu().numpy())
+        chains = int(solution.settings.get("chains", 0))
+        steps = int(solution.diagnostics.steps)
+    seconds = time.perf_counter() - start
+    mean, std, truth = (np.concatenate(v) for v in (means, stds, truths))
+    samples = (np.concatenate(sample_sets, axis=1)
+               if sample_sets and sample_sets[0].shape[0] >= MIN_CHAINS_FOR_QUANTILES else None)
+    error = np.abs(mean - truth)
+    base = {"setting": name, "images": len(images), "pixels": int(truth.size),
+            "std_error_corr": correlation(std, error), "rmse": float(np.sqrt(np.mean(error**2))),
+            "rms_std": float(np.sqrt(np.mean(std**2))), "chains": chains, "steps": steps,
+            "seconds": seconds}
+    rows, curve = [], {"nominal": [], "gaussian": [], "samples": []}
+    for level in LEVELS:
+        cov_g = interval_coverage(mean, std, truth, level)
+        cov_s = sample_coverage(samples, truth, level) if samples is not None else math.nan
+        rows.append(dict(base, level=level, coverage_gaussian=cov_g, coverage_samples=cov_s))
+        curve["nominal"].append(level)
+        curve["gaussian"].append(cov_g)
+        curve["samples"].append(cov_s)
+    say(settings, f"[calibration] {name}: 90% coverage "
+                  f"{rows[LEVELS.index(0.9)]['coverage_gaussian']:.3f}, "
+                  f"corr {base['std_error_corr']:.3f}")
+    return rows, curve
+
+
+def run_calibration(settings: SuiteSettings) -> SuiteResult:
+    result = SuiteResult("calibration")
+    quick = settings.quick
+    options = ({"steps": 20, "burn_in": 5, "chains": 4} if quick else {"chains": 16})
+    curves, lines, skipped = {}, [], []
+    if fashion_available():
+        choice = choose_prior(settings, "fashion-mnist", 1, (28, 28))
+        count = 2 if quick else (settings.limit or 100)
+        task = next(t for t in fashion_tasks() if t.name == "inpaint-box")
+        rows, curves["fashion inpaint-box"] = run_setting(
+            "fashion inpaint-box", task, load_fashion_images(count), choice.prior, 0, settings,
+            options)
+        result.rows += rows
+        lines.append(f"fashion prior: {choice.description}; first {count} t10k images; "
+                     f"pixels: the 12x12 hole")
+    else:
+        skipped.append(f"Fashion-MNIST inpainting skipped: t10k not found in {fashion_dir()}")
+    choice = choose_prior(settings, "natural-gray", 1)
+    size, border = (32, 4) if quick else (128, 16)
+    limit = 1 if quick else settings.limit
+    task = next(t for t in natural_tasks() if t.name == "denoise-25")
+    rows, curves["natural denoise-25"] = run_setting(
+        "natural denoise-25", task, load_test_images(1, size, limit), choice.prior, border,
+        settings, options)
+    result.rows += rows
+    lines.append(f"natural prior: {choice.description}; gray test images, {size}x{size} "
+                 f"centre crops; pixels: all but a {border}-pixel border")
+    lines.append("solver options: " + ", ".join(f"{k}={v}" for k, v in options.items())
+                 + " (others: the prior's defaults)")
+    _write(result, settings, lines + skipped, curves)
+    return result
+
+
+def _write(result: SuiteResult, settings: SuiteSettings, lines, curves) -> None:
+    out = Path(settings.out)
+    at90 = [r for r in result.rows if r["level"] == 0.9]
+    body = [[r["setting"], r["images"], r["pixels"], report.fmt(r["coverage_gaussian"], 3),
+             report.fmt(r["coverage_samples"], 3), report.fmt(r["std_error_corr"], 3),
+             report.fmt(r["rmse"], 4), report.fmt(r["rms_std"], 4), r["chains"], r["steps"],
+             report.fmt(r["seconds"], 1)] for r in at90]
+    levels = [[r["setting"], report.fmt(r["level"], 2), report.fmt(r["coverage_gaussian"], 3),
+               report.fmt(r["coverage_samples"], 3)] for r in result.rows]
+    text = [header("Calibration of the posterior", settings, lines),
+            "\n## Central 90% interval (goal: coverage 0.85 to 0.95)\n",
+            report.markdown_table(
+                ["setting", "images", "pixels", "coverage (mean +- 1.645 std)",
+                 "coverage (chain quantiles)", "corr(std, |error|)", "RMSE", "RMS std",
+                 "chains", "steps", "seconds"], body),
+            "\n'-' in the quantile column: fewer than 16 chains, no empirical quantiles.\n",
+            "\n## Reliability (nominal vs empirical coverage)\n",
+            report.markdown_table(["setting", "nominal", "gaussian interval", "chain quantiles"],
+                                  levels)]
+    result.files.append(report.write_text(out / "results.md", "\n".join(text)))
+    result.files.append(report.write_csv(out / "results.csv", result.rows, CSV_COLUMNS))
+    fig, ax = report.new_figure(figsize=(4.5, 4.2))
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    for name, curve in curves.items():
+        ax.plot(curve["nominal"], curve["gaussian"], "o-", label=f"{name} (gaussian)")
+        if not all(math.isnan(v) for v in curve["samples"]):
+            ax.plot(curve["nominal"], curve["samples"], "s:", label=f"{name} (quantiles)")
+    ax.plot([0.9, 0.9], [0.85, 0.95], color="green", lw=4, alpha=0.5, label="goal at 90%")
+    ax.set_xlabel("nominal coverage")
+    ax.set_ylabel("empirical coverage")
+    ax.set_xlim(0.45, 1.0)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_title("posterior reliability")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    result.files.append(report.save_figure(fig, out / "reliability.png"))
