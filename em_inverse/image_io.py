@@ -33,7 +33,8 @@ def read_image(path: str | Path) -> torch.Tensor:
 
     C is 1 (gray) or 3 (RGB). Integer data is divided by its type's maximum (255 for 8-bit,
     65535 for 16-bit); float data must already lie in [0, 1]. An alpha channel is dropped
-    with a ``UserWarning``.
+    with a ``UserWarning``. (Pillow decodes 16-bit RGB PNGs at 8 bits; 16-bit gray PNG and
+    16-bit TIFF keep their full precision.)
     """
     path = Path(path)
     if not path.exists():
@@ -54,14 +55,17 @@ def read_image(path: str | Path) -> torch.Tensor:
 def _read_picture(path: Path) -> np.ndarray:
     import imageio.v3 as iio
 
+    plugin = "tifffile" if path.suffix.lower() in (".tif", ".tiff") else "pillow"
     try:
-        array = iio.imread(path)
+        array = iio.imread(path, plugin=plugin)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file for the user
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot read image {path}: {reason}") from None
-    if array.ndim == 3 and array.shape[0] > 1 and array.shape[-1] > 4:
-        raise UserError(f"cannot read image {path}: multi-page images are not supported")
-    return np.asarray(array)
+    array = np.asarray(array)
+    if array.ndim > 3 or (array.ndim == 3 and array.shape[-1] > 4):
+        raise UserError(f"cannot read image {path}: multi-page or {array.ndim}-D images "
+                        f"are not supported (shape {array.shape})")
+    return array
 
 
 def _read_npy(path: Path) -> np.ndarray:

@@ -1,0 +1,85 @@
+"""Image I/O: formats, bit depths, alpha, bad files, atomic writes."""
+from __future__ import annotations
+
+import os
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from em_inverse.errors import UserError
+from em_inverse.image_io import encode_png, read_image, tensor_to_array, write_image
+
+
+def test_png_roundtrip_8_and_16_bit(tmp_path):
+    x = torch.rand(1, 1, 9, 7)
+    for bits, tol in ((8, 0.5 / 255), (16, 0.5 / 65535)):
+        path = write_image(tmp_path / f"x{bits}.png", x, bits=bits)
+        assert iio.imread(path).dtype == (np.uint8 if bits == 8 else np.uint16)
+        back = read_image(path)
+        assert back.shape == (1, 1, 9, 7) and back.dtype == torch.float32
+        assert float((back - x).abs().max()) <= tol + 1e-7
+
+
+def test_rgb_jpeg_tiff_and_npy_layouts(tmp_path):
+    rgb = (np.random.default_rng(0).random((6, 5, 3)) * 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "a.jpg", rgb)
+    iio.imwrite(tmp_path / "a.tif", (rgb.astype(np.uint16) * 257))
+    np.save(tmp_path / "hwc.npy", rgb / 255.0)
+    np.save(tmp_path / "chw.npy", np.moveaxis(rgb / 255.0, -1, 0).astype(np.float32))
+    for name in ("a.jpg", "a.tif", "hwc.npy", "chw.npy"):
+        assert read_image(tmp_path / name).shape == (1, 3, 6, 5)
+    torch.testing.assert_close(read_image(tmp_path / "a.tif"), read_image(tmp_path / "hwc.npy"))
+
+
+def test_alpha_is_dropped_with_a_warning(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 3] = 255
+    iio.imwrite(tmp_path / "a.png", rgba)
+    with pytest.warns(UserWarning, match="alpha"):
+        assert read_image(tmp_path / "a.png").shape == (1, 3, 4, 4)
+
+
+@pytest.mark.parametrize("case", ["missing", "text", "truncated", "nan", "5d", "range",
+                                  "object", "suffix", "directory"])
+def test_bad_inputs_raise_one_clear_user_error(tmp_path, case):
+    path = tmp_path / "bad.png"
+    if case == "text":
+        path.write_text("hello, I am not a PNG")
+    elif case == "truncated":
+        path.write_bytes(encode_png(np.random.default_rng(0).random((64, 64)))[:120])
+    elif case in ("nan", "5d", "range", "object"):
+        path = tmp_path / "bad.npy"
+        array = {"nan": np.full((4, 4), np.nan), "5d": np.zeros((1, 1, 1, 4, 4)),
+                 "range": np.full((4, 4), 255.0), "object": np.array([None, 1])}[case]
+        np.save(path, array, allow_pickle=True)
+    elif case == "suffix":
+        path = tmp_path / "bad.gif"
+        path.write_bytes(b"GIF89a")
+    elif case == "directory":
+        path = tmp_path
+    with pytest.raises(UserError) as info:
+        read_image(path)
+    assert "\n" not in str(info.value)
+
+
+def test_writes_are_atomic_and_checked(tmp_path):
+    x = torch.rand(1, 3, 4, 4)
+    path = write_image(tmp_path / "out.png", x)
+    assert path.exists() and [p.name for p in tmp_path.iterdir()] == ["out.png"]
+    np.testing.assert_allclose(np.load(write_image(tmp_path / "o.npy", x)), tensor_to_array(x))
+    with pytest.raises(UserError, match="does not exist"):
+        write_image(tmp_path / "no" / "out.png", x)
+    with pytest.raises(UserError, match="use one of"):
+        write_image(tmp_path / "out.bmp", x)
+    if os.geteuid() != 0:  # root ignores permissions
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(UserError, match="not writable"):
+            write_image(locked / "out.png", x)
+
+
+def test_png_encoding_is_deterministic():
+    array = np.random.default_rng(1).random((5, 6, 3))
+    assert encode_png(array) == encode_png(array.copy())

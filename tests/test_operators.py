@@ -1,0 +1,151 @@
+"""Operators: adjointness, ||A||^2, masks (file convention), kernels, noise, degrade."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from em_inverse import operators as op
+from em_inverse.errors import UserError
+from em_inverse.image_io import write_image
+
+SHAPE = (1, 1, 16, 16)
+CASES = {
+    "inpaint": dict(mask="random:0.5"),
+    "deblur-reflect": dict(kernel="gaussian:1.5"),
+    "deblur-circular": dict(kernel="motion:5,30", boundary="circular"),
+    "superres-x2": dict(factor=2),
+    "superres-x4-circular": dict(factor=4, boundary="circular"),
+    "denoise": dict(),
+}
+
+
+def build(name, shape=SHAPE, noise=0.05):
+    task = name.split("-")[0]
+    return op.build_operator(task, shape, noise=noise, generator=torch.Generator().manual_seed(1),
+                             **CASES[name])
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_adjoint_matches_autograd_vjp(name):
+    """A_adjoint(v) equals the vector-Jacobian product of A computed by autograd."""
+    physics = build(name)
+    x = torch.randn(2, *SHAPE[1:], requires_grad=True)
+    v = torch.randn_like(physics.A(x))
+    (vjp,) = torch.autograd.grad(physics.A(x), x, v)
+    torch.testing.assert_close(physics.A_adjoint(v), vjp, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_lipschitz_is_the_squared_operator_norm(name):
+    physics = build(name)
+    a = torch.stack([physics.A(e.view(SHAPE)).flatten()
+                     for e in torch.eye(256)], dim=1).double()
+    exact = torch.linalg.matrix_norm(a, ord=2).item() ** 2
+    value = op.lipschitz(physics, SHAPE)
+    assert exact <= value <= exact * 1.02
+    assert physics.task == name.split("-")[0] == op.task_of(physics)
+
+
+def test_superres_output_is_low_resolution_and_input_high_resolution():
+    physics = build("superres-x2")
+    assert physics.A(torch.rand(SHAPE)).shape == (1, 1, 8, 8)
+    assert op.image_shape_for("superres", (1, 1, 8, 8), factor=2) == SHAPE
+    with pytest.raises(UserError, match="multiple"):
+        op.build_operator("superres", (1, 1, 15, 16), factor=2)
+    for bad in (0, 1, 2.5, "x"):
+        with pytest.raises(UserError, match="factor"):
+            op.build_operator("superres", SHAPE, factor=bad)
+
+
+def test_mask_file_white_marks_pixels_to_fill(tmp_path):
+    """OpenCV/LaMa convention: non-zero = fill (keep = 0); --mask-keeps flips it."""
+    marked = torch.zeros(1, 1, 8, 8)
+    marked[..., 2:4, 5:7] = 1.0
+    path = write_image(tmp_path / "m.png", marked)
+    keep = op.mask_from_file(path, (8, 8))
+    assert torch.equal(keep, 1 - marked)
+    assert torch.equal(op.mask_from_file(path, (8, 8), keeps=True), marked)
+    physics = op.build_operator("inpaint", (1, 1, 8, 8), mask=str(path))
+    y = physics.A(torch.ones(1, 1, 8, 8))
+    assert y[..., 2:4, 5:7].abs().sum() == 0 and y.sum() == 64 - 4
+    with pytest.raises(UserError, match="mask"):
+        op.build_operator("inpaint", (1, 1, 9, 8), mask=str(path))
+    with pytest.raises(UserError, match="needs a mask"):
+        op.build_operator("inpaint", (1, 1, 8, 8))
+
+
+def test_generated_masks_are_seeded_and_sized():
+    def gen(seed):
+        return torch.Generator().manual_seed(seed)
+
+    shape = (32, 48)
+    random = op.random_mask(shape, 0.8, gen(0))
+    assert random.shape == (1, 1, *shape) and abs(float(random.mean()) - 0.2) < 0.05
+    assert torch.equal(random, op.random_mask(shape, 0.8, gen(0)))
+    assert not torch.equal(random, op.random_mask(shape, 0.8, gen(1)))
+    box = op.box_mask(shape)
+    assert float((1 - box).sum()) == 16 * 24
+    assert float((1 - op.parse_mask("box:1,2,3,4", shape)).sum()) == 12
+    strokes = op.stroke_mask(shape, gen(3), strokes=3)
+    assert 0 < float((1 - strokes).mean()) < 0.9
+    assert torch.equal(strokes, op.parse_mask("strokes:3", shape, gen(3)))
+    for bad in ("random:1.5", "box:0,0,40,4", "random:x", "nothing-here.png"):
+        with pytest.raises(UserError):
+            op.parse_mask(bad, shape, gen(0))
+
+
+def test_kernels_are_normalised_and_parsed(tmp_path):
+    g = op.parse_kernel("gaussian:2")
+    assert g.shape == (1, 1, 13, 13) and abs(float(g.sum()) - 1) < 1e-6
+    torch.testing.assert_close(g, g.flip(-1).flip(-2))
+    m = op.parse_kernel("motion:9,0")
+    assert abs(float(m.sum()) - 1) < 1e-6
+    assert float(m[0, 0, m.shape[-2] // 2].sum()) > 0.99  # horizontal: mass on the centre row
+    np.save(tmp_path / "k.npy", np.ones((3, 5)))
+    k = op.parse_kernel(str(tmp_path / "k.npy"))
+    assert k.shape == (1, 1, 3, 5) and abs(float(k.sum()) - 1) < 1e-6
+    np.save(tmp_path / "nan.npy", np.full((3, 3), np.nan))
+    for bad in ("gaussian:-1", "gaussian:abc", "motion:", "motion:0.5", "blob:3", "",
+                str(tmp_path / "nan.npy")):
+        with pytest.raises(UserError):
+            op.parse_kernel(bad)
+
+
+def test_degrade_is_seeded_and_noise_has_the_requested_sigma():
+    x = torch.full((1, 1, 64, 64), 0.5)
+    physics = op.build_operator("denoise", x.shape, noise=0.1)
+    y1 = op.degrade(x, physics, torch.Generator().manual_seed(5))
+    y2 = op.degrade(x, physics, torch.Generator().manual_seed(5))
+    assert torch.equal(y1, y2)
+    assert abs(float((y1 - x).std()) - 0.1) < 0.01
+    inpaint = op.build_operator("inpaint", x.shape, noise=0.1, mask="box")
+    y = op.degrade(x, inpaint, torch.Generator().manual_seed(5))
+    assert float(y[inpaint.mask.expand_as(y) == 0].abs().max()) == 0.0
+    with pytest.raises(UserError, match="noise"):
+        op.build_operator("denoise", x.shape, noise=-0.1)
+    with pytest.raises(UserError, match="unknown operator"):
+        op.build_operator("dehaze", x.shape)
+
+
+def test_noise_estimate_recovers_sigma_even_with_holes():
+    g = torch.Generator().manual_seed(0)
+    ramp = torch.linspace(0.2, 0.8, 128).view(1, 1, 1, 128).expand(1, 1, 128, 128)
+    y = ramp + 0.05 * torch.randn(1, 1, 128, 128, generator=g)
+    assert abs(float(op.estimate_noise_sigma(y)) - 0.05) < 0.005
+    keep = op.random_mask((128, 128), 0.5, g)
+    assert abs(float(op.estimate_noise_sigma(y * keep, keep)) - 0.05) < 0.006
+    assert float(op.estimate_noise_sigma(ramp.contiguous())) == pytest.approx(op.MIN_SIGMA)
+
+
+def test_fidelity_value_and_gradient():
+    physics = build("deblur-reflect")
+    x = torch.rand(3, *SHAPE[1:], requires_grad=True)
+    y = torch.rand(3, *SHAPE[1:])
+    fid = op.GaussianFidelity(physics, y, torch.tensor([0.1, 0.2, 0.3]))
+    value, grad = fid.value_and_grad(x)
+    expected = 0.5 * ((physics.A(x) - y) ** 2).flatten(1).sum(1) / torch.tensor(
+        [0.1, 0.2, 0.3]) ** 2
+    torch.testing.assert_close(value, expected)
+    (auto,) = torch.autograd.grad(expected.sum(), x)
+    torch.testing.assert_close(grad, auto, rtol=1e-4, atol=1e-4)
