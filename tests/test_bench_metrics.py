@@ -1,0 +1,81 @@
+"""Benchmark metrics and test images: PSNR/SSIM on a common region, the crop rule, the split."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from em_inverse.bench import images
+from em_inverse.bench.metrics import psnr, ssim
+
+
+def test_psnr_of_known_error_is_10_log10_of_one_over_mse():
+    truth = torch.full((1, 1, 48, 48), 0.5)
+    sign = torch.ones_like(truth)
+    sign[..., ::2, :] = -1
+    estimate = truth + 0.1 * sign  # MSE exactly 0.01 -> 20 dB
+    assert psnr(estimate, truth, border=0) == pytest.approx(20.0, abs=1e-5)
+    assert psnr(estimate, truth, border=8) == pytest.approx(20.0, abs=1e-5)
+
+
+def test_psnr_and_ssim_ignore_the_border():
+    truth = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    estimate = truth.clone()
+    estimate[..., :16, :] = 0.0  # damage only inside the 16-pixel border
+    estimate[..., :, -16:] = 1.0
+    estimate[..., 16:24, 16:24] = truth[..., 16:24, 16:24]
+    assert math.isinf(psnr(estimate, truth, border=16))
+    assert ssim(estimate, truth, border=16) == pytest.approx(1.0)
+    assert psnr(estimate, truth, border=0) < 15
+
+
+def test_psnr_clips_the_estimate_to_the_unit_range():
+    truth = torch.ones(1, 1, 8, 8)
+    assert math.isinf(psnr(truth + 0.3, truth, border=0))
+
+
+def test_ssim_drops_with_noise_and_handles_28x28_images():
+    g = torch.Generator().manual_seed(1)
+    truth = torch.rand(1, 1, 28, 28, generator=g)
+    noisy = truth + 0.2 * torch.randn(truth.shape, generator=g)
+    assert ssim(truth, truth, border=0) == pytest.approx(1.0)
+    assert ssim(noisy, truth, border=0) < 0.9
+
+
+def test_metrics_reject_a_border_that_leaves_nothing():
+    x = torch.zeros(1, 1, 28, 28)
+    with pytest.raises(ValueError, match="border"):
+        psnr(x, x, border=16)
+
+
+def test_crop_rule_keeps_real_pixels_and_multiples_of_eight():
+    crops = {item.name: tuple(item.image.shape) for item in images.load_test_images(1, 256)}
+    assert crops == {"camera": (1, 1, 256, 256), "coins": (1, 1, 256, 256),
+                     "moon": (1, 1, 256, 256), "page": (1, 1, 184, 256),
+                     "text": (1, 1, 168, 256), "chelsea-gray": (1, 1, 256, 256)}
+    (chelsea,) = images.load_test_images(3, 256)
+    assert chelsea.name == "chelsea" and chelsea.image.shape == (1, 3, 256, 256)
+    assert 0.0 <= float(chelsea.image.min()) and float(chelsea.image.max()) <= 1.0
+
+
+def test_benchmark_never_uses_training_images():
+    test_names = set(images.GRAY_TEST_IMAGES) | set(images.COLOUR_TEST_IMAGES)
+    assert not test_names & set(images.TRAINING_IMAGES)
+    with pytest.raises(ValueError, match="not a public test image"):
+        images.load_test_image("coffee")
+
+
+def test_fashion_loader_reads_the_t10k_split_or_skips():
+    if not images.fashion_available():
+        with pytest.raises(FileNotFoundError):
+            images.load_fashion_images(2)
+        pytest.skip("Fashion-MNIST t10k not installed")
+    items = images.load_fashion_images(3)
+    assert [i.name for i in items] == ["t10k-0000", "t10k-0001", "t10k-0002"]
+    assert items[0].image.shape == (1, 1, 28, 28) and float(items[0].image.max()) <= 1.0
+
+
+def test_fashion_loader_honours_the_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv(images.FASHION_DIR_ENV, str(tmp_path))
+    assert not images.fashion_available()
