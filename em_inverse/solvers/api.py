@@ -1,0 +1,270 @@
+"""``solve(y, operator, prior, method, **options) -> Solution``: the one entry point.
+
+Options are resolved in this order: what the caller passes, then the prior's
+``solve_defaults[task]`` (calibrated for that prior), then the method's defaults below.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from deepinv.physics import Inpainting
+
+from em_inverse.devices import make_generator
+from em_inverse.errors import UserError
+from em_inverse.operators.fidelity import GaussianFidelity
+from em_inverse.operators.noise import MIN_SIGMA, estimate_noise_sigma, noise_sigma
+from em_inverse.operators.physics import task_of
+from em_inverse.solvers.em import run_annealed
+from em_inverse.solvers.init import initial_estimate
+from em_inverse.solvers.interaction import Interaction
+from em_inverse.solvers.map import minimise_lbfgs
+from em_inverse.solvers.objective import Objective, hessian_norm
+from em_inverse.solvers.posterior import run_langevin
+from em_inverse.solvers.solution import Diagnostics, Solution
+
+METHODS = ("map", "posterior", "em")
+
+#: Defaults per method (documented in ``solve``).
+DEFAULTS = {
+    "map": {"steps": 200, "history": 10, "gtol": 1e-5, "ftol": 1e-8, "first_step": 0.05},
+    "posterior": {"steps": 1000, "burn_in": None, "thin": 1, "chains": 4, "mala": False,
+                  "step": None, "step_factor": None, "adapt": True, "lipschitz_iterations": 10,
+                  "interaction_sigma": None, "interaction_region": None},
+    "em": {"steps": 150, "chains": 4, "dt": 0.01, "tau_star": 0.9, "eps_max": None,
+           "data_weight": None, "t_start": 0.0, "interaction_sigma": None,
+           "interaction_region": None},
+}
+COMMON = {"prior_weight": 1.0, "sigma": None, "samples": None, "init": None, "seed": 0,
+          "profile": False}
+
+
+def solve(y, operator, prior, method: str | None = None, *,
+          generator: torch.Generator | None = None, progress: bool | None = None,
+          callback: Callable[[int, int, dict], None] | None = None, **options) -> Solution:
+    """Solve the inverse problem y = A x + noise with the energy prior p(x) ∝ exp(-V(x)/eps).
+
+    Args:
+        y: measurements, a tensor (B, C, h, w) in [0, 1] units or a numpy array ((h, w),
+            (h, w, C) or (B, C, h, w)); moved to the prior's device.
+        operator: any ``deepinv.physics.LinearPhysics`` (see ``em_inverse.operators``).
+        prior: an ``EnergyPrior``.
+        method: ``map`` (default), ``posterior`` (Langevin chains) or ``em`` (annealed sampler).
+        generator: a ``torch.Generator`` on the prior's device (else one seeded with ``seed``).
+        progress: tqdm bar on stderr (None: only when stderr is a terminal; False: never).
+        callback: called as ``callback(step, total, info)`` after every step.
+
+    Options (caller > prior.solve_defaults[task] > defaults):
+        common: ``prior_weight`` w (1.0), ``sigma`` noise std (default: the operator's
+            Gaussian sigma, else estimated from y; at least 1/255), ``samples`` (number of
+            chain end states returned, default: all chains), ``init`` (a tensor; default: a
+            back-projection, see ``initial_estimate``), ``seed`` (0), ``profile`` (False).
+        map: ``steps`` (200, max L-BFGS iterations), ``history`` (10), ``gtol`` (1e-5,
+            relative gradient norm), ``ftol`` (1e-8, relative energy decrease),
+            ``first_step`` (0.05, first move in pixel units).
+        posterior: ``steps`` (1000), ``burn_in`` (steps // 4), ``thin`` (1), ``chains`` (4),
+            ``mala`` (False), ``step`` (h; default step_factor / L with L the local Lipschitz
+            constant of grad U from a power iteration), ``step_factor`` (0.1 ULA, 0.5 MALA),
+            ``adapt`` (True: MALA tunes h during burn-in towards 57% acceptance),
+            ``interaction_sigma`` / ``interaction_region`` (see below).
+        em: ``steps`` (150), ``chains`` (4), ``dt`` (0.01), ``tau_star`` (0.9), ``eps_max``
+            (eps / w), ``data_weight`` (eps_max), ``t_start`` (0: start from noise),
+            ``interaction_sigma`` (None: off) and ``interaction_region`` (B; default the
+            holes for inpainting, else every pixel) for W = -||B(x_i - x_j)||^2 / sigma_w^2.
+    Returns:
+        a ``Solution`` (estimate, std, samples, energy_trace, diagnostics, settings).
+    """
+    start = time.perf_counter()
+    task = task_of(operator) or "generic"
+    defaults = dict(getattr(prior, "solve_defaults", {}) or {}).get(task, {})
+    method = method or defaults.get("method") or "map"
+    if method not in METHODS:
+        raise UserError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    unknown = set(options) - set(COMMON) - set(DEFAULTS[method])
+    if unknown:
+        raise TypeError(f"unknown option(s) for method {method!r}: {', '.join(sorted(unknown))}")
+    settings = {**COMMON, **DEFAULTS[method]}
+    settings.update({k: v for k, v in defaults.items() if k in settings})
+    settings.update({k: v for k, v in options.items() if v is not None})
+    _validate(settings, method)
+
+    device = prior.device
+    y = _as_measurement(y).to(device)
+    operator = operator.to(device)
+    with torch.no_grad():
+        image_shape = tuple(operator.A_adjoint(y).shape)
+    try:
+        prior.check_input(torch.empty(image_shape, device="meta"))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if generator is None:
+        generator = make_generator(settings["seed"], device)
+
+    sigma, sigma_source = _noise_level(y, operator, settings["sigma"])
+    x0 = settings["init"]
+    x0 = (initial_estimate(y, operator, image_shape) if x0 is None
+          else _as_measurement(x0).to(device).expand(image_shape).clone())
+    chains = 1 if method == "map" else int(settings["chains"])
+    rows = torch.arange(y.shape[0], device=device).repeat_interleave(chains)
+    fidelity = GaussianFidelity(operator, y[rows], sigma[rows])
+    interaction = _interaction(settings, operator, image_shape, chains) \
+        if method != "map" else None
+    objective = Objective(prior, fidelity, settings["prior_weight"], interaction,
+                          profile=settings["profile"])
+    total = int(settings["steps"])
+    bar = _progress(progress, total, method, callback)
+    try:
+        result = _run(method, objective, x0[rows], chains, settings, generator, bar, prior)
+    finally:
+        bar.close()
+    estimate, std, samples, trace, diag = result
+    diag.evaluations = objective.evaluations
+    diag.prior_time = objective.prior_time
+    diag.wall_time = time.perf_counter() - start
+    settings.update(method=method, task=task, sigma=sigma.tolist(), sigma_source=sigma_source,
+                    prior=getattr(prior, "name", ""), eps=float(prior.eps),
+                    init="given" if settings["init"] is not None else "auto")
+    return Solution(estimate=estimate, std=std, samples=samples,
+                    energy_trace=torch.stack(trace) if trace else torch.zeros(0, y.shape[0]),
+                    diagnostics=diag, settings=settings)
+
+
+def _run(method, objective, x0, chains, s, generator, bar, prior):
+    if method == "map":
+        r = minimise_lbfgs(objective, x0, steps=s["steps"], history=s["history"],
+                           gtol=s["gtol"], ftol=s["ftol"], first_step=s["first_step"],
+                           progress=bar.update)
+        diag = Diagnostics(steps=r.steps, converged=r.converged, retries=r.retries,
+                           message=r.message)
+        return r.x, None, None, r.trace, diag
+    samples = s["samples"] or chains
+    if method == "posterior":
+        mala = bool(s["mala"])
+        if s["step"] is not None:
+            step = torch.full((x0.shape[0],), float(s["step"]), device=x0.device)
+        else:
+            factor = s["step_factor"] or (0.5 if mala else 0.1)
+            step = factor / hessian_norm(objective, x0, objective(x0), generator,
+                                         iterations=s["lipschitz_iterations"])
+        burn_in = s["burn_in"] if s["burn_in"] is not None else s["steps"] // 4
+        r = run_langevin(objective, x0, chains, step, steps=s["steps"], burn_in=burn_in,
+                         thin=s["thin"], mala=mala, adapt=s["adapt"], generator=generator,
+                         progress=bar.update)
+        s["burn_in"] = burn_in
+        diag = Diagnostics(steps=s["steps"], acceptance=r.acceptance,
+                           ess=float(r.ess.min()), step_size=float(r.step.mean()),
+                           retries=r.retries, message=f"{r.kept} kept states per chain")
+        return r.mean, r.std, r.final[:, :samples], r.trace, diag
+    eps_max = s["eps_max"] if s["eps_max"] is not None else prior.eps / s["prior_weight"]
+    data_weight = s["data_weight"] if s["data_weight"] is not None else eps_max
+    s.update(eps_max=eps_max, data_weight=data_weight)
+    r = run_annealed(objective, x0, chains, steps=s["steps"], dt=s["dt"],
+                     tau_star=s["tau_star"], eps_max=eps_max, data_weight=data_weight,
+                     t_start=s["t_start"], generator=generator, progress=bar.update)
+    diag = Diagnostics(steps=s["steps"], step_size=r.dt, retries=r.retries,
+                       message=f"{r.kept} states per chain at t >= 1")
+    return r.mean, r.std, r.final[:, :samples], r.trace, diag
+
+
+def _validate(s: dict, method: str) -> None:
+    def positive_int(name):
+        value = s[name]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise UserError(f"{name} must be an integer >= 1, got {value!r}")
+
+    def positive(name):
+        value = s[name]
+        if value is not None and not (isinstance(value, (int, float)) and value > 0
+                                      and math.isfinite(value)):
+            raise UserError(f"{name} must be a positive number, got {value!r}")
+
+    positive_int("steps")
+    positive("prior_weight")
+    if s["sigma"] is not None and not (isinstance(s["sigma"], (int, float))
+                                       and 0 <= s["sigma"] < math.inf):
+        raise UserError(f"sigma must be a number >= 0, got {s['sigma']!r}")
+    if s["samples"] is not None:
+        positive_int("samples")
+    if method == "map":
+        return
+    positive_int("chains")
+    if s["samples"] is not None and s["samples"] > s["chains"]:
+        s["chains"] = s["samples"]  # one independent chain per returned sample
+    positive("interaction_sigma")
+    if method == "posterior":
+        positive_int("thin")
+        positive("step")
+        positive("step_factor")
+        if s["burn_in"] is not None and not 0 <= s["burn_in"] < s["steps"]:
+            raise UserError(f"burn_in must be in [0, steps), got {s['burn_in']}")
+    else:
+        positive("dt")
+        positive("eps_max")
+        positive("data_weight")
+        if not 0 <= s["t_start"] < 1 or not 0 <= s["tau_star"] <= 1:
+            raise UserError("em needs 0 <= t_start < 1 and 0 <= tau_star <= 1")
+
+
+def _as_measurement(y) -> torch.Tensor:
+    """Tensor (B, C, h, w), or a numpy array (h, w) / (h, w, C) / (B, C, h, w) -> float32."""
+    if torch.is_tensor(y):
+        return y.detach().float()
+    array = np.asarray(y)
+    if array.ndim == 4:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    from em_inverse.image_io import array_to_tensor
+    return array_to_tensor(array, source="measurement")
+
+
+def _noise_level(y, operator, sigma) -> tuple[torch.Tensor, str]:
+    """Per-image sigma (B,) and where it came from (given / operator / estimated)."""
+    batch = y.shape[0]
+    if sigma is not None:
+        value, source = float(sigma), "given"
+    elif noise_sigma(operator) is not None:
+        value, source = noise_sigma(operator), "operator"
+    else:
+        keep = operator.mask if isinstance(operator, Inpainting) else None
+        return estimate_noise_sigma(y, keep), "estimated"
+    return torch.full((batch,), max(value, MIN_SIGMA), device=y.device), source
+
+
+def _interaction(s, operator, image_shape, chains) -> Interaction | None:
+    if s["interaction_sigma"] is None:
+        return None
+    region = s["interaction_region"]
+    if region is None:
+        region = (1 - operator.mask) if isinstance(operator, Inpainting) \
+            else torch.ones(1, 1, *image_shape[-2:])
+    return Interaction(torch.as_tensor(region).to(operator.mask.device if isinstance(
+        operator, Inpainting) else "cpu"), s["interaction_sigma"], chains)
+
+
+class _Progress:
+    """tqdm on stderr plus the user's callback; ``update(step, info)``."""
+
+    def __init__(self, enabled, total, desc, callback):
+        from tqdm.auto import tqdm
+
+        self.total, self.callback, self.done = total, callback, 0
+        self.bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=False,
+                        disable=None if enabled is None else not enabled, dynamic_ncols=True)
+
+    def update(self, step: int, info: dict) -> None:
+        self.bar.update(step - self.done)
+        self.done = step
+        if step % 10 == 0 or step == self.total:
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in info.items()}, refresh=False)
+        if self.callback is not None:
+            self.callback(step, self.total, info)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _progress(enabled, total, desc, callback) -> _Progress:
+    return _Progress(enabled, total, desc, callback)

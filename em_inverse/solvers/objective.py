@@ -1,0 +1,100 @@
+"""The posterior energy U(x) = F(x) + w * V(x)/eps [+ W(x)] that every solver descends or samples.
+
+F is the Gaussian data fidelity, V/eps the prior's energy (``prior.value_and_grad``: one
+forward and one backward per call, never recomputed), w the prior weight and W an optional
+interaction energy between chains. The object counts evaluations, times the prior, and
+implements the divergence guard's error.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from em_inverse.errors import UserError
+
+
+class SolverError(UserError):
+    """The solver could not proceed (e.g. non-finite energy even after shrinking the step)."""
+
+
+@dataclass
+class Evaluation:
+    """U and its parts at a batch of images x (N, C, H, W); energies have shape (N,)."""
+
+    total: torch.Tensor
+    grad: torch.Tensor
+    prior: torch.Tensor        # V/eps
+    prior_grad: torch.Tensor   # grad V/eps
+
+    def finite(self) -> torch.Tensor:
+        """(N,) bool: energy finite (the gradient is checked lazily by the caller's update)."""
+        return torch.isfinite(self.total)
+
+
+class Objective:
+    """U(x) = F(x) + prior_weight * V(x)/eps + W(x), batched over N = images x chains.
+
+    Args:
+        prior: an ``EnergyPrior`` (images in [0, 1]).
+        fidelity: a ``GaussianFidelity`` whose y already has N rows.
+        prior_weight: w, multiplies V/eps.
+        interaction: optional ``Interaction`` (energy between chains of the same image).
+        profile: synchronise CUDA around the prior so ``prior_time`` is exact (slower).
+    """
+
+    def __init__(self, prior, fidelity, prior_weight: float = 1.0, interaction=None,
+                 profile: bool = False):
+        self.prior = prior
+        self.fidelity = fidelity
+        self.prior_weight = float(prior_weight)
+        self.interaction = interaction
+        self.profile = profile
+        self.evaluations = 0
+        self.prior_time = 0.0
+
+    def __call__(self, x: torch.Tensor) -> Evaluation:
+        sync = self.profile and x.is_cuda
+        if sync:
+            torch.cuda.synchronize(x.device)
+        start = time.perf_counter()
+        v, gv = self.prior.value_and_grad(x)
+        if sync:
+            torch.cuda.synchronize(x.device)
+        self.prior_time += time.perf_counter() - start
+        self.evaluations += 1
+        f, gf = self.fidelity.value_and_grad(x)
+        total = f + self.prior_weight * v
+        grad = gf + self.prior_weight * gv
+        if self.interaction is not None:
+            w, gw = self.interaction.value_and_grad(x)
+            total = total + w
+            grad = grad + gw
+        return Evaluation(total=total.detach(), grad=grad.detach(), prior=v, prior_grad=gv)
+
+
+def diverged(where: str, step: float | None = None) -> SolverError:
+    detail = f" even with step size {step:.3g}" if step is not None else ""
+    return SolverError(f"solver diverged: non-finite energy {where}{detail}; try fewer "
+                       f"--steps with a smaller step size, a larger --noise, or check the prior")
+
+
+def hessian_norm(objective: Objective, x: torch.Tensor, at: Evaluation,
+                 generator: torch.Generator | None = None, iterations: int = 10,
+                 delta: float = 1e-3) -> torch.Tensor:
+    """Largest |eigenvalue| of the Hessian of U at x, per batch row (N,), by power iteration
+    on finite differences of the gradient (each iteration costs one evaluation). This is the
+    local Lipschitz constant of grad U that sets the Langevin step size."""
+    n = x.shape[0]
+    v = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    v = v / v.flatten(1).norm(dim=1).view(n, *[1] * (x.ndim - 1))
+    estimate = torch.ones(n, device=x.device, dtype=x.dtype)
+    for _ in range(iterations):
+        hv = (objective(x + delta * v).grad - at.grad) / delta
+        norms = hv.flatten(1).norm(dim=1)
+        if not torch.isfinite(norms).all():
+            break
+        estimate = norms
+        v = hv / norms.clamp_min(1e-30).view(n, *[1] * (x.ndim - 1))
+    return estimate.clamp_min(1e-8)

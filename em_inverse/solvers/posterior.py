@@ -1,0 +1,134 @@
+"""Posterior sampling with batched Langevin chains: ULA, or MALA (Metropolis-adjusted).
+
+All chains of all images form one batch (N = images x K chains), so each step costs one
+prior.value_and_grad on that batch; MALA reuses the accepted proposal's energy and gradient.
+
+  proposal  x' = x - h grad U(x) + sqrt(2 h) z,   z ~ N(0, I)      (h per chain)
+  MALA      accept with prob min(1, exp(U(x) - U(x') + log q(x|x') - log q(x'|x))),
+            log q(a|b) = -||a - b + h grad U(b)||^2 / (4 h)
+
+Statistics: Welford mean/std over the kept states (after ``burn_in`` steps, every ``thin``-th,
+never the initial state), acceptance rate over the kept steps, effective sample size of two
+scalar summaries (U and a fixed random projection of x), minimum reported.
+Divergence guard: chains whose proposal has a non-finite energy halve their step and retry the
+same step (up to ``max_retries`` times), then a ``SolverError``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from em_inverse.solvers.objective import Evaluation, Objective, diverged
+from em_inverse.solvers.stats import RunningMoments, effective_sample_size
+
+
+@dataclass
+class ChainResult:
+    mean: torch.Tensor            # (N, C, H, W)
+    std: torch.Tensor             # (N, C, H, W)
+    final: torch.Tensor           # (N, K, C, H, W): last state of every chain
+    trace: list                   # U per step, each (N,) mean over chains
+    acceptance: float | None
+    ess: torch.Tensor             # (N,)
+    step: torch.Tensor            # (N*K,) final step sizes
+    retries: int
+    kept: int                     # states folded into the statistics per chain
+
+
+def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.view(-1, *[1] * (like.ndim - 1))
+
+
+def run_langevin(objective: Objective, x0: torch.Tensor, chains: int, step: torch.Tensor, *,
+                 steps: int, burn_in: int, thin: int = 1, mala: bool = False,
+                 adapt: bool = True, target_accept: float = 0.574, max_retries: int = 8,
+                 generator: torch.Generator | None = None, progress=None) -> ChainResult:
+    """Run ``steps`` Langevin steps from x0 (N*K, C, H, W), chains of one image consecutive.
+
+    step: (N*K,) initial step sizes h (in [0, 1]-units squared per unit energy). With
+    ``mala`` and ``adapt``, h is tuned during burn-in only (Robbins-Monro towards
+    ``target_accept``), then frozen so the kept chain is a valid MALA chain.
+    """
+    if steps <= burn_in:
+        raise ValueError(f"steps ({steps}) must exceed burn_in ({burn_in})")
+    x = x0.detach().clone()
+    n_total, k = x.shape[0], chains
+    n = n_total // k
+    h = step.detach().clone().to(x.device, x.dtype)
+    current = objective(x)
+    if not bool(current.finite().all()):
+        raise diverged("at the initial point")
+    moments = RunningMoments()
+    probe = torch.randn(x.shape[1:], generator=generator, device=x.device, dtype=x.dtype)
+    probe = probe / probe.norm()
+    monitors_u, monitors_p = [], []
+    trace, retries, accepted_sum, proposals = [], 0, 0.0, 0
+    for it in range(1, steps + 1):
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        proposal, evaluation = _propose(objective, x, current, h, noise, max_retries)
+        retries += evaluation[1]
+        proposal_eval: Evaluation = evaluation[0]
+        if evaluation[2] is not None:
+            h = evaluation[2]
+        if mala:
+            accept = _mh_accept(x, current, proposal, proposal_eval, h, generator, objective)
+            a = accept.to(x.dtype)
+            x = torch.where(_bcast(accept, x), proposal, x)
+            current = Evaluation(
+                total=torch.where(accept, proposal_eval.total, current.total),
+                grad=torch.where(_bcast(accept, x), proposal_eval.grad, current.grad),
+                prior=torch.where(accept, proposal_eval.prior, current.prior),
+                prior_grad=current.prior_grad)  # not needed after this point
+            if adapt and it <= burn_in:
+                h = h * torch.exp(0.5 * (a - target_accept) / math.sqrt(it))
+            elif it > burn_in:
+                accepted_sum += float(a.sum())
+                proposals += a.numel()
+        else:
+            x, current = proposal, proposal_eval
+        trace.append(current.total.view(n, k).mean(dim=1).cpu())
+        if it > burn_in and (it - burn_in) % thin == 0:
+            moments.update(x.view(n, k, *x.shape[1:]))
+            monitors_u.append(current.total.view(n, k))
+            monitors_p.append((x * probe).flatten(1).sum(1).view(n, k))
+        if progress is not None:
+            progress(it, {"U": float(trace[-1].mean())})
+    ess = torch.minimum(effective_sample_size(torch.stack(monitors_u).cpu()),
+                        effective_sample_size(torch.stack(monitors_p).cpu()))
+    return ChainResult(mean=moments.mean, std=moments.std, final=x.view(n, k, *x.shape[1:]),
+                       trace=trace, acceptance=(accepted_sum / proposals) if mala else None,
+                       ess=ess, step=h, retries=retries, kept=moments.count // k)
+
+
+def _propose(objective, x, current, h, noise, max_retries):
+    """One Langevin proposal with the divergence guard. Returns (x', (eval, retries, new_h))."""
+    retries, new_h = 0, None
+    while True:
+        proposal = x - _bcast(h, x) * current.grad + _bcast((2 * h).sqrt(), x) * noise
+        evaluation = objective(proposal)
+        bad = ~(evaluation.finite() & torch.isfinite(evaluation.grad).flatten(1).all(dim=1))
+        if not bool(bad.any()):
+            return proposal, (evaluation, retries, new_h)
+        if retries >= max_retries:
+            raise diverged("in Langevin sampling", float(h[bad].min()))
+        retries += 1
+        h = torch.where(bad, h * 0.5, h)
+        new_h = h
+
+
+def _mh_accept(x, current, proposal, proposal_eval, h, generator, objective):
+    """Metropolis-Hastings decision per chain (per image group when chains interact)."""
+    hb = _bcast(h, x)
+    forward = ((proposal - x + hb * current.grad) ** 2).flatten(1).sum(1) / (4 * h)
+    backward = ((x - proposal + hb * proposal_eval.grad) ** 2).flatten(1).sum(1) / (4 * h)
+    log_ratio = current.total - proposal_eval.total + forward - backward
+    if objective.interaction is not None:  # coupled chains: one joint decision per image
+        k = objective.interaction.chains
+        log_ratio = log_ratio.view(-1, k).sum(1).repeat_interleave(k)
+    uniform = torch.rand(log_ratio.shape, generator=generator, device=x.device, dtype=x.dtype)
+    if objective.interaction is not None:
+        k = objective.interaction.chains
+        uniform = uniform.view(-1, k)[:, :1].expand(-1, k).reshape(-1)
+    return torch.log(uniform) < log_ratio

@@ -1,0 +1,84 @@
+"""What ``solve`` returns: the estimate, its uncertainty, samples and diagnostics."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+
+@dataclass
+class Diagnostics:
+    """How a solve went.
+
+    steps: iterations done (MAP) or sampler steps per chain. evaluations: calls of the
+    posterior energy (each one prior.value_and_grad on the whole batch of chains).
+    wall_time / prior_time: seconds in total and inside prior.value_and_grad.
+    acceptance: MALA acceptance rate (None for ULA/MAP/em). ess: effective sample size of the
+    posterior-mean estimate (minimum over the monitored summaries), None for MAP.
+    step_size: final step size (mean over chains). converged: MAP stopping rule met.
+    retries: how many times the divergence guard shrank the step.
+    """
+
+    steps: int = 0
+    evaluations: int = 0
+    wall_time: float = 0.0
+    prior_time: float = 0.0
+    acceptance: float | None = None
+    ess: float | None = None
+    step_size: float | None = None
+    converged: bool | None = None
+    retries: int = 0
+    message: str = ""
+
+    @property
+    def prior_share(self) -> float:
+        """Fraction of the wall time spent in prior.value_and_grad."""
+        return self.prior_time / self.wall_time if self.wall_time > 0 else float("nan")
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["prior_share"] = self.prior_share
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in out.items()}
+
+
+@dataclass
+class Solution:
+    """Result of ``solve``. All images are (B, C, H, W) tensors in [0, 1] units (not clipped).
+
+    estimate: MAP point (``map``) or posterior mean (``posterior``, ``em``).
+    std: per-pixel posterior standard deviation (None for ``map``).
+    samples: (B, S, C, H, W) posterior samples (final chain states), or None.
+    energy_trace: (T, B) posterior energy U = F + w V/eps per step (for samplers: mean over
+        chains), on the CPU.
+    diagnostics: see ``Diagnostics``. settings: every option actually used (after defaults).
+    """
+
+    estimate: torch.Tensor
+    std: torch.Tensor | None = None
+    samples: torch.Tensor | None = None
+    energy_trace: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 1))
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    settings: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """A JSON-friendly summary (settings and diagnostics, final energy)."""
+        final = self.energy_trace[-1].tolist() if len(self.energy_trace) else None
+        return {"settings": _jsonable(self.settings), "diagnostics": self.diagnostics.as_dict(),
+                "final_energy": final, "shape": list(self.estimate.shape),
+                "samples": 0 if self.samples is None else int(self.samples.shape[1])}
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if torch.is_tensor(value):
+        return value.tolist() if value.numel() <= 16 else f"tensor{tuple(value.shape)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

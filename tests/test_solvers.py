@@ -1,0 +1,171 @@
+"""Solvers against the closed-form posterior of a Gaussian (quadratic-energy) prior.
+
+Prior V(x) = 0.5 ||x - mu||^2 / s^2 with eps = 1 (mu = 0.5, s = 0.2); noise sigma = 0.05;
+8x8 gray images. p(x|y) is Gaussian with precision A^T A / sigma^2 + I / s^2.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import exact_posterior, quadratic_prior
+
+from em_inverse import operators as op
+from em_inverse import solve
+from em_inverse.errors import UserError
+from em_inverse.solvers import Solution, SolverError
+
+SIGMA, MU, S = 0.05, 0.5, 0.2
+SHAPE = (1, 1, 8, 8)
+TASKS = {"inpaint": dict(mask="random:0.5"), "deblur": dict(kernel="gaussian:1"),
+         "superres": dict(factor=2)}
+
+
+def problem(task, seed=0, sigma=SIGMA, s=S, eps=1.0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(SHAPE, generator=g)
+    physics = op.build_operator(task, SHAPE, noise=sigma, generator=g, **TASKS.get(task, {}))
+    y = op.degrade(x, physics, g)
+    mean, std = exact_posterior(physics, y, sigma, MU, s, eps=eps)
+    return physics, y, mean, std
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_map_equals_the_closed_form_posterior_mean(task):
+    physics, y, mean, _ = problem(task)
+    solution = solve(y, physics, quadratic_prior(MU, S), method="map", steps=500, gtol=1e-7,
+                     progress=False)
+    assert isinstance(solution, Solution) and solution.std is None
+    error = (solution.estimate - mean).norm() / mean.norm()
+    assert error < 1e-4, (float(error), solution.diagnostics)
+    assert solution.diagnostics.converged and solution.energy_trace.shape[1] == 1
+    assert solution.settings["sigma_source"] == "operator"
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_mala_mean_and_std_within_5_percent(task):
+    """64 chains x 1500 kept steps (500 burn-in): per-pixel mean and std within 5%."""
+    physics, y, mean, std = problem(task)
+    solution = solve(y, physics, quadratic_prior(MU, S), method="posterior", mala=True,
+                     chains=64, steps=2000, burn_in=500, progress=False)
+    rel_mean = ((solution.estimate - mean).abs() / mean.abs()).max()
+    rel_std = ((solution.std - std).abs() / std).max()
+    assert rel_mean < 0.05 and rel_std < 0.05, (float(rel_mean), float(rel_std))
+    d = solution.diagnostics
+    assert 0.4 < d.acceptance < 0.8 and d.ess > 100 and d.evaluations > 2000
+    assert solution.samples.shape == (1, 64, 1, 8, 8)
+
+
+def test_ula_mean_and_std_within_5_percent_on_inpainting():
+    """ULA at its default step (0.1 / L): 256 chains x 2000 kept steps."""
+    physics, y, mean, std = problem("inpaint")
+    solution = solve(y, physics, quadratic_prior(MU, S), method="posterior", chains=256,
+                     steps=3000, burn_in=1000, progress=False)
+    assert float(((solution.estimate - mean).abs() / mean.abs()).max()) < 0.05
+    assert float(((solution.std - std).abs() / std).max()) < 0.05
+    assert solution.diagnostics.acceptance is None
+
+
+def test_mala_is_less_biased_than_ula_at_a_large_step():
+    """At h = 0.5 / L, ULA's stationary std is ~15% too large on observed pixels (variance
+    factor 1 / (1 - hL/2)); MALA's Metropolis correction removes that bias (64 chains x
+    1200 kept steps, fixed step, no adaptation)."""
+    physics, y, mean, std = problem("inpaint")
+    lips = 1 / SIGMA**2 + 1 / S**2
+    common = dict(method="posterior", chains=64, steps=1500, burn_in=300, step=0.5 / lips,
+                  progress=False)
+    ula = solve(y, physics, quadratic_prior(MU, S), **common)
+    mala = solve(y, physics, quadratic_prior(MU, S), mala=True, adapt=False, **common)
+    ula_bias = float(((ula.std - std).abs() / std).mean())
+    mala_bias = float(((mala.std - std).abs() / std).mean())
+    assert mala_bias < 0.03 and ula_bias > 0.05 and mala_bias < ula_bias / 3
+    assert 0.2 < mala.diagnostics.acceptance < 0.9
+
+
+def test_interaction_spreads_chains_inside_the_region_only():
+    """W = -||B(x_i - x_j)||^2 / sigma_w^2 with B = the holes: chains spread more inside B,
+    while pixels outside B (independent here) follow exactly the same trajectories."""
+    physics, y, _, _ = problem("inpaint")
+    holes = (physics.mask == 0).expand(SHAPE)
+    common = dict(method="posterior", chains=8, steps=1500, burn_in=300, step=1e-3, seed=3,
+                  progress=False)
+    free = solve(y, physics, quadratic_prior(MU, S), **common)
+    pushed = solve(y, physics, quadratic_prior(MU, S), interaction_sigma=1.5, **common)
+    inside_free, inside_pushed = free.std[holes].mean(), pushed.std[holes].mean()
+    assert inside_pushed > 1.1 * inside_free
+    torch.testing.assert_close(pushed.std[~holes], free.std[~holes], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(pushed.estimate[~holes], free.estimate[~holes], rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_em_annealed_sampler_reaches_the_posterior():
+    """Start from noise, transport with the data term on (tau* = 0.5) until t = 1, then
+    equilibrate at eps_max = eps: mean and std over 32 chains x 1000 states at t >= 1 match
+    p(x|y) (sigma = 0.1, dt = 0.001 so the Langevin discretisation bias stays small)."""
+    physics, y, mean, std = problem("inpaint", sigma=0.1)
+    solution = solve(y, physics, quadratic_prior(MU, S), method="em", chains=32, steps=2000,
+                     dt=0.001, tau_star=0.5, progress=False)
+    assert float(((solution.estimate - mean).abs() / mean.abs()).max()) < 0.05
+    assert float(((solution.std - std).abs() / std).mean()) < 0.05
+    assert solution.settings["eps_max"] == 1.0 and "1001 states" in solution.diagnostics.message
+
+
+def test_seed_reproducibility_numpy_input_and_defaults_from_the_prior():
+    physics, y, _, _ = problem("inpaint")
+    prior = quadratic_prior(MU, S)
+    a = solve(y, physics, prior, method="posterior", steps=50, seed=4, progress=False)
+    b = solve(y.numpy()[0, 0], physics, prior, method="posterior", steps=50, seed=4,
+              progress=False)
+    assert torch.equal(a.estimate, b.estimate) and torch.equal(a.samples, b.samples)
+    prior.solve_defaults = {"inpaint": {"method": "posterior", "steps": 30, "chains": 2}}
+    c = solve(y, physics, prior, progress=False)
+    assert c.settings["method"] == "posterior" and c.diagnostics.steps == 30
+    assert solve(y, physics, prior, steps=40, progress=False).diagnostics.steps == 40
+    steps_seen = []
+    solve(y, physics, prior, method="map", steps=5, gtol=0, ftol=0, progress=False,
+          callback=lambda step, total, info: steps_seen.append((step, total)))
+    assert steps_seen and steps_seen[-1][1] == 5
+
+
+def test_noise_is_estimated_when_the_operator_has_none():
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((1, 1, 64, 64), 0.5)
+    y = x + 0.08 * torch.randn(x.shape, generator=g)
+    solution = solve(y, op.denoising(), quadratic_prior(MU, S), steps=20, progress=False)
+    assert solution.settings["sigma_source"] == "estimated"
+    assert solution.settings["sigma"][0] == pytest.approx(0.08, rel=0.1)
+
+
+def test_bad_options_and_divergence_give_clear_errors():
+    physics, y, _, _ = problem("inpaint")
+    prior = quadratic_prior(MU, S)
+    with pytest.raises(UserError, match="steps"):
+        solve(y, physics, prior, steps=0)
+    with pytest.raises(UserError, match="unknown method"):
+        solve(y, physics, prior, method="magic")
+    with pytest.raises(TypeError, match="unknown option"):
+        solve(y, physics, prior, method="map", chains=3)
+    with pytest.raises(UserError, match="expects images"):
+        solve(torch.rand(1, 3, 8, 8), op.denoising(0.1), prior)
+    with pytest.raises(SolverError, match="diverged"):
+        solve(y, physics, prior, method="posterior", step=1e6, steps=10, progress=False)
+    with pytest.raises(SolverError, match="diverged"):
+        solve(y * np.nan, physics, prior, progress=False)
+
+
+def test_energy_prior_inside_deepinv_gradient_descent_and_ula():
+    """EnergyPrior is a deepinv.optim.Prior: deepinv's own GD and ULA use it unchanged."""
+    import deepinv as dinv
+
+    physics, y, mean, _ = problem("denoise")
+    prior = quadratic_prior(MU, S)
+    data = dinv.optim.L2(sigma=SIGMA)
+    lips = op.lipschitz(physics, SHAPE) / SIGMA**2 + 1 / S**2
+    model = dinv.optim.GD(data_fidelity=data, prior=prior, stepsize=1.0 / lips, lambda_reg=1.0,
+                          max_iter=3000, crit_conv="residual", thres_conv=1e-9)
+    estimate = model(y, physics, x_init=torch.full(SHAPE, 0.5))
+    assert float((estimate - mean).norm() / mean.norm()) < 1e-3
+    ula = dinv.sampling.ULA(prior, data, step_size=0.1 / lips, sigma=SIGMA, alpha=1.0,
+                            max_iter=2000, burnin_ratio=0.2, thinning=1, verbose=False)
+    post_mean, _ = ula(y, physics, seed=0)
+    assert float((post_mean - mean).norm() / mean.norm()) < 0.02
