@@ -1,0 +1,243 @@
+"""``em-inverse solve`` (restore an image) and ``em-inverse degrade`` (simulate a measurement).
+
+Both share the operator options, so ``degrade`` followed by ``solve`` with the same options
+round-trips. Every output is written atomically, after all inputs have been validated: a run
+that fails leaves no file behind.
+"""
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from em_inverse.cli.common import DeviceOption, QuietOption, SeedOption, say, user_errors
+from em_inverse.errors import UserError
+
+OpOption = Annotated[str, typer.Option(
+    "--op", help="Operator: inpaint, deblur, superres or denoise.")]
+MaskOption = Annotated[Optional[str], typer.Option(
+    "--mask", help="inpaint: mask file (white/non-zero = fill, as OpenCV/LaMa), or "
+                   "random:FRACTION, box[:TOP,LEFT,HEIGHT,WIDTH], strokes[:N].")]
+MaskKeepsOption = Annotated[bool, typer.Option(
+    "--mask-keeps", help="Mask files mark the observed pixels instead of the holes.")]
+KernelOption = Annotated[Optional[str], typer.Option(
+    "--kernel", help="deblur: gaussian:SIGMA, motion:LENGTH[,ANGLE] or a kernel .png/.npy.")]
+BoundaryOption = Annotated[str, typer.Option(
+    "--boundary", help="deblur/superres boundary: reflect (photos) or circular.")]
+FactorOption = Annotated[Optional[int], typer.Option(
+    "--factor", help="superres: integer factor (the output is the high-resolution image).")]
+NoiseOption = Annotated[Optional[float], typer.Option(
+    "--noise", help="Gaussian noise std on the [0, 1] scale (solve: default estimated from "
+                    "the image; degrade: default 0).")]
+
+
+def _operator_options(op, mask, kernel, factor, noise) -> None:
+    from em_inverse.operators import TASKS
+
+    if op not in TASKS:
+        raise UserError(f"unknown operator {op!r}: use one of {', '.join(TASKS)}")
+    if noise is not None and not noise >= 0:
+        raise UserError(f"--noise must be >= 0 (a std on the [0, 1] scale), got {noise:g}")
+    if op == "inpaint" and mask is None:
+        raise UserError("--op inpaint needs --mask (a mask file, random:F, box or strokes)")
+    if op == "deblur" and kernel is None:
+        raise UserError("--op deblur needs --kernel (gaussian:SIGMA, motion:LEN[,ANGLE] or "
+                        "a file)")
+    if op == "superres" and factor is None:
+        raise UserError("--op superres needs --factor N")
+
+
+def _read(path: Path, quiet: bool):
+    from em_inverse.image_io import read_image
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = read_image(path)
+    for warning in caught:
+        say(quiet, f"warning: {warning.message}")
+    return image
+
+
+@user_errors
+def solve_command(
+    image: Annotated[Path, typer.Argument(help="The measurement: PNG/JPEG/TIFF or .npy.")],
+    op: OpOption = "denoise",
+    mask: MaskOption = None,
+    mask_keeps: MaskKeepsOption = False,
+    kernel: KernelOption = None,
+    boundary: BoundaryOption = "reflect",
+    factor: FactorOption = None,
+    noise: NoiseOption = None,
+    prior: Annotated[Optional[str], typer.Option(
+        "--prior", help="Bundled prior name or prior folder (default: by channels).")] = None,
+    method: Annotated[str, typer.Option(
+        "--method", help="map, posterior (Langevin chains) or em (annealed sampler).")] = "map",
+    samples: Annotated[Optional[int], typer.Option(
+        "--samples", help="posterior/em: number of chains and of samples shown.")] = None,
+    steps: Annotated[Optional[int], typer.Option(
+        "--steps", help="Iterations (map) or steps per chain (default: method/prior).")] = None,
+    mala: Annotated[bool, typer.Option("--mala", help="posterior: Metropolis correction.")]
+    = False,
+    prior_weight: Annotated[Optional[float], typer.Option(
+        "--prior-weight", help="Weight w of V/eps (default: the prior's calibration).")] = None,
+    seed: SeedOption = 0,
+    device: DeviceOption = "auto",
+    quiet: QuietOption = False,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Estimate (.png, or .npy for float values); default "
+                               "IMAGE.restored.png.")] = None,
+    std: Annotated[Optional[Path], typer.Option(
+        "--std", help="Uncertainty map (.png scaled to its maximum, or .npy raw).")] = None,
+    figure: Annotated[Optional[Path], typer.Option(
+        "--figure", help="Side-by-side PNG: measurement, estimate, std, samples.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
+    = False,
+):
+    """Restore an image: MAP estimate or posterior mean with a learned energy prior."""
+    from em_inverse.devices import make_generator, resolve_device
+    from em_inverse.image_io import check_writable, write_image
+    from em_inverse.operators import build_operator, image_shape_for
+    from em_inverse.priors import default_prior_name, load_prior
+    from em_inverse.solvers import METHODS, solve
+
+    _operator_options(op, mask, kernel, factor, noise)
+    if method not in METHODS:
+        raise UserError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    for name, value in (("--steps", steps), ("--samples", samples)):
+        if value is not None and value < 1:
+            raise UserError(f"{name} must be >= 1, got {value}")
+    if prior_weight is not None and not prior_weight > 0:
+        raise UserError(f"--prior-weight must be > 0, got {prior_weight:g}")
+    if std is not None and method == "map":
+        raise UserError("--std needs --method posterior or em (MAP has no uncertainty)")
+    output = output or image.with_name(f"{image.stem}.restored.png")
+    targets = [p for p in (output, std, figure) if p is not None]
+    if len({p.resolve() for p in targets} | {image.resolve()}) != len(targets) + 1:
+        raise UserError("output paths must differ from each other and from the input")
+    for path in (output, std):
+        if path is not None:
+            check_writable(path)
+    if figure is not None:
+        check_writable(figure, suffixes=(".png",))
+
+    y = _read(image, quiet)
+    dev = resolve_device(device)
+    model = load_prior(prior or default_prior_name(y.shape[1]), device=dev)
+    generator = make_generator(seed, dev)
+    shape = image_shape_for(op, tuple(y.shape), factor)
+    physics = build_operator(op, shape, mask=mask, mask_keeps=mask_keeps, kernel=kernel,
+                             boundary=boundary, factor=factor, noise=noise,
+                             generator=generator, device=dev)
+    options = {"steps": steps, "prior_weight": prior_weight, "seed": seed}
+    if method != "map":
+        options["samples"] = samples
+    if method == "posterior" and mala:
+        options["mala"] = True
+    solution = solve(y.to(dev), physics, model, method, generator=generator,
+                     progress=not quiet, **options)
+
+    write_image(output, solution.estimate[:1])
+    std_scale = None
+    if std is not None:
+        std_map = solution.std[:1]
+        if std.suffix.lower() == ".png":
+            std_scale = float(std_map.max()) or 1.0
+            std_map = std_map / std_scale
+        write_image(std, std_map)
+    if figure is not None:
+        _write_figure(figure, y, solution)
+    for path in targets:
+        say(quiet, f"wrote {path}")
+    if as_json:
+        summary = solution.summary()
+        summary.update(input=str(image), output=str(output),
+                       std=str(std) if std else None, std_png_scale=std_scale,
+                       figure=str(figure) if figure else None, op=op, device=str(dev),
+                       prior=model.name)
+        typer.echo(json.dumps(summary, indent=2))
+
+
+@user_errors
+def degrade_command(
+    image: Annotated[Path, typer.Argument(help="A clean image: PNG/JPEG/TIFF or .npy.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The measurement (.png/.npy).")],
+    op: OpOption = "denoise",
+    mask: MaskOption = None,
+    mask_keeps: MaskKeepsOption = False,
+    kernel: KernelOption = None,
+    boundary: BoundaryOption = "reflect",
+    factor: FactorOption = None,
+    noise: NoiseOption = None,
+    mask_out: Annotated[Optional[Path], typer.Option(
+        "--mask-out", help="inpaint: save the mask used (white = fill) for `solve --mask`.")]
+    = None,
+    seed: SeedOption = 0,
+    quiet: QuietOption = False,
+):
+    """Simulate a measurement y = A x + noise from a clean image (the benchmarks' path)."""
+    from em_inverse.devices import make_generator
+    from em_inverse.image_io import check_writable, write_image
+    from em_inverse.operators import build_operator, degrade
+
+    _operator_options(op, mask, kernel, factor, noise)
+    if mask_out is not None and op != "inpaint":
+        raise UserError("--mask-out only applies to --op inpaint")
+    for path in (output, mask_out):
+        if path is not None:
+            check_writable(path)
+            if path.resolve() == image.resolve():
+                raise UserError(f"refusing to overwrite the input {image}")
+    x = _read(image, quiet)
+    if op == "superres" and factor and factor >= 2:
+        height, width = x.shape[-2] // factor * factor, x.shape[-1] // factor * factor
+        if (height, width) != tuple(x.shape[-2:]):
+            say(quiet, f"note: cropped to {height}x{width}, a multiple of the factor {factor}")
+            x = x[..., :height, :width]
+    generator = make_generator(seed, "cpu")
+    physics = build_operator(op, tuple(x.shape), mask=mask, mask_keeps=mask_keeps,
+                             kernel=kernel, boundary=boundary, factor=factor,
+                             noise=noise or 0.0, generator=generator)
+    y = degrade(x, physics, generator)
+    write_image(output, y)
+    if mask_out is not None:
+        write_image(mask_out, (physics.mask[:1, :1] == 0).float())
+    say(quiet, f"wrote {output}" + (f" and {mask_out}" if mask_out else ""))
+
+
+def _write_figure(path: Path, y, solution) -> None:
+    """Measurement | estimate | std | up to 4 samples, one row, saved atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from em_inverse.image_io import atomic_write, tensor_to_array
+
+    panels = [("measurement", y[:1].clamp(0, 1), "gray"),
+              ("estimate", solution.estimate[:1].clamp(0, 1), "gray")]
+    if solution.std is not None:
+        panels.append(("std", solution.std[:1].mean(dim=1, keepdim=True), "magma"))
+    if solution.samples is not None:
+        for k in range(min(4, solution.samples.shape[1])):
+            panels.append((f"sample {k + 1}", solution.samples[:1, k].clamp(0, 1), "gray"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.3), squeeze=False)
+    for ax, (title, image, cmap) in zip(axes[0], panels):
+        array = tensor_to_array(image.cpu())
+        vmax = float(array.max()) or 1.0 if title == "std" else 1.0
+        ax.imshow(array, cmap=cmap if array.ndim == 2 else None, vmin=0, vmax=vmax)
+        ax.set_title(title)
+        ax.axis("off")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("solve")(solve_command)
+    app.command("degrade")(degrade_command)
