@@ -60,6 +60,8 @@ def _read_picture(path: Path) -> np.ndarray:
         array = iio.imread(path, plugin=plugin)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file for the user
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "can not handle" in reason or "cannot identify" in reason:
+            reason = f"not a valid {path.suffix.lower().lstrip('.').upper()} image"
         raise UserError(f"cannot read image {path}: {reason}") from None
     array = np.asarray(array)
     if array.ndim > 3 or (array.ndim == 3 and array.shape[-1] > 4):

@@ -169,3 +169,23 @@ def test_energy_prior_inside_deepinv_gradient_descent_and_ula():
                             max_iter=2000, burnin_ratio=0.2, thinning=1, verbose=False)
     post_mean, _ = ula(y, physics, seed=0)
     assert float((post_mean - mean).norm() / mean.norm()) < 0.02
+
+
+def test_running_moments_and_effective_sample_size():
+    from em_inverse.solvers.stats import RunningMoments, effective_sample_size
+
+    g = torch.Generator().manual_seed(0)
+    draws = torch.randn(50, 2, 3, 4, generator=g)  # 50 steps, 2 images, 3 chains, 4 pixels
+    moments = RunningMoments()
+    for step in draws:
+        moments.update(step)
+    pooled = draws.permute(1, 0, 2, 3).reshape(2, 150, 4)
+    torch.testing.assert_close(moments.mean, pooled.mean(1))
+    torch.testing.assert_close(moments.std, pooled.std(1))
+    iid = torch.randn(2000, 1, 4, generator=g)
+    assert 0.8 * 8000 < float(effective_sample_size(iid)[0]) <= 8000
+    rho, ar = 0.9, torch.zeros(4000, 1, 4)
+    for t in range(1, 4000):
+        ar[t] = rho * ar[t - 1] + torch.randn(1, 4, generator=g)
+    expected = 16000 * (1 - rho) / (1 + rho)
+    assert 0.6 * expected < float(effective_sample_size(ar)[0]) < 1.5 * expected

@@ -1,0 +1,124 @@
+"""``em-inverse solve`` and ``degrade`` end to end, with a tiny random-weight ConvEnergy prior."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from em_inverse.cli import commands_solve
+from em_inverse.image_io import encode_png, read_image, write_image
+from em_inverse.priors import ConvEnergy, EnergyPrior, save_prior
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def app():
+    app = typer.Typer(pretty_exceptions_enable=False)
+    commands_solve.register(app)
+    return app
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A clean 16x16 gray image, its 50%-masked noisy measurement, the mask, a prior folder."""
+    import torch
+
+    root = tmp_path_factory.mktemp("cli")
+    torch.manual_seed(0)
+    save_prior(EnergyPrior(ConvEnergy(channels=1, width=8, levels=2), eps=0.05, name="tiny"),
+               root / "prior")
+    ramp = np.linspace(0.2, 0.8, 16)
+    write_image(root / "clean.png", torch.tensor(np.add.outer(ramp, ramp) / 2)[None, None])
+    return root
+
+
+def run(app, *args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_degrade_then_solve_posterior_writes_every_output(app, files, tmp_path):
+    degraded = run(app, "degrade", files / "clean.png", "--op", "inpaint", "--mask",
+                   "random:0.5", "--noise", "0.02", "--seed", "1", "-o", tmp_path / "y.png",
+                   "--mask-out", tmp_path / "m.png", "--quiet")
+    assert degraded.exit_code == 0, degraded.output
+    args = ["solve", tmp_path / "y.png", "--op", "inpaint", "--mask", tmp_path / "m.png",
+            "--prior", files / "prior", "--method", "posterior", "--samples", "4",
+            "--steps", "150", "--seed", "7", "--quiet"]
+    first = run(app, *args, "-o", tmp_path / "a.png", "--std", tmp_path / "s.npy",
+                "--figure", tmp_path / "f.png", "--json")
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    assert summary["settings"]["method"] == "posterior" and summary["samples"] == 4
+    assert summary["diagnostics"]["steps"] == 150 and summary["prior"] == "tiny"
+    for name in ("a.png", "s.npy", "f.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    second = run(app, *args, "-o", tmp_path / "b.png")
+    assert second.exit_code == 0, second.output
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    holes = read_image(tmp_path / "m.png")[0, 0] > 0
+    std = np.load(tmp_path / "s.npy")
+    assert std[holes.numpy()].mean() > 2 * std[~holes.numpy()].mean()
+
+
+@pytest.mark.parametrize("op,extra", [("denoise", []), ("deblur", ["--kernel", "gaussian:1"]),
+                                      ("superres", ["--factor", "2"])])
+def test_map_for_every_operator(app, files, tmp_path, op, extra):
+    made = run(app, "degrade", files / "clean.png", "--op", op, *extra, "--noise", "0.02",
+               "-o", tmp_path / "y.png", "--quiet")
+    assert made.exit_code == 0, made.output
+    solved = run(app, "solve", tmp_path / "y.png", "--op", op, *extra, "--prior",
+                 files / "prior", "--steps", "5", "-o", tmp_path / "x.png", "--quiet")
+    assert solved.exit_code == 0, solved.output
+    assert read_image(tmp_path / "x.png").shape == (1, 1, 16, 16)
+
+
+def _bad_inputs(files, tmp):
+    """(name, argv) for every bad input of the issue's list; each must exit 2 cleanly."""
+    (tmp / "text.png").write_text("not an image")
+    (tmp / "trunc.png").write_bytes(encode_png(np.random.default_rng(0).random((16, 16)))[:90])
+    np.save(tmp / "nan.npy", np.full((16, 16), np.nan))
+    np.save(tmp / "five.npy", np.zeros((1, 1, 1, 16, 16)))
+    write_image(tmp / "small_mask.png", read_image(files / "clean.png")[..., :8, :8])
+    (tmp / "corrupt").mkdir(exist_ok=True)
+    (tmp / "corrupt" / "config.json").write_text("{ not json")
+    img, prior = files / "clean.png", files / "prior"
+    base = ["solve", "--prior", prior]
+    return {
+        "missing file": [*base, tmp / "nope.png"],
+        "text file named .png": [*base, tmp / "text.png"],
+        "truncated png": [*base, tmp / "trunc.png"],
+        "mask size mismatch": [*base, img, "--op", "inpaint", "--mask", tmp / "small_mask.png"],
+        "inpaint without mask": [*base, img, "--op", "inpaint"],
+        "unknown op": [*base, img, "--op", "dehaze"],
+        "factor 0": [*base, img, "--op", "superres", "--factor", "0"],
+        "negative noise": [*base, img, "--noise", "-0.1"],
+        "unparsable kernel": [*base, img, "--op", "deblur", "--kernel", "gaussian:wide"],
+        "nan in npy": [*base, tmp / "nan.npy"],
+        "5-d array": [*base, tmp / "five.npy"],
+        "corrupt prior folder": ["solve", img, "--prior", tmp / "corrupt"],
+        "unknown prior name": ["solve", img, "--prior", "no-such-prior"],
+        "steps 0": [*base, img, "--steps", "0"],
+        "unwritable output": [*base, img, "-o", tmp / "no" / "such" / "dir" / "x.png"],
+        "degrade factor 0": ["degrade", img, "--op", "superres", "--factor", "0", "-o",
+                             tmp / "x.png"],
+    }
+
+
+def test_every_bad_input_exits_2_with_one_line_and_no_file(app, files, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, argv in _bad_inputs(files, bad).items():
+        if "-o" not in argv:
+            argv = [*argv, "-o", out / "x.png"]
+        result = run(app, *argv, "--quiet")
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2, (name, result.output, result.exception)
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, result.stderr)
+        assert "Traceback" not in result.output, name
+        assert list(out.iterdir()) == [], name
