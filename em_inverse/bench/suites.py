@@ -83,13 +83,17 @@ def run_suite(name: str, *, quick: bool = False, out: str | Path | None = None,
               device: str = "auto", seed: int = 0, prior: str | None = None,
               limit: int | None = None, quiet: bool = False, command: str = "") -> SuiteResult:
     """Run suite ``name`` and write its Markdown table, CSV and PNG plots under ``out``
-    (default ``benchmarks/results/NAME``). Returns a :class:`SuiteResult`."""
+    (default ``benchmarks/results/NAME``, or ``NAME-cuda`` on a GPU, relative to the current
+    folder). Returns a :class:`SuiteResult`."""
     from em_inverse.errors import UserError
 
     if name not in SUITES:
         raise UserError(f"unknown suite {name!r}: use one of {', '.join(SUITES)}")
-    settings = SuiteSettings(quick=quick, out=Path(out) if out else RESULTS_DIR / name,
-                             device=resolve_device(device), seed=seed, prior=prior,
+    torch_device = resolve_device(device)
+    if out is None:  # GPU results are committed beside the CPU ones, not over them
+        out = RESULTS_DIR / (name if torch_device.type == "cpu" else f"{name}-{torch_device.type}")
+    settings = SuiteSettings(quick=quick, out=Path(out), device=torch_device, seed=seed,
+                             prior=prior,
                              limit=limit, quiet=quiet,
                              command=command or _command(name, quick, out, prior, limit, seed))
     start = time.perf_counter()
