@@ -1,0 +1,4 @@
+"""``python -m em_inverse`` runs the command line."""
+from em_inverse.cli.app import main
+
+main()

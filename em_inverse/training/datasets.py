@@ -1,0 +1,217 @@
+"""Training data sets, each drawing minibatches with an explicit ``torch.Generator``.
+
+Every data set returns data in caller units: vectors (B, 2) for ``toy2d:*``, images
+(B, C, H, W) in [0, 1] otherwise. Spec strings (``toy2d:8gaussians``, ``fashion-mnist``,
+``patches:natural-gray``, ``folder:PATH``) are parsed by ``make_dataset``.
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from em_inverse.errors import UserError
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+# SPEC 6: natural-image TRAINING images (skimage.data). Test images are never listed here.
+TRAINING_IMAGES = ("astronaut", "coffee", "rocket", "motorcycle_left", "motorcycle_right",
+                   "brick", "grass", "gravel", "ihc", "hubble_deep_field", "retina")
+PUBLIC_TEST_IMAGES = ("camera", "coins", "moon", "chelsea", "page", "text")
+
+
+def skimage_training_image(name: str) -> np.ndarray:
+    """A SPEC 6 training image as float32 (H, W) or (H, W, 3) in [0, 1]."""
+    import skimage.data as data
+
+    if name not in TRAINING_IMAGES:
+        raise UserError(f"{name!r} is not a natural-image training image: {TRAINING_IMAGES}")
+    if name.startswith("motorcycle_"):
+        left, right, _ = data.stereo_motorcycle()
+        image = left if name.endswith("left") else right
+    elif name == "ihc":
+        image = data.immunohistochemistry()
+    else:
+        image = getattr(data, name)()
+    return image.astype(np.float32) / 255.0
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """(H, W[, 3]) -> (H, W) with ITU-R 601 luma weights (as skimage.color.rgb2gray)."""
+    if image.ndim == 2:
+        return image
+    return image[..., :3] @ np.array([0.2125, 0.7154, 0.0721], dtype=np.float32)
+
+
+class Toy2D:
+    """2-D toy distributions: ``8gaussians``, ``moons``, ``checkerboard``. Samples (B, 2)."""
+
+    KINDS = ("8gaussians", "moons", "checkerboard")
+    kind_of_data = "vector"
+    channels = None
+    image_size = None
+
+    def __init__(self, name: str):
+        if name not in self.KINDS:
+            raise UserError(f"unknown toy2d data set {name!r}; known: {', '.join(self.KINDS)}")
+        self.name = name
+        self.dim = 2
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        if self.name == "8gaussians":
+            k = torch.randint(0, 8, (n,), generator=generator).float()
+            centres = 4.0 * torch.stack([torch.cos(k * math.pi / 4), torch.sin(k * math.pi / 4)], 1)
+            return centres + 0.5 * torch.randn(n, 2, generator=generator)
+        if self.name == "moons":
+            u = torch.rand(n, generator=generator) * math.pi
+            upper = torch.rand(n, generator=generator) < 0.5
+            x = torch.where(upper, torch.cos(u), 1.0 - torch.cos(u))
+            y = torch.where(upper, torch.sin(u), 0.5 - torch.sin(u))
+            points = torch.stack([x - 0.5, y - 0.25], 1) * 2.0
+            return points + 0.1 * torch.randn(n, 2, generator=generator)
+        # checkerboard on [-4, 4]^2: 8 of the 16 unit-2 squares
+        x1 = torch.rand(n, generator=generator) * 4 - 2
+        x2 = torch.rand(n, generator=generator) - torch.randint(0, 2, (n,), generator=generator) * 2.0
+        x2 = x2 + torch.floor(x1) % 2
+        return torch.stack([x1, x2], 1) * 2.0
+
+
+class ImageArray:
+    """Whole images from an in-memory (N, C, H, W) uint8 tensor; samples float in [0, 1]."""
+
+    kind_of_data = "image"
+
+    def __init__(self, images: torch.Tensor, name: str):
+        self.images = images
+        self.name = name
+        self.channels = images.shape[1]
+        self.image_size = tuple(images.shape[-2:])
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        index = torch.randint(0, len(self), (n,), generator=generator)
+        return self.images[index].float() / 255.0
+
+
+def read_idx_images(path: Path) -> torch.Tensor:
+    """Read an IDX3 image file (optionally .gz) into a (N, 1, H, W) uint8 tensor."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            magic, count, rows, cols = struct.unpack(">IIII", handle.read(16))
+            if magic != 2051:
+                raise UserError(f"{path} is not an IDX image file (magic {magic})")
+            buffer = handle.read(count * rows * cols)
+    except (OSError, EOFError, struct.error) as exc:
+        raise UserError(f"cannot read IDX file {path}: {exc}") from None
+    if len(buffer) != count * rows * cols:
+        raise UserError(f"truncated IDX file {path}")
+    array = np.frombuffer(buffer, dtype=np.uint8).reshape(count, 1, rows, cols)
+    return torch.from_numpy(array.copy())
+
+
+def find_idx(data_dir: Path, split: str) -> Path:
+    stem = "train" if split == "train" else "t10k"
+    for name in (f"{stem}-images-idx3-ubyte.gz", f"{stem}-images-idx3-ubyte"):
+        if (data_dir / name).is_file():
+            return data_dir / name
+    raise UserError(f"Fashion-MNIST {split} images not found in {data_dir} (install them with "
+                    f"`apt-get install -y dataset-fashion-mnist` or pass --data-dir)")
+
+
+def fashion_mnist(split: str = "train", data_dir: str | Path | None = None) -> ImageArray:
+    data_dir = Path(data_dir) if data_dir else FASHION_MNIST_DIR
+    return ImageArray(read_idx_images(find_idx(data_dir, split)), f"fashion-mnist-{split}")
+
+
+class Patches:
+    """Random crops (with horizontal/vertical flips) of a list of (H, W, C) float images."""
+
+    kind_of_data = "image"
+
+    def __init__(self, images: list[np.ndarray], crop: int, name: str):
+        if not images:
+            raise UserError(f"no images for patches data set {name!r}")
+        small = [im.shape[:2] for im in images if min(im.shape[:2]) < crop]
+        if small:
+            raise UserError(f"crop size {crop} is larger than an image of size {small[0]}")
+        self.images = [torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1)))
+                       for im in images]
+        self.crop = crop
+        self.name = name
+        self.channels = self.images[0].shape[0]
+        self.image_size = (crop, crop)
+        # draw images in proportion to their area, so every pixel is equally likely
+        areas = torch.tensor([float(im.shape[1] * im.shape[2]) for im in self.images])
+        self.weights = areas / areas.sum()
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        which = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        out = torch.empty(n, self.channels, self.crop, self.crop)
+        for i, k in enumerate(which.tolist()):
+            image = self.images[k]
+            top = int(torch.randint(0, image.shape[1] - self.crop + 1, (1,), generator=generator))
+            left = int(torch.randint(0, image.shape[2] - self.crop + 1, (1,), generator=generator))
+            out[i] = image[:, top:top + self.crop, left:left + self.crop]
+        flips = torch.rand(n, 2, generator=generator) < 0.5
+        out[flips[:, 0]] = out[flips[:, 0]].flip(-1)
+        out[flips[:, 1]] = out[flips[:, 1]].flip(-2)
+        return out
+
+
+def natural_patches(colour: bool, crop: int) -> Patches:
+    """Patches of the SPEC 6 training images; ``colour`` keeps RGB images only, else gray."""
+    images = []
+    for name in TRAINING_IMAGES:
+        image = skimage_training_image(name)
+        if colour:
+            if image.ndim == 3:
+                images.append(image[..., :3])
+        else:
+            images.append(to_gray(image)[..., None])
+    return Patches(images, crop, "natural-rgb" if colour else "natural-gray")
+
+
+def folder_patches(folder: Path, crop: int, channels: int | None) -> Patches:
+    from em_inverse.image_io import read_image  # images as (1, C, H, W) in [0, 1]
+
+    files = sorted(p for p in Path(folder).iterdir()
+                   if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy"})
+    if not files:
+        raise UserError(f"no images (.png/.jpg/.tif/.npy) in folder {folder}")
+    images = []
+    for path in files:
+        image = read_image(path)[0].permute(1, 2, 0).numpy()
+        if channels == 1 and image.shape[-1] == 3:
+            image = to_gray(image)[..., None]
+        images.append(image)
+    if len({im.shape[-1] for im in images}) > 1:
+        raise UserError(f"folder {folder} mixes gray and colour images; pass --channels")
+    return Patches(images, crop, f"folder:{folder}")
+
+
+def make_dataset(spec: str, *, crop: int = 40, data_dir: str | None = None,
+                 channels: int | None = None):
+    """Parse a data set spec string into a data set object with ``sample(n, generator)``."""
+    kind, _, arg = spec.partition(":")
+    if kind == "toy2d":
+        return Toy2D(arg)
+    if kind == "fashion-mnist":
+        return fashion_mnist(arg or "train", data_dir)
+    if kind == "patches":
+        if arg not in ("natural-gray", "natural-rgb"):
+            raise UserError(f"unknown patches set {arg!r}; use natural-gray or natural-rgb")
+        return natural_patches(arg == "natural-rgb", crop)
+    if kind == "folder":
+        if not Path(arg).is_dir():
+            raise UserError(f"data folder {arg!r} does not exist")
+        return folder_patches(Path(arg), crop, channels)
+    raise UserError(f"unknown data set {spec!r}; use toy2d:8gaussians|moons|checkerboard, "
+                    "fashion-mnist, patches:natural-gray|natural-rgb or folder:PATH")

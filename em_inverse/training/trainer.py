@@ -1,0 +1,306 @@
+"""The Energy Matching trainer: phase 1 (flow on -grad V), phase 2 (+ contrastive), EMA,
+atomic checkpoints, bit-for-bit ``resume``, JSONL log, plots, and ``torchrun`` data parallelism.
+
+A run folder ``RUN/`` holds: ``weights.safetensors`` + ``config.json`` (the EMA prior, usable as
+``--prior RUN``), ``checkpoint.safetensors`` (full training state), ``train_config.json``,
+``log.jsonl``, and ``plots/`` (sample grids / scatter plots and energy histograms).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from em_inverse.devices import make_generator
+from em_inverse.errors import UserError
+from em_inverse.priors.checkpoint import atomic_write_bytes, save_prior
+from em_inverse.priors.nets import build_net, count_parameters
+from em_inverse.priors.prior import EnergyPrior
+from em_inverse.priors.sampling import annealed_langevin
+from em_inverse.training import losses
+from em_inverse.training.config import TrainConfig
+from em_inverse.training.datasets import make_dataset
+from em_inverse.training.plots import write_plots
+from em_inverse.training.state import (CHECKPOINT, load_checkpoint, restore_optimizer,
+                                      save_checkpoint, section)
+
+
+def default_architecture(dataset) -> dict:
+    if dataset.kind_of_data == "vector":
+        return {"type": "MLPEnergy", "dim": dataset.dim, "width": 128, "depth": 3}
+    if dataset.name.startswith("fashion-mnist"):
+        return {"type": "GlobalEnergy", "channels": dataset.channels,
+                "image_size": list(dataset.image_size), "width": 32, "hidden": 256}
+    return {"type": "ConvEnergy", "channels": dataset.channels, "width": 32, "levels": 3,
+            "blocks": 1}
+
+
+def data_description(dataset, arch: dict) -> dict:
+    if dataset.kind_of_data == "vector":
+        return {"kind": "vector", "dim": dataset.dim}
+    image_size = list(dataset.image_size) if arch["type"] == "GlobalEnergy" else None
+    return {"kind": "image", "channels": dataset.channels, "image_size": image_size,
+            "training_size": list(dataset.image_size)}
+
+
+class Distributed:
+    """Rank/world information; a no-op single process unless launched by ``torchrun``."""
+
+    def __init__(self, device: torch.device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.active = self.world > 1
+        if self.active and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+
+class StopRequest:
+    """SIGINT/SIGTERM set a flag; the loop stops between steps, so the saved state is whole."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self.request)
+
+    def request(self, signum, frame) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+class Trainer:
+    """Runs one Energy Matching training described by a ``TrainConfig`` into ``out``."""
+
+    def __init__(self, config: TrainConfig, out: str | Path, device: torch.device,
+                 quiet: bool = False):
+        self.config = config
+        self.out = Path(out)
+        self.device = device
+        self.quiet = quiet
+        self.dist = Distributed(device)
+        if device.type == "cuda" and self.dist.active:
+            self.device = device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        self.dataset = make_dataset(config.data, crop=config.crop, data_dir=config.data_dir,
+                                    channels=config.channels)
+        self.arch = dict(config.arch) or default_architecture(self.dataset)
+        torch.manual_seed(config.seed)  # only affects weight initialisation
+        try:
+            net = build_net(self.arch).to(device)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"invalid architecture {self.arch}: {exc}") from None
+        self.net = net
+        vector = self.dataset.kind_of_data == "vector"
+        self.scale, self.offset = (1.0, 0.0) if vector else (2.0, -1.0)
+        self.model = (torch.nn.parallel.DistributedDataParallel(net) if self.dist.active else net)
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(0.9, 0.95))
+        self.ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        # one generator for data (CPU) and one for noise (on the device), per rank
+        rank_seed = config.seed * 1000 + self.dist.rank
+        self.data_gen = make_generator(rank_seed)
+        self.noise_gen = make_generator(rank_seed + 500, device)
+        self.step = 0
+        self.train_seconds = 0.0
+
+    # -- pieces of a step ------------------------------------------------------------------------
+    def learning_rate(self, step: int) -> float:
+        return self.config.lr * min(1.0, (step + 1) / max(1, self.config.warmup))
+
+    def data_batch(self, n: int) -> torch.Tensor:
+        x = self.dataset.sample(n, self.data_gen).to(self.device)
+        return x * self.scale + self.offset
+
+    def randn_like(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.randn(x.shape, generator=self.noise_gen, device=x.device, dtype=x.dtype)
+
+    def rand(self, n: int) -> torch.Tensor:
+        return torch.rand(n, generator=self.noise_gen, device=self.device)
+
+    def in_phase2(self, step: int) -> bool:
+        return step >= self.config.steps - self.config.phase2_length
+
+    def negatives(self) -> torch.Tensor:
+        """Langevin negatives: half started on data (t = 1), half on noise (t = 0)."""
+        c = self.config
+        n = c.negatives or c.batch_size
+        n_data = n // 2
+        start = torch.cat([self.data_batch(n_data), self.randn_like(self.data_batch(n - n_data))])
+        t0 = torch.cat([torch.ones(n_data), torch.zeros(n - n_data)]).to(self.device)
+        return annealed_langevin(self.net, start, t0, steps=c.langevin_steps, dt=c.langevin_dt,
+                                 tau_star=c.tau_star, eps_max=c.eps_max, generator=self.noise_gen)
+
+    def train_step(self, step: int) -> dict:
+        c = self.config
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(step)
+        x1 = self.data_batch(c.batch_size)
+        x0 = losses.ot_pair(self.randn_like(x1), x1)
+        t = self.rand(c.batch_size)
+        with_grad = [losses.interpolate(x0, x1, t)]
+        if c.dsm_weight > 0:
+            clean = self.data_batch(c.batch_size)
+            log_sigma = torch.empty(c.batch_size, device=self.device).uniform_(
+                math.log(c.dsm_sigma_min), math.log(c.dsm_sigma_max), generator=self.noise_gen)
+            sigma = log_sigma.exp()
+            z = self.randn_like(clean)
+            with_grad.append(clean + sigma.view(-1, *([1] * (clean.ndim - 1))) * z)
+        phase2 = self.in_phase2(step)
+        without_grad = [self.data_batch(c.batch_size), self.negatives()] if phase2 else []
+        # one forward pass of the (possibly DDP-wrapped) model over everything this step needs
+        x_grad = torch.cat(with_grad).requires_grad_(True)
+        energies = self.model(torch.cat([x_grad, *without_grad]))
+        (grad_v,) = torch.autograd.grad(energies[:len(x_grad)].sum(), x_grad, create_graph=True)
+        b = c.batch_size
+        terms = {"flow": losses.flow_matching_loss(grad_v[:b], x0, x1, t, c.tau_star)}
+        loss = terms["flow"]
+        if c.dsm_weight > 0:
+            terms["dsm"] = losses.denoising_score_loss(grad_v[b:2 * b], z, sigma, c.eps_max)
+            loss = loss + c.dsm_weight * terms["dsm"]
+        if phase2:
+            v_data, v_neg = energies[len(x_grad):len(x_grad) + b], energies[len(x_grad) + b:]
+            terms["cd"] = losses.contrastive_loss(v_data, v_neg, c.trim, c.beta)
+            terms["e_data"], terms["e_neg"] = v_data.mean().detach(), v_neg.mean().detach()
+            loss = loss + c.lambda_cd * terms["cd"]
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        terms["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.clip)
+        self.optimizer.step()
+        with torch.no_grad():
+            for key, value in self.net.state_dict().items():
+                if value.dtype.is_floating_point:
+                    self.ema[key].lerp_(value, 1.0 - c.ema_decay)
+                else:
+                    self.ema[key].copy_(value)
+        terms["loss"] = loss
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    # -- saving ----------------------------------------------------------------------------------
+    def ema_prior(self) -> EnergyPrior:
+        net = build_net(self.arch)
+        net.load_state_dict({k: v.cpu() for k, v in self.ema.items()})
+        c = self.config
+        recipe = {k: getattr(c, k) for k in (
+            "data", "crop", "steps", "phase2_steps", "batch_size", "lr", "warmup", "ema_decay",
+            "tau_star", "lambda_cd", "beta", "eps_max", "langevin_steps", "langevin_dt",
+            "negatives", "trim", "dsm_weight", "dsm_sigma_min", "dsm_sigma_max", "seed")}
+        recipe.update(trained_steps=self.step, world_size=self.dist.world,
+                      train_seconds=round(self.train_seconds, 1), device=self.device.type)
+        card = {"architecture": self.arch["type"], "parameters": count_parameters(net),
+                "data": c.data, "recipe": "Energy Matching (phase 1 flow on -grad V, then "
+                f"{c.phase2_length} contrastive steps)" + (
+                    f" + denoising-score term (weight {c.dsm_weight})" if c.dsm_weight else "")}
+        return EnergyPrior(net, eps=c.eps_max, scale=self.scale, offset=self.offset,
+                           data=data_description(self.dataset, self.arch),
+                           name=c.name or self.out.name, card=card, training=recipe)
+
+    def save(self) -> None:
+        if not self.dist.is_main:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(self.out / CHECKPOINT, step=self.step, model=self.net, ema=self.ema,
+                        optimizer=self.optimizer,
+                        generators={"data": self.data_gen, "noise": self.noise_gen},
+                        extra={"config": self.config.to_dict(), "arch": self.arch,
+                               "train_seconds": self.train_seconds})
+        save_prior(self.ema_prior(), self.out)
+
+    def resume(self) -> None:
+        tensors, meta = load_checkpoint(self.out / CHECKPOINT)
+        saved = meta["extra"]["config"]
+        mine = self.config.to_dict()
+        changed = [k for k in mine if k not in ("steps", "checkpoint_every", "log_every",
+                                                "sample_every") and saved.get(k) != mine[k]]
+        if changed:
+            raise UserError(f"cannot resume: options differ from the checkpoint ({', '.join(changed)})")
+        self.net.load_state_dict(section(tensors, "model."))
+        self.ema = {k: v.to(self.device) for k, v in section(tensors, "ema.").items()}
+        restore_optimizer(self.optimizer, tensors, meta["optimizer"])
+        self.data_gen.set_state(tensors["rng.data"])
+        self.noise_gen.set_state(tensors["rng.noise"])
+        self.step = meta["step"]
+        self.train_seconds = meta["extra"].get("train_seconds", 0.0)
+        self.truncate_log()
+
+    # -- logging ---------------------------------------------------------------------------------
+    @property
+    def log_path(self) -> Path:
+        return self.out / "log.jsonl"
+
+    def truncate_log(self) -> None:
+        """Drop log lines written after the checkpoint we resume from (they will be redone)."""
+        if self.dist.is_main and self.log_path.is_file():
+            kept = [line for line in self.log_path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= self.step]
+            atomic_write_bytes(self.log_path, ("\n".join(kept) + "\n" if kept else "").encode())
+
+    def log(self, record: dict) -> None:
+        if self.dist.is_main:
+            with self.log_path.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    # -- the loop --------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> EnergyPrior:
+        c = self.config
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        self.dist.barrier()
+        if resume:
+            self.resume()
+        elif self.dist.is_main:
+            self.log_path.unlink(missing_ok=True)
+        if self.dist.is_main:
+            atomic_write_bytes(self.out / "train_config.json", json.dumps(c.to_dict(), indent=2).encode())
+        bar = tqdm(total=c.steps, initial=self.step, disable=self.quiet or not self.dist.is_main,
+                   desc=f"train {c.data}", dynamic_ncols=True)
+        stop = StopRequest()
+        try:
+            while self.step < c.steps and not stop.requested:
+                started = time.perf_counter()
+                terms = self.train_step(self.step)
+                self.train_seconds += time.perf_counter() - started
+                if not all(math.isfinite(v) for v in terms.values()):
+                    raise UserError(f"training diverged at step {self.step} ({terms}); "
+                                    "lower --lr or --eps-max")
+                self.step += 1
+                bar.update(1)
+                if self.step % c.log_every == 0 or self.step == c.steps:
+                    record = {"step": self.step, "phase": 2 if self.in_phase2(self.step - 1) else 1,
+                              "lr": self.learning_rate(self.step - 1),
+                              "seconds": round(self.train_seconds, 3), **terms}
+                    self.log(record)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items()
+                                     if k in ("loss", "flow", "cd", "dsm")})
+                if self.step % c.checkpoint_every == 0:
+                    self.save()
+                if c.sample_every and self.step % c.sample_every == 0 and self.dist.is_main:
+                    write_plots(self, tag=f"step{self.step:06d}")
+        finally:
+            bar.close()
+            stop.restore()
+        self.save()  # at exit, including after SIGINT/SIGTERM (checked between steps)
+        if stop.requested:
+            raise KeyboardInterrupt
+        if self.dist.is_main:
+            write_plots(self, tag="final")
+        self.dist.barrier()
+        return self.ema_prior()

@@ -1,0 +1,126 @@
+"""SPEC 3: energy nets, EnergyPrior, and prior folders that load safely or fail clearly."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from em_inverse.errors import UserError
+from em_inverse.priors import (ConvEnergy, EnergyPrior, GlobalEnergy, MLPEnergy, load_prior,
+                               save_prior)
+
+
+def tiny_conv_prior(name="tiny") -> EnergyPrior:
+    torch.manual_seed(0)
+    return EnergyPrior(ConvEnergy(channels=1, width=8, levels=2), eps=0.05, name=name)
+
+
+def test_conv_energy_is_a_sum_of_per_pixel_terms_and_works_at_any_size():
+    net = ConvEnergy(channels=3, width=8, levels=3)
+    for size in [(17, 23), (40, 40), (64, 33)]:
+        x = torch.rand(2, 3, *size)
+        assert net(x).shape == (2,)
+        assert torch.allclose(net(x), net.pixel_energy(x).flatten(1).sum(1))
+
+
+def test_global_energy_maps_fixed_size_images_to_one_scalar_and_rejects_other_sizes():
+    net = GlobalEnergy(channels=1, image_size=(28, 28), width=8, hidden=16)
+    assert net(torch.rand(5, 1, 28, 28)).shape == (5,)
+    with pytest.raises(ValueError, match="28"):
+        net(torch.rand(5, 1, 32, 32))
+
+
+def test_mlp_energy_maps_vectors_to_scalars():
+    assert MLPEnergy(dim=2).forward(torch.randn(7, 2)).shape == (7,)
+
+
+def test_prior_gradient_is_in_caller_units_and_matches_finite_differences():
+    prior = tiny_conv_prior().frozen().double()
+    x = torch.rand(1, 1, 12, 12, dtype=torch.float64)
+    v, g = prior.energy_and_grad(x)
+    direction = torch.randn_like(x)
+    h = 1e-6
+    numeric = (prior.energy(x + h * direction) - prior.energy(x - h * direction)) / (2 * h)
+    assert torch.allclose((g * direction).sum(), numeric, rtol=1e-5)
+    assert torch.allclose(prior.grad(x), g / prior.eps)
+    value, grad = prior.value_and_grad(x)
+    assert torch.allclose(value, v / prior.eps) and torch.allclose(grad, g / prior.eps)
+
+
+def test_save_and_load_round_trip_keeps_energies_and_the_model_card(tmp_path):
+    prior = tiny_conv_prior()
+    prior.card = {"data": "unit test"}
+    save_prior(prior, tmp_path / "p")
+    loaded = load_prior(tmp_path / "p")
+    x = torch.rand(2, 1, 16, 16)
+    assert torch.equal(loaded.energy(x), prior.energy(x))
+    assert loaded.card == {"data": "unit test"} and loaded.eps == prior.eps
+    assert not any(p.requires_grad for p in loaded.net.parameters())
+
+
+@pytest.fixture
+def saved(tmp_path) -> Path:
+    return save_prior(tiny_conv_prior(), tmp_path / "prior")
+
+
+def corrupt_json(folder):
+    (folder / "config.json").write_text("{not json")
+
+
+def truncate_weights(folder):
+    path = folder / "weights.safetensors"
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def zero_weights(folder):
+    path = folder / "weights.safetensors"
+    path.write_bytes(bytes(path.stat().st_size))
+
+
+def wrong_shapes(folder):
+    config = json.loads((folder / "config.json").read_text())
+    config["architecture"]["width"] = 16
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def missing_key(folder):
+    config = json.loads((folder / "config.json").read_text())
+    del config["eps"]
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+CORRUPTIONS = [corrupt_json, truncate_weights, zero_weights, wrong_shapes, missing_key]
+
+
+@pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=lambda f: f.__name__)
+def test_corrupt_prior_folders_raise_one_clear_user_error(saved, corrupt):
+    corrupt(saved)
+    with pytest.raises(UserError) as info:
+        load_prior(saved)
+    assert "\n" not in str(info.value) and str(saved) in str(info.value)
+
+
+@pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=lambda f: f.__name__)
+def test_cli_reports_corrupt_priors_with_exit_code_2_and_no_traceback(saved, corrupt, tmp_path):
+    corrupt(saved)
+    out = tmp_path / "s.png"
+    result = subprocess.run([sys.executable, "-m", "em_inverse", "sample", "--prior", str(saved),
+                             "-n", "2", "--size", "8", "-o", str(out), "--quiet"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_unknown_prior_name_is_a_user_error():
+    with pytest.raises(UserError, match="unknown prior"):
+        load_prior("no-such-prior")
+
+
+def test_the_package_never_unpickles():
+    package = Path(__file__).parents[1] / "em_inverse"
+    offenders = [str(p) for p in package.rglob("*.py")
+                 if any(bad in p.read_text() for bad in ("torch.load(", "pickle.load", "import pickle"))]
+    assert offenders == []

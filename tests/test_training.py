@@ -1,0 +1,190 @@
+"""SPEC 4: Energy Matching losses, the trainer, its checkpoints and resume."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from em_inverse.priors import load_prior
+from em_inverse.priors.sampling import annealed_langevin, eps_schedule
+from em_inverse.training import TrainConfig, Trainer, losses
+from em_inverse.training.datasets import FASHION_MNIST_DIR, Toy2D
+
+CLI = [sys.executable, "-m", "em_inverse"]
+
+
+def test_minibatch_ot_pairing_is_a_permutation_that_never_costs_more_than_identity():
+    g = torch.Generator().manual_seed(0)
+    x0, x1 = torch.randn(64, 5, generator=g), torch.randn(64, 5, generator=g) + 3
+    paired = losses.ot_pair(x0, x1)
+    assert torch.equal(paired.sort(0).values, x0.sort(0).values)
+    assert (paired - x1).pow(2).sum() <= (x0 - x1).pow(2).sum()
+
+
+def test_flow_weight_is_one_before_tau_star_and_ramps_to_zero_at_one():
+    t = torch.tensor([0.0, 0.5, 0.8, 0.9, 1.0])
+    assert torch.allclose(losses.flow_weight(t, 0.8), torch.tensor([1, 1, 1, 0.5, 0]))
+    assert torch.equal(losses.flow_weight(t, 1.0), torch.ones(5))
+
+
+def test_temperature_schedule_is_zero_then_rises_linearly_to_eps_max():
+    t = torch.tensor([0.0, 0.5, 0.75, 1.0, 1.5])
+    assert torch.allclose(eps_schedule(t, 0.5, 0.04), torch.tensor([0, 0, 0.02, 0.04, 0.04]))
+    assert torch.allclose(eps_schedule(t, 1.0, 0.04), torch.tensor([0, 0, 0, 0.04, 0.04]))
+
+
+def test_trimmed_mean_drops_the_highest_energies_and_the_cd_term_is_clamped():
+    values = torch.arange(10.0)
+    assert losses.trimmed_mean(values, 0.1) == values[:9].mean()
+    assert losses.contrastive_loss(torch.tensor([5.0]), values, 0.1, beta=0.02) == 1.0
+    assert losses.contrastive_loss(torch.tensor([-9.0]), values, 0.1, 0.02) == -0.02
+
+
+def test_flow_loss_is_zero_for_the_exact_ot_velocity():
+    x0, x1 = torch.randn(8, 2), torch.randn(8, 2)
+    t = torch.rand(8)
+    assert losses.flow_matching_loss(-(x1 - x0), x0, x1, t, 1.0) == 0
+
+
+def toy_config(**changes) -> TrainConfig:
+    values = dict(data="toy2d:8gaussians", steps=600, batch_size=128, langevin_steps=60,
+                  lambda_cd=0.05, checkpoint_every=100, log_every=10, seed=3)
+    values.update(changes)
+    return TrainConfig.from_dict(values)
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("toy")
+    trainer = Trainer(toy_config(), out, torch.device("cpu"), quiet=True)
+    prior = trainer.fit().frozen()
+    return out, prior, trainer
+
+
+def test_training_reduces_the_flow_loss(toy_run):
+    out, _, _ = toy_run
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    first, last = records[:5], records[-10:]
+    assert sum(r["flow"] for r in last) / len(last) < 0.5 * sum(r["flow"] for r in first) / len(first)
+    assert records[-1]["phase"] == 2 and "cd" in records[-1]
+
+
+def test_after_phase_2_data_has_lower_energy_than_noise_started_negatives(toy_run):
+    _, prior, trainer = toy_run
+    g = torch.Generator().manual_seed(0)
+    data = Toy2D("8gaussians").sample(512, g)
+    noise = torch.randn(512, 2, generator=g)
+    negatives = annealed_langevin(prior.net, noise, torch.zeros(512), steps=60, dt=0.01,
+                                  tau_star=1.0, eps_max=trainer.config.eps_max, generator=g)
+    assert prior.energy(data).mean() < prior.energy(negatives).mean()
+
+
+def test_a_langevin_chain_at_eps_max_started_on_data_stays_near_the_data(toy_run):
+    _, prior, trainer = toy_run
+    g = torch.Generator().manual_seed(1)
+    data = Toy2D("8gaussians").sample(512, g)
+    chain = annealed_langevin(prior.net, data, torch.ones(512), steps=200, dt=0.01, tau_star=1.0,
+                              eps_max=trainer.config.eps_max, generator=g)
+    centres = 4 * torch.stack([torch.cos(torch.arange(8) * math.pi / 4),
+                               torch.sin(torch.arange(8) * math.pi / 4)], 1)
+    distance = torch.cdist(chain, centres).min(1).values
+    assert (distance < 1.5).float().mean() > 0.9
+
+
+def test_the_run_folder_is_a_prior_with_plots_and_a_model_card(toy_run):
+    out, _, _ = toy_run
+    prior = load_prior(out)
+    assert prior.data == {"kind": "vector", "dim": 2}
+    assert prior.card["parameters"] == prior.num_parameters
+    assert (out / "plots" / "samples_final.png").stat().st_size > 1000
+    assert (out / "plots" / "energy_final.png").stat().st_size > 1000
+
+
+def train_command(out: Path, *extra: str) -> list[str]:
+    return CLI + ["train", "--data", "toy2d:8gaussians", "--steps", "600", "--checkpoint-every",
+                  "100", "--seed", "3", "--langevin-steps", "20", "--out", str(out), "--quiet",
+                  "--device", "cpu", *extra]
+
+
+def test_a_run_killed_after_its_first_checkpoint_resumes_to_identical_weights(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run(train_command(tmp_path / "full"), check=True, env=env)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(train_command(killed), env=env)
+    checkpoint = killed / "checkpoint.safetensors"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists()
+    subprocess.run(train_command(killed, "--resume"), check=True, env=env)
+    full = load_file(tmp_path / "full" / "weights.safetensors")
+    resumed = load_file(killed / "weights.safetensors")
+    assert full.keys() == resumed.keys()
+    for key in full:
+        assert torch.equal(full[key], resumed[key]), key
+
+
+def test_starting_over_an_existing_run_without_resume_is_refused(tmp_path):
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"x")
+    result = subprocess.run(train_command(tmp_path), capture_output=True, text=True)
+    assert result.returncode == 2 and "--resume" in result.stderr
+
+
+def test_resuming_from_a_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"\0" * 64)
+    result = subprocess.run(train_command(tmp_path, "--resume"), capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.startswith("error: corrupt training checkpoint")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="Fashion-MNIST not installed")
+def test_a_short_fashion_mnist_run_lowers_the_loss_and_writes_a_sample_grid(tmp_path):
+    config = TrainConfig.from_dict(dict(
+        data="fashion-mnist", steps=60, phase2_steps=0, batch_size=32, log_every=5,
+        arch={"type": "GlobalEnergy", "channels": 1, "image_size": [28, 28], "width": 8,
+              "hidden": 32}, langevin_steps=10, lr=2e-3, warmup=10))
+    Trainer(config, tmp_path, torch.device("cpu"), quiet=True).fit()
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert records[-1]["flow"] < records[0]["flow"]
+    assert (tmp_path / "plots" / "samples_final.png").stat().st_size > 1000
+
+
+DDP_SCRIPT = """
+import torch, torch.distributed as dist, sys
+from em_inverse.training import TrainConfig, Trainer
+config = TrainConfig.from_dict(dict(data="toy2d:moons", steps=30, batch_size=64,
+                                    langevin_steps=5, checkpoint_every=10, seed=0))
+trainer = Trainer(config, sys.argv[1], torch.device("cpu"), quiet=True)
+trainer.fit()
+flat = torch.cat([p.detach().flatten() for p in trainer.net.parameters()])
+gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
+dist.all_gather(gathered, flat)
+assert torch.equal(gathered[0], gathered[1]), "ranks diverged"
+first = trainer.data_batch(4)
+others = [torch.zeros_like(first) for _ in range(2)]
+dist.all_gather(others, first)
+assert not torch.equal(others[0], others[1]), "ranks saw the same data"
+if dist.get_rank() == 0:
+    print("DDP-OK", dist.get_world_size())
+dist.destroy_process_group()
+"""
+
+
+def test_torchrun_with_two_cpu_processes_trains_one_shared_model(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                             "--master_port=29533", str(script), str(tmp_path / "run")],
+                            capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert "DDP-OK 2" in result.stdout, result.stderr[-2000:]
+    assert (tmp_path / "run" / "weights.safetensors").exists()
