@@ -13,6 +13,7 @@ SHAPE = (1, 1, 16, 16)
 CASES = {
     "inpaint": dict(mask="random:0.5"),
     "deblur-reflect": dict(kernel="gaussian:1.5"),
+    "deblur-small-direct": dict(kernel="gaussian:0.5"),
     "deblur-circular": dict(kernel="motion:5,30", boundary="circular"),
     "superres-x2": dict(factor=2),
     "superres-x4-circular": dict(factor=4, boundary="circular"),

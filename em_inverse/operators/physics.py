@@ -16,6 +16,8 @@ from em_inverse.operators.noise import gaussian_noise
 
 TASKS = ("inpaint", "deblur", "superres", "denoise")
 BOUNDARIES = ("reflect", "circular")
+#: Kernels with more taps than this are applied by FFT (13x13 on 256x256: 3.5 ms vs 40 ms).
+FFT_MIN_TAPS = 25
 
 
 def _with_noise(physics: LinearPhysics, task: str, sigma: float | None) -> LinearPhysics:
@@ -51,7 +53,8 @@ def deblurring(kernel: torch.Tensor, image_shape: tuple[int, ...], sigma: float 
                                   or kernel.shape[-1] > 2 * width - 1):
         raise UserError(f"blur kernel {kernel.shape[-2]}x{kernel.shape[-1]} is too large for a "
                         f"{height}x{width} image")
-    physics = Blur(filter=kernel.to(device).float(), padding=boundary, device=device)
+    physics = Blur(filter=kernel.to(device).float(), padding=boundary, device=device,
+                   use_fft=kernel.numel() > FFT_MIN_TAPS)
     return _with_noise(physics, "deblur", sigma)
 
 
