@@ -111,7 +111,7 @@ def solve(y, operator, prior, method: str | None = None, *,
     chains = 1 if method == "map" else int(settings["chains"])
     rows = torch.arange(y.shape[0], device=device).repeat_interleave(chains)
     fidelity = GaussianFidelity(operator, y[rows], sigma[rows])
-    interaction = _interaction(settings, operator, image_shape, chains) \
+    interaction = _interaction(settings, operator, image_shape, chains, device) \
         if method != "map" else None
     objective = Objective(prior, fidelity, settings["prior_weight"], interaction,
                           profile=settings["profile"])
@@ -233,19 +233,21 @@ def _noise_level(y, operator, sigma) -> tuple[torch.Tensor, str]:
     return torch.full((batch,), max(value, MIN_SIGMA), device=y.device), source
 
 
-def _interaction(s, operator, image_shape, chains) -> Interaction | None:
+def _interaction(s, operator, image_shape, chains, device) -> Interaction | None:
+    """The chain interaction, if ``interaction_sigma`` is set; region B defaults to the holes
+    of an inpainting mask, else every pixel."""
     if s["interaction_sigma"] is None:
         return None
     region = s["interaction_region"]
     if region is None:
         region = (1 - operator.mask) if isinstance(operator, Inpainting) \
             else torch.ones(1, 1, *image_shape[-2:])
-    return Interaction(torch.as_tensor(region).to(operator.mask.device if isinstance(
-        operator, Inpainting) else "cpu"), s["interaction_sigma"], chains)
+    return Interaction(torch.as_tensor(region, device=device), s["interaction_sigma"], chains)
 
 
 class _Progress:
-    """tqdm on stderr plus the user's callback; ``update(step, info)``."""
+    """tqdm on stderr plus the user's callback; ``update(step, info)`` (solvers fill ``info``
+    every 10 steps only, so a GPU run is not synchronised on every step)."""
 
     def __init__(self, enabled, total, desc, callback):
         from tqdm.auto import tqdm
@@ -257,7 +259,7 @@ class _Progress:
     def update(self, step: int, info: dict) -> None:
         self.bar.update(step - self.done)
         self.done = step
-        if step % 10 == 0 or step == self.total:
+        if info:
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in info.items()}, refresh=False)
         if self.callback is not None:
             self.callback(step, self.total, info)

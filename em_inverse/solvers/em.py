@@ -83,15 +83,17 @@ def run_annealed(objective: Objective, x_init: torch.Tensor, chains: int, *, ste
             dt *= 0.5
         z, ev = z_new, ev_new
         t += dt
-        trace.append(ev.total.view(n, k).mean(dim=1).cpu())
+        trace.append(ev.total.view(n, k).mean(dim=1))
         if t >= 1.0 - 1e-9:
             moments.update(prior.from_internal(z).view(n, k, *z.shape[1:]))
         if progress is not None:
-            progress(it, {"U": float(trace[-1].mean()), "t": t})
+            show = it % 10 == 0 or it == steps
+            progress(it, {"U": float(trace[-1].mean()), "t": t} if show else {})
     final = prior.from_internal(z).view(n, k, *z.shape[1:])
     if moments.mean is None:  # never reached t = 1: statistics of the final states only
         moments.update(final)
-    return AnnealResult(mean=moments.mean, std=moments.std, final=final, trace=trace,
+    return AnnealResult(mean=moments.mean, std=moments.std, final=final,
+                        trace=[u.cpu() for u in trace],
                         retries=retries, dt=dt, kept=moments.count // k)
 
 

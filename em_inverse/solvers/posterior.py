@@ -67,55 +67,61 @@ def run_langevin(objective: Objective, x0: torch.Tensor, chains: int, step: torc
     trace, retries, accepted_sum, proposals = [], 0, 0.0, 0
     for it in range(1, steps + 1):
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        proposal, evaluation = _propose(objective, x, current, h, noise, max_retries)
-        retries += evaluation[1]
-        proposal_eval: Evaluation = evaluation[0]
-        if evaluation[2] is not None:
-            h = evaluation[2]
+        proposal, proposed, h, tries = _propose(objective, x, current, h, noise, max_retries)
+        retries += tries
         if mala:
-            accept = _mh_accept(x, current, proposal, proposal_eval, h, generator, objective)
-            a = accept.to(x.dtype)
+            accept = _mh_accept(x, current, proposal, proposed, h, generator, objective)
             x = torch.where(_bcast(accept, x), proposal, x)
-            current = Evaluation(
-                total=torch.where(accept, proposal_eval.total, current.total),
-                grad=torch.where(_bcast(accept, x), proposal_eval.grad, current.grad),
-                prior=torch.where(accept, proposal_eval.prior, current.prior),
-                prior_grad=current.prior_grad)  # not needed after this point
+            current = _select(accept, proposed, current)
+            rate = accept.to(x.dtype)
             if adapt and it <= burn_in:
-                h = h * torch.exp(0.5 * (a - target_accept) / math.sqrt(it))
+                h = h * torch.exp(0.5 * (rate - target_accept) / math.sqrt(it))
             elif it > burn_in:
-                accepted_sum += float(a.sum())
-                proposals += a.numel()
+                accepted_sum = accepted_sum + rate.sum()  # stays on the device: no sync
+                proposals += rate.numel()
         else:
-            x, current = proposal, proposal_eval
-        trace.append(current.total.view(n, k).mean(dim=1).cpu())
+            x, current = proposal, proposed
+        trace.append(current.total.view(n, k).mean(dim=1))
         if it > burn_in and (it - burn_in) % thin == 0:
             moments.update(x.view(n, k, *x.shape[1:]))
             monitors_u.append(current.total.view(n, k))
             monitors_p.append((x * probe).flatten(1).sum(1).view(n, k))
         if progress is not None:
-            progress(it, {"U": float(trace[-1].mean())})
+            show = it % 10 == 0 or it == steps
+            progress(it, {"U": float(trace[-1].mean())} if show else {})
     ess = torch.minimum(effective_sample_size(torch.stack(monitors_u).cpu()),
                         effective_sample_size(torch.stack(monitors_p).cpu()))
     return ChainResult(mean=moments.mean, std=moments.std, final=x.view(n, k, *x.shape[1:]),
-                       trace=trace, acceptance=(accepted_sum / proposals) if mala else None,
+                       trace=[u.cpu() for u in trace],
+                       acceptance=float(accepted_sum) / proposals if mala else None,
                        ess=ess, step=h, retries=retries, kept=moments.count // k)
 
 
 def _propose(objective, x, current, h, noise, max_retries):
-    """One Langevin proposal with the divergence guard. Returns (x', (eval, retries, new_h))."""
-    retries, new_h = 0, None
+    """One Langevin proposal under the divergence guard.
+
+    Returns (x', U-evaluation at x', step sizes (halved for chains that hit a non-finite
+    energy), number of retries)."""
+    retries = 0
     while True:
         proposal = x - _bcast(h, x) * current.grad + _bcast((2 * h).sqrt(), x) * noise
         evaluation = objective(proposal)
         bad = ~(evaluation.finite() & torch.isfinite(evaluation.grad).flatten(1).all(dim=1))
         if not bool(bad.any()):
-            return proposal, (evaluation, retries, new_h)
+            return proposal, evaluation, h, retries
         if retries >= max_retries:
             raise diverged("in Langevin sampling", float(h[bad].min()))
         retries += 1
         h = torch.where(bad, h * 0.5, h)
-        new_h = h
+
+
+def _select(accept: torch.Tensor, new: Evaluation, old: Evaluation) -> Evaluation:
+    """Per-chain choice between two evaluations (accepted proposals take the new one)."""
+    grad_mask = _bcast(accept, new.grad)
+    return Evaluation(total=torch.where(accept, new.total, old.total),
+                      grad=torch.where(grad_mask, new.grad, old.grad),
+                      prior=torch.where(accept, new.prior, old.prior),
+                      prior_grad=torch.where(grad_mask, new.prior_grad, old.prior_grad))
 
 
 def _mh_accept(x, current, proposal, proposal_eval, h, generator, objective):
