@@ -189,3 +189,14 @@ def test_running_moments_and_effective_sample_size():
         ar[t] = rho * ar[t - 1] + torch.randn(1, 4, generator=g)
     expected = 16000 * (1 - rho) / (1 + rho)
     assert 0.6 * expected < float(effective_sample_size(ar)[0]) < 1.5 * expected
+
+
+def test_em_stays_stable_when_the_data_term_is_stiff():
+    """sigma = 0.01 with dt = 0.01: a single explicit data step would overshoot (dt * lam /
+    sigma^2 = 4); the sampler integrates the data drift in sub-steps instead."""
+    physics, y, mean, _ = problem("inpaint", sigma=0.01, s=1.0, eps=0.04)
+    prior = quadratic_prior(MU, 1.0, eps=0.04)
+    solution = solve(y, physics, prior, method="em", chains=8, steps=150, progress=False)
+    observed = (physics.mask > 0).expand(SHAPE)
+    assert solution.diagnostics.retries == 0
+    assert float((solution.estimate - mean)[observed].abs().max()) < 0.02

@@ -18,7 +18,7 @@ from em_inverse.devices import make_generator
 from em_inverse.errors import UserError
 from em_inverse.operators.fidelity import GaussianFidelity
 from em_inverse.operators.noise import MIN_SIGMA, estimate_noise_sigma, noise_sigma
-from em_inverse.operators.physics import task_of
+from em_inverse.operators.physics import lipschitz, task_of
 from em_inverse.solvers.em import run_annealed
 from em_inverse.solvers.init import initial_estimate
 from em_inverse.solvers.interaction import Interaction
@@ -162,9 +162,15 @@ def _run(method, objective, x0, chains, s, generator, bar, prior):
     eps_max = s["eps_max"] if s["eps_max"] is not None else prior.eps / s["prior_weight"]
     data_weight = s["data_weight"] if s["data_weight"] is not None else eps_max
     s.update(eps_max=eps_max, data_weight=data_weight)
+    fidelity = objective.fidelity
+    data_lipschitz = lipschitz(fidelity.physics, x0.shape) / float(fidelity.sigma.min()) ** 2
+    if objective.interaction is not None:
+        inter = objective.interaction
+        data_lipschitz += 2 * inter.chains * float(inter.region2.max()) / inter.sigma_w**2
     r = run_annealed(objective, x0, chains, steps=s["steps"], dt=s["dt"],
                      tau_star=s["tau_star"], eps_max=eps_max, data_weight=data_weight,
-                     t_start=s["t_start"], generator=generator, progress=bar.update)
+                     data_lipschitz=data_lipschitz, t_start=s["t_start"],
+                     generator=generator, progress=bar.update)
     diag = Diagnostics(steps=s["steps"], step_size=r.dt, retries=r.retries,
                        message=f"{r.kept} states per chain at t >= 1")
     return r.mean, r.std, r.final[:, :samples], r.trace, diag
