@@ -77,7 +77,8 @@ def solve_command(
     method: Annotated[str, typer.Option(
         "--method", help="map, posterior (Langevin chains) or em (annealed sampler).")] = "map",
     samples: Annotated[Optional[int], typer.Option(
-        "--samples", help="posterior/em: number of chains and of samples shown.")] = None,
+        "--samples", help="posterior/em: samples returned and shown (at least this many "
+                          "chains run; default 4 chains).")] = None,
     steps: Annotated[Optional[int], typer.Option(
         "--steps", help="Iterations (map) or steps per chain (default: method/prior).")] = None,
     mala: Annotated[bool, typer.Option("--mala", help="posterior: Metropolis correction.")]
