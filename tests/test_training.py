@@ -54,8 +54,10 @@ def test_flow_loss_is_zero_for_the_exact_ot_velocity():
 
 
 def toy_config(**changes) -> TrainConfig:
-    values = dict(data="toy2d:8gaussians", steps=600, batch_size=128, langevin_steps=60,
-                  lambda_cd=0.05, checkpoint_every=100, log_every=10, seed=3)
+    """A short run with a strong, unclamped contrastive phase (300 of 1500 steps)."""
+    values = dict(data="toy2d:8gaussians", steps=1500, phase2_steps=300, batch_size=128,
+                  langevin_steps=60, lambda_cd=0.5, beta=10.0, checkpoint_every=500,
+                  log_every=10, seed=3)
     values.update(changes)
     return TrainConfig.from_dict(values)
 
@@ -82,7 +84,8 @@ def test_after_phase_2_data_has_lower_energy_than_noise_started_negatives(toy_ru
     data = Toy2D("8gaussians").sample(512, g)
     noise = torch.randn(512, 2, generator=g)
     negatives = annealed_langevin(prior.net, noise, torch.zeros(512), steps=60, dt=0.01,
-                                  tau_star=1.0, eps_max=trainer.config.eps_max, generator=g)
+                                  tau_star=trainer.config.tau_star,
+                                  eps_max=trainer.config.eps_max, generator=g)
     assert prior.energy(data).mean() < prior.energy(negatives).mean()
 
 
@@ -90,8 +93,9 @@ def test_a_langevin_chain_at_eps_max_started_on_data_stays_near_the_data(toy_run
     _, prior, trainer = toy_run
     g = torch.Generator().manual_seed(1)
     data = Toy2D("8gaussians").sample(512, g)
-    chain = annealed_langevin(prior.net, data, torch.ones(512), steps=200, dt=0.01, tau_star=1.0,
-                              eps_max=trainer.config.eps_max, generator=g)
+    chain = annealed_langevin(prior.net, data, torch.ones(512), steps=200, dt=0.01,
+                              tau_star=trainer.config.tau_star, eps_max=trainer.config.eps_max,
+                              generator=g)
     centres = 4 * torch.stack([torch.cos(torch.arange(8) * math.pi / 4),
                                torch.sin(torch.arange(8) * math.pi / 4)], 1)
     distance = torch.cdist(chain, centres).min(1).values

@@ -33,6 +33,7 @@ def train(
     eps_max: Annotated[Optional[float], _opt("Equilibrium temperature of the negatives.")] = None,
     tau_star: Annotated[Optional[float], _opt("tau* of the flow weight and eps(t).")] = None,
     lambda_cd: Annotated[Optional[float], _opt("Weight of the contrastive term.")] = None,
+    beta: Annotated[Optional[float], _opt("Clamp of the contrastive term (>= -beta).")] = None,
     langevin_steps: Annotated[Optional[int], _opt("Langevin steps per negative chain.")] = None,
     dsm_weight: Annotated[Optional[float], _opt("Weight of the optional denoising-score term.")] = None,
     checkpoint_every: Annotated[Optional[int], _opt("Checkpoint every N steps.")] = None,
@@ -49,7 +50,7 @@ def train(
     values = TrainConfig.from_file(config).to_dict() if config else {}
     overrides = {"data": data, "data_dir": data_dir, "crop": crop, "name": name, "steps": steps,
                  "phase2_steps": phase2_steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay,
-                 "eps_max": eps_max, "tau_star": tau_star, "lambda_cd": lambda_cd,
+                 "eps_max": eps_max, "tau_star": tau_star, "lambda_cd": lambda_cd, "beta": beta,
                  "langevin_steps": langevin_steps, "dsm_weight": dsm_weight,
                  "checkpoint_every": checkpoint_every, "sample_every": sample_every, "seed": seed}
     if arch is not None:

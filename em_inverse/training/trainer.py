@@ -1,5 +1,6 @@
 """The Energy Matching trainer: phase 1 (flow on -grad V), phase 2 (+ contrastive), EMA,
-atomic checkpoints, bit-for-bit ``resume``, JSONL log, plots, and ``torchrun`` data parallelism.
+atomic checkpoints, bit-for-bit ``resume``, JSONL log, plots, and ``torchrun`` data parallelism
+(gloo on CPU, NCCL on GPU; every rank draws its own data, gradients are averaged).
 
 A run folder ``RUN/`` holds: ``weights.safetensors`` + ``config.json`` (the EMA prior, usable as
 ``--prior RUN``), ``checkpoint.safetensors`` (full training state), ``train_config.json``,
@@ -65,6 +66,31 @@ class Distributed:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def broadcast_parameters(self, net: torch.nn.Module) -> None:
+        """Start every rank from rank 0's weights."""
+        if self.active:
+            for tensor in net.state_dict().values():
+                dist.broadcast(tensor, 0)
+
+    def average_gradients(self, net: torch.nn.Module) -> None:
+        """All-reduce the mean gradient in one flat buffer (data parallelism).
+
+        This is what DistributedDataParallel does, done explicitly after ``backward``: DDP's
+        per-parameter hooks expect every parameter in every backward, but the flow loss
+        depends on grad V only, so e.g. the head's bias gets no gradient in phase 1.
+        """
+        if not self.active:
+            return
+        params = [p for p in net.parameters() if p.requires_grad]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for p in params:
+            p.grad = flat[offset:offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
+
     def barrier(self) -> None:
         if self.active:
             dist.barrier()
@@ -112,7 +138,7 @@ class Trainer:
         self.net = net
         vector = self.dataset.kind_of_data == "vector"
         self.scale, self.offset = (1.0, 0.0) if vector else (2.0, -1.0)
-        self.model = (torch.nn.parallel.DistributedDataParallel(net) if self.dist.active else net)
+        self.dist.broadcast_parameters(net)
         self.optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(0.9, 0.95))
         self.ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
         # one generator for data (CPU) and one for noise (on the device), per rank
@@ -166,9 +192,9 @@ class Trainer:
             with_grad.append(clean + sigma.view(-1, *([1] * (clean.ndim - 1))) * z)
         phase2 = self.in_phase2(step)
         without_grad = [self.data_batch(c.batch_size), self.negatives()] if phase2 else []
-        # one forward pass of the (possibly DDP-wrapped) model over everything this step needs
+        # one forward pass over everything this step needs
         x_grad = torch.cat(with_grad).requires_grad_(True)
-        energies = self.model(torch.cat([x_grad, *without_grad]))
+        energies = self.net(torch.cat([x_grad, *without_grad]))
         (grad_v,) = torch.autograd.grad(energies[:len(x_grad)].sum(), x_grad, create_graph=True)
         b = c.batch_size
         terms = {"flow": losses.flow_matching_loss(grad_v[:b], x0, x1, t, c.tau_star)}
@@ -183,6 +209,7 @@ class Trainer:
             loss = loss + c.lambda_cd * terms["cd"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.dist.average_gradients(self.net)
         terms["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.clip)
         self.optimizer.step()
         with torch.no_grad():
