@@ -47,11 +47,6 @@ def exact_posterior(physics, y, sigma, mu, s, eps=1.0, weight=1.0):
     return mean.view(1, *shape).float(), cov.diagonal().sqrt().view(1, *shape).float()
 
 
-@pytest.fixture
-def gaussian_prior():
-    return quadratic_prior()
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():
     """Tiny tensors: OpenMP thread spinning costs far more than it gains (and other jobs
