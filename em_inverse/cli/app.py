@@ -1,7 +1,10 @@
-"""The ``em-inverse`` command line (typer). Each command lives in its own module."""
+"""The ``em-inverse`` command line (typer). Each group of commands lives in its own module."""
 from __future__ import annotations
 
 import typer
+
+from em_inverse.cli import (commands_bench, commands_prior, commands_solve, commands_train,
+                            commands_tune)
 
 app = typer.Typer(
     name="em-inverse",
@@ -10,27 +13,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-def _register() -> None:
-    from em_inverse.cli import commands_prior, commands_train
-
-    commands_train.register(app)
-    commands_prior.register(app)
-    try:  # the solver and benchmark commands register themselves once they exist
-        from em_inverse.cli import commands_solve
-    except ImportError:
-        pass
-    else:
-        commands_solve.register(app)
-    try:
-        from em_inverse.cli import commands_bench
-    except ImportError:
-        pass
-    else:
-        commands_bench.register(app)
+for module in (commands_solve, commands_train, commands_prior, commands_tune, commands_bench):
+    module.register(app)
 
 
 def main() -> None:
-    _register()
     app()

@@ -1,0 +1,35 @@
+"""``em-inverse tune PRIOR``: pick a prior's default solver settings on training images."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from em_inverse.cli.common import DeviceOption, QuietOption, say, user_errors
+
+
+@user_errors
+def tune(
+    prior: Annotated[Path, typer.Argument(help="Prior folder to tune (its config.json is updated).")],
+    size: Annotated[int, typer.Option(help="Validation crop size (pixels).")] = 96,
+    count: Annotated[int, typer.Option(help="Validation crops per task.")] = 3,
+    steps: Annotated[int, typer.Option(help="MAP iterations per trial.")] = 100,
+    device: DeviceOption = "auto",
+    quiet: QuietOption = False,
+):
+    """Choose the MAP prior weight per task family on crops of TRAINING images."""
+    from em_inverse.bench.tuning import tune_prior, write_tuning
+    from em_inverse.devices import resolve_device
+    from em_inverse.priors import load_prior_folder
+
+    model = load_prior_folder(prior, device=resolve_device(device))
+    tuning = tune_prior(model, size=size, count=count, steps=steps,
+                        progress=None if quiet else (lambda m: say(False, m)))
+    write_tuning(prior, tuning)
+    for family, settings in tuning["solve_defaults"].items():
+        say(quiet, f"{family}: {settings}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("tune")(tune)
