@@ -16,10 +16,9 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def app():
-    from em_inverse.cli import app as app_module
+    from em_inverse.cli.app import app
 
-    app_module._register()
-    return app_module.app
+    return app
 
 
 @pytest.fixture(autouse=True)

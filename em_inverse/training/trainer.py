@@ -52,6 +52,14 @@ def data_description(dataset, arch: dict) -> dict:
             "training_size": list(dataset.image_size)}
 
 
+def describe_hardware(device: torch.device, world: int) -> str:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"CPU ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
+    return f"{world} x {name}" if world > 1 else name
+
+
 class Distributed:
     """Rank/world information; a no-op single process unless launched by ``torchrun``."""
 
@@ -233,7 +241,8 @@ class Trainer:
         recipe.update(trained_steps=self.step, world_size=self.dist.world,
                       train_seconds=round(self.train_seconds, 1), device=self.device.type)
         card = {"architecture": self.arch["type"], "parameters": count_parameters(net),
-                "data": c.data, "recipe": "Energy Matching (phase 1 flow on -grad V, then "
+                "data": c.data, "hardware": describe_hardware(self.device, self.dist.world),
+                "training_time": f"{self.train_seconds / 60:.1f} min for {self.step} steps", "recipe": "Energy Matching (phase 1 flow on -grad V, then "
                 f"{c.phase2_length} contrastive steps)" + (
                     f" + denoising-score term (weight {c.dsm_weight})" if c.dsm_weight else "")}
         return EnergyPrior(net, eps=c.eps_max, scale=self.scale, offset=self.offset,
