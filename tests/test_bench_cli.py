@@ -119,3 +119,78 @@ def test_unknown_suite_is_a_clean_user_error(app, tmp_path):
     result, _ = _run(app, "everything", "--quick", "--out", str(tmp_path))
     assert result.exit_code == 2
     assert "unknown suite" in result.output
+
+
+# -- selection, budget and ablation options ------------------------------------------------------
+FEW = ("--quick", "--groups", "gray", "--methods", "em-inverse MAP,biharmonic")
+
+
+def test_task_and_method_filters_keep_only_the_selection_and_the_same_y(app, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    result, _ = _run(app, "natural", *FEW, "--tasks", "inpaint-50", "--out", str(one))
+    assert result.exit_code == 0, result.output
+    rows = _rows(one / "results.csv")
+    assert {r["group"] for r in rows} == {"gray"}
+    assert {r["task"] for r in rows} == {"inpaint-50"}
+    assert {r["method"] for r in rows} == {"measurement y", "em-inverse MAP", "biharmonic"}
+    header = (one / "results.md").read_text()
+    assert "--tasks inpaint-50" in header and "--groups gray" in header
+    assert "2 chains x 12 Langevin steps" in header  # the budget is quoted
+    result, _ = _run(app, "natural", *FEW, "--tasks", "denoise-15,inpaint-50", "--out", str(two))
+    assert result.exit_code == 0, result.output
+
+    def measured(path):
+        return {r["psnr"] for r in _rows(path / "results.csv")
+                if r["task"] == "inpaint-50" and r["method"] in ("measurement y", "biharmonic")}
+
+    assert measured(one) == measured(two)  # a task's y does not depend on the selection
+
+
+@pytest.mark.parametrize("option, value, valid", [
+    ("--tasks", "denoise-25,deblur", "'inpaint-box'"),
+    ("--methods", "MAP", "'em-inverse posterior mean'"),
+    ("--groups", "grey", "'colour'")])
+def test_unknown_names_are_a_clean_user_error_listing_the_valid_ones(app, tmp_path, option,
+                                                                      value, valid):
+    result, seconds = _run(app, "natural", "--quick", option, value, "--out", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert "unknown" in result.output and valid in result.output
+    assert seconds < 20 and not (tmp_path / "results.csv").exists()
+
+
+@pytest.mark.parametrize("args", [("speed", "--tasks", "denoise-25"),
+                                  ("fashion", "--size", "64"),
+                                  ("natural", "--extra-prior", "no-path")])
+def test_misplaced_or_malformed_options_are_user_errors(app, tmp_path, args):
+    result, _ = _run(app, *args, "--quick", "--out", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert "not an option of the" in result.output or "LABEL=PATH" in result.output
+
+
+def test_extra_prior_adds_an_ablation_row_where_its_channels_fit(app, tmp_path):
+    from em_inverse.bench.common import untrained_prior
+    from em_inverse.priors import save_prior
+
+    folder = save_prior(untrained_prior(1, None, seed=3, device=torch.device("cpu")),
+                        tmp_path / "em-only")
+    result, _ = _run(app, "natural", "--quick", "--tasks", "denoise-25", "--methods",
+                     "em-inverse MAP", "--extra-prior", f"em-only={folder}", "--out",
+                     str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    rows = _rows(tmp_path / "out" / "results.csv")
+    extra = [r for r in rows if r["method"] == "em-inverse MAP [em-only]"]
+    assert [r["group"] for r in extra] == ["gray"] and extra[0]["psnr"]
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert "em-inverse MAP [em-only]" in text and "not run on 3-channel images" in text
+
+
+def test_a_prior_for_other_channels_asks_for_groups(app, tmp_path):
+    from em_inverse.bench.common import untrained_prior
+    from em_inverse.priors import save_prior
+
+    folder = save_prior(untrained_prior(1, None, seed=3, device=torch.device("cpu")),
+                        tmp_path / "gray")
+    result, _ = _run(app, "natural", "--quick", "--prior", str(folder), "--out",
+                     str(tmp_path / "out"))
+    assert result.exit_code == 2, result.output
+    assert "--groups" in result.output

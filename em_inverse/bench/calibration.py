@@ -119,6 +119,10 @@ def run_calibration(settings: SuiteSettings) -> SuiteResult:
     result = SuiteResult("calibration")
     quick = settings.quick
     options = ({"steps": 20, "burn_in": 5, "chains": 4} if quick else {"chains": 16})
+    if settings.posterior_steps:  # --posterior-steps / --posterior-chains: a smaller budget
+        options.update(steps=settings.posterior_steps, burn_in=settings.posterior_steps // 4)
+    if settings.posterior_chains:
+        options["chains"] = settings.posterior_chains
     curves, lines, skipped = {}, [], []
     if fashion_available():
         choice = choose_prior(settings, "fashion-mnist", 1, (28, 28))

@@ -28,6 +28,12 @@ class SuiteSettings:
     bundled default (None: the bundled prior for the images' channels). limit: at most this
     many images per group (None: the suite's own count). quiet: no progress on stderr.
     command: the command line quoted in the report header.
+
+    Quality suites only (``natural``, ``fashion``): tasks / methods / groups: run only these
+    (names as in the tables; None: all). size: natural crop size (None: the suite's own).
+    posterior_steps / posterior_chains / deepinv_steps: the prior methods' budget (None: the
+    suite's CPU budget, see ``quality.solver_options``). extra_priors: ``(label, name or
+    folder)`` pairs, each adding an ``em-inverse MAP [label]`` row (ablations).
     """
 
     quick: bool = False
@@ -38,6 +44,14 @@ class SuiteSettings:
     limit: int | None = None
     quiet: bool = False
     command: str = ""
+    tasks: tuple[str, ...] | None = None
+    methods: tuple[str, ...] | None = None
+    groups: tuple[str, ...] | None = None
+    size: int | None = None
+    posterior_steps: int | None = None
+    posterior_chains: int | None = None
+    deepinv_steps: int | None = None
+    extra_priors: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -89,25 +103,36 @@ def untrained_prior(channels: int, image_size: tuple[int, int] | None, seed: int
 
 
 def choose_prior(settings: SuiteSettings, default_name: str, channels: int,
-                 image_size: tuple[int, int] | None = None) -> PriorChoice:
+                 image_size: tuple[int, int] | None = None, hint: str = "") -> PriorChoice:
     """``--prior`` if given; else the bundled ``default_name``; in quick mode, when that is not
-    bundled, an untrained tiny prior. A missing prior in full mode is a ``UserError``."""
-    from em_inverse.priors import load_prior
+    bundled, an untrained tiny prior. A missing prior in full mode, or a ``--prior`` made for
+    another number of channels, is a ``UserError`` (``hint`` is appended to its message)."""
     from em_inverse.priors.registry import bundled_names
 
-    if settings.prior:
-        prior = load_prior(settings.prior, device=settings.device).frozen()
-        return PriorChoice(prior, _describe(prior, settings.prior))
-    if default_name in bundled_names():
-        prior = load_prior(default_name, device=settings.device).frozen()
-        return PriorChoice(prior, _describe(prior, f"bundled {default_name}"))
+    if settings.prior or default_name in bundled_names():
+        source = settings.prior or default_name
+        prior = load_bench_prior(source, settings.device, channels, hint)
+        return PriorChoice(prior, _describe(prior, source if settings.prior
+                                            else f"bundled {default_name}"))
     if settings.quick:
         prior = untrained_prior(channels, image_size, settings.seed, settings.device)
         return PriorChoice(prior, f"{QUICK_PRIOR_NOTE}: {type(prior.net).__name__}, "
                                   f"{prior.num_parameters} parameters, random weights "
                                   f"('{default_name}' is not bundled yet)", untrained=True)
     raise UserError(f"the bundled prior {default_name!r} does not exist yet: train it, pass "
-                    f"--prior NAME|PATH, or use --quick")
+                    f"--prior NAME|PATH, or use --quick{hint}")
+
+
+def load_bench_prior(source: str, device: torch.device, channels: int, hint: str = ""):
+    """The frozen prior ``source`` (name or folder); a ``UserError`` if it was made for another
+    number of channels than ``channels``."""
+    from em_inverse.priors import load_prior
+
+    prior = load_prior(source, device=device).frozen()
+    if prior.channels is not None and prior.channels != channels:
+        raise UserError(f"prior {source!r} is for {prior.channels}-channel images, these "
+                        f"images have {channels}{hint}")
+    return prior
 
 
 def _describe(prior, source: str) -> str:

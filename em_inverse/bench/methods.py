@@ -8,6 +8,8 @@ methods, the posterior std and samples, plus the number of solver steps.
 Methods:
 - every offline baseline of :mod:`em_inverse.bench.baselines` (oracle ones labelled so);
 - ``em-inverse MAP``: ``em_inverse.solve(..., method="map")``;
+- ``em-inverse MAP [LABEL]``: the same MAP with another prior (``--extra-prior LABEL=PATH``):
+  an ablation row, e.g. the Energy Matching recipe alone vs with an addition;
 - ``em-inverse posterior mean``: ``em_inverse.solve(..., method="posterior")``;
 - ``deepinv PGD + prior``: the same ``EnergyPrior`` inside deepinv's own proximal gradient
   solver (``deepinv.optim.optim_builder("PGD", g_first=True)``: a gradient step on the prior,
@@ -16,6 +18,7 @@ Methods:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -185,3 +188,12 @@ def prior_methods() -> list[Method]:
     return [Method(MAP, run_map, needs_prior=True),
             Method(POSTERIOR, run_posterior, needs_prior=True),
             Method(DEEPINV, run_deepinv_pgd, needs_prior=True)]
+
+
+def extra_map_method(label: str, prior) -> Method:
+    """``em-inverse MAP [label]``: our MAP on the same measurement with another ``prior`` (the
+    same MAP options; that prior's own ``solve_defaults``): an ablation row."""
+    def run(case: Case) -> Outcome:
+        return run_map(dataclasses.replace(case, prior=prior))
+
+    return Method(f"{MAP} [{label}]", run, needs_prior=True)

@@ -7,6 +7,12 @@ none on 28x28 Fashion-MNIST; quick mode uses 4 pixels on its 32x32 crops).
 
 Outputs under ``--out``: ``results.md`` (tables), ``results.csv`` (one row per image, task and
 method), ``psnr_bars.png`` and ``examples_<group>.png`` (the first image of each task).
+
+The prior methods run on an explicit budget (``solver_options``), quoted in every report: MAP
+uses the prior's own ``solve_defaults``; the posterior mean and the deepinv cross-check use a
+CPU budget (2 chains x 300 Langevin steps, 100 PGD steps) unless ``--posterior-steps``,
+``--posterior-chains`` and ``--deepinv-steps`` say otherwise (solve()'s own posterior default is
+4 chains x 1000 steps: about 6 minutes per 256x256 image on one CPU core).
 """
 from __future__ import annotations
 
@@ -19,11 +25,13 @@ import torch
 
 from em_inverse.bench import report
 from em_inverse.bench.baselines import Problem
-from em_inverse.bench.common import PriorChoice, SuiteResult, SuiteSettings, choose_prior, header, say
+from em_inverse.bench.common import (PriorChoice, SuiteResult, SuiteSettings, choose_prior,
+                                     header, load_bench_prior, say)
 from em_inverse.bench.methods import (DEEPINV, MAP, POSTERIOR, Case, Method, baseline_methods,
-                                      prior_methods)
+                                      extra_map_method, prior_methods)
 from em_inverse.bench.metrics import psnr, ssim
 from em_inverse.bench.tasks import Task
+from em_inverse.errors import UserError
 
 CSV_COLUMNS = ("suite", "group", "image", "task", "family", "method", "oracle", "psnr", "ssim",
                "time_s", "steps", "note")
@@ -46,16 +54,78 @@ class Group:
         return self.images if n is None else self.images[:n]
 
 
-def solver_options(quick: bool) -> dict:
-    """Per-method solver options: ``{}`` (the prior's defaults) in full mode; a few steps in
-    quick mode so a whole suite runs in seconds."""
-    if not quick:
-        return {"map": {}, "posterior": {}, "deepinv": {"steps": 100}}
-    return {"map": {"steps": 10}, "posterior": {"steps": 12, "burn_in": 4, "chains": 2},
-            "deepinv": {"steps": 10, "hessian_iterations": 2},
-            "baselines": {"tv_oracle": {"iterations": 40, "weights": (1e-3, 1e-2)},
-                          "wiener_oracle": {"iterations": 30, "balances": (1e-3, 1e-2, 1e-1)},
-                          "tv_chambolle_oracle": {"weights": (0.03, 0.1, 0.3)}}}
+# The full-mode budget of the sampling and cross-check methods on a 2-core CPU (MAP keeps the
+# prior's solve_defaults): about 50 s and 12 s per 256x256 gray image with a 125k-parameter
+# ConvEnergy on one core. A GPU user can pass solve()'s defaults (4 chains x 1000 steps).
+POSTERIOR_STEPS, POSTERIOR_CHAINS, DEEPINV_STEPS = 300, 2, 100
+
+
+def solver_options(settings: SuiteSettings) -> dict:
+    """Per-method solver options. Full mode: MAP ``{}`` (the prior's defaults), the posterior
+    mean ``POSTERIOR_CHAINS`` x ``POSTERIOR_STEPS`` (burn-in a third), deepinv PGD
+    ``DEEPINV_STEPS``, each overridable by the settings. Quick mode: a few steps so a whole suite
+    runs in seconds."""
+    if settings.quick:
+        options = {"map": {"steps": 10}, "posterior": {"steps": 12, "chains": 2},
+                   "deepinv": {"steps": 10, "hessian_iterations": 2},
+                   "baselines": {"tv_oracle": {"iterations": 40, "weights": (1e-3, 1e-2)},
+                                 "wiener_oracle": {"iterations": 30,
+                                                   "balances": (1e-3, 1e-2, 1e-1)},
+                                 "tv_chambolle_oracle": {"weights": (0.03, 0.1, 0.3)}}}
+    else:
+        options = {"map": {}, "posterior": {"steps": POSTERIOR_STEPS, "chains": POSTERIOR_CHAINS},
+                   "deepinv": {"steps": DEEPINV_STEPS}}
+    posterior, deepinv = options["posterior"], options["deepinv"]
+    posterior["steps"] = settings.posterior_steps or posterior["steps"]
+    posterior["chains"] = settings.posterior_chains or posterior["chains"]
+    posterior["burn_in"] = posterior["steps"] // 3
+    deepinv["steps"] = settings.deepinv_steps or deepinv["steps"]
+    return options
+
+
+def budget_note(settings: SuiteSettings) -> str:
+    """The prior methods' budget, for the report header."""
+    options = solver_options(settings)
+    post, pgd = options["posterior"], options["deepinv"]
+    map_steps = options["map"].get("steps")
+    return (f"prior methods' budget: `{MAP}` L-BFGS with "
+            + (f"at most {map_steps} steps" if map_steps else
+               "the prior's solve_defaults (else solve()'s: at most 200 steps)")
+            + f"; `{POSTERIOR}` {post['chains']} chains x {post['steps']} Langevin steps, "
+              f"burn-in {post['burn_in']} (solve()'s default is 4 x 1000: "
+              f"`--posterior-chains 4 --posterior-steps 1000`); `{DEEPINV}` {pgd['steps']} steps")
+
+
+def select(items: list, wanted, kind: str) -> list:
+    """The items whose ``.name`` is in ``wanted`` (all if None), in their own order; an unknown
+    name is a ``UserError`` listing the valid ones."""
+    if wanted is None:
+        return list(items)
+    known = list(dict.fromkeys(item.name for item in items))
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise UserError(f"unknown {kind} {', '.join(repr(u) for u in unknown)}: use "
+                        f"{', '.join(repr(k) for k in known)}")
+    return [item for item in items if item.name in wanted]
+
+
+def extra_methods(settings: SuiteSettings, channels: int) -> tuple[list[Method], list[str]]:
+    """One ``em-inverse MAP [label]`` method per ``--extra-prior`` whose prior fits images with
+    ``channels`` channels, and a header note for each (run or not run, and why)."""
+    methods, notes = [], []
+    for label, source in settings.extra_priors:
+        try:
+            prior = load_bench_prior(source, settings.device, channels)
+        except UserError as exc:
+            if "-channel images" not in str(exc):
+                raise
+            notes.append(f"`{MAP} [{label}]` not run on {channels}-channel images: {exc}")
+            continue
+        methods.append(extra_map_method(label, prior))
+        notes.append(f"`{MAP} [{label}]`: the same MAP with prior {source} "
+                     f"({type(prior.net).__name__}, {prior.num_parameters} parameters, "
+                     f"eps {prior.eps:g}) and its own solve_defaults: an ablation row")
+    return methods, notes
 
 
 def case_seed(seed: int, task_index: int, image_index: int) -> int:
@@ -65,29 +135,51 @@ def case_seed(seed: int, task_index: int, image_index: int) -> int:
 
 def run_quality(suite: str, title: str, groups: list[Group], tasks: list[Task], border: int,
                 settings: SuiteSettings, notes: list[str]) -> SuiteResult:
-    """Run every applicable method on every (group, task, image) and write the reports."""
+    """Run every selected method on every selected (group, task, image) and write the reports.
+
+    Every selection and prior is checked before the first solve, so a bad option fails in
+    seconds, not after an hour."""
     result = SuiteResult(suite)
-    methods = baseline_methods() + prior_methods()
-    method_names = [MEASUREMENT] + list(dict.fromkeys(m.name for m in methods))
-    examples: dict[str, list] = {}
-    prior_lines = []
+    groups = select(groups, settings.groups, "group")
+    seeds = {task.name: index for index, task in enumerate(tasks)}  # same y with any --tasks
+    tasks = select(tasks, settings.tasks, "task")
+    methods = select(baseline_methods() + prior_methods(), settings.methods, "method")
+    labels = [label for label, _ in settings.extra_priors]
+    if len(set(labels)) != len(labels):
+        raise UserError(f"--extra-prior labels must differ: {', '.join(labels)}")
+    hint = (f" (to run some groups only: --groups {','.join(g.name for g in groups)})"
+            if len(groups) > 1 else "")
+    plans = []
     for group in groups:
         choice = choose_prior(settings, group.prior_name, group.images[0].channels,
-                              group.image_size)
-        prior_lines.append(f"{group.name} prior: {choice.description}")
+                              group.image_size, hint)
+        extras, extra_notes = extra_methods(settings, group.images[0].channels)
+        plans.append((group, choice, _with_extras(methods, extras)))
+        notes = notes + [f"{group.name} prior: {choice.description}"] + extra_notes
+    method_names = [MEASUREMENT] + list(dict.fromkeys(m.name for _, _, ms in plans for m in ms))
+    examples: dict[str, list] = {}
+    for group, choice, group_methods in plans:
         examples[group.name] = []
-        for t_index, task in enumerate(tasks):
+        for task in tasks:
             for i_index, item in enumerate(group.images_for(task)):
-                rows, example = _run_case(suite, group, task, item, choice, methods, border,
-                                          case_seed(settings.seed, t_index, i_index), settings,
-                                          result)
+                rows, example = _run_case(suite, group, task, item, choice, group_methods,
+                                          border, case_seed(settings.seed, seeds[task.name],
+                                                            i_index), settings, result)
                 result.rows += rows
                 if i_index == 0:
                     examples[group.name].append(example)
             say(settings, f"[{suite}] {group.name} {task.name}: done")
     _write(result, title, tasks, method_names, examples, settings,
-           notes + prior_lines + [f"metric region: a border of {border} px ignored on each side"])
+           notes + [budget_note(settings),
+                    f"metric region: a border of {border} px ignored on each side"])
     return result
+
+
+def _with_extras(methods: list[Method], extras: list[Method]) -> list[Method]:
+    """``methods`` with the extra-prior MAP rows right after our MAP (or at the end)."""
+    names = [m.name for m in methods]
+    at = names.index(MAP) + 1 if MAP in names else len(methods)
+    return methods[:at] + extras + methods[at:]
 
 
 def _run_case(suite, group, task, item, choice: PriorChoice, methods: list[Method], border,
@@ -95,7 +187,7 @@ def _run_case(suite, group, task, item, choice: PriorChoice, methods: list[Metho
     x = item.image.to(settings.device)
     physics, y = task.simulate(x, seed)
     problem = Problem(task.family, task.sigma, tuple(x.shape), border)
-    case = Case(y, physics, problem, x, choice.prior, seed, solver_options(settings.quick))
+    case = Case(y, physics, problem, x, choice.prior, seed, solver_options(settings))
     base = {"suite": suite, "group": group.name, "image": item.name, "task": task.name,
             "family": task.family}
     rows, estimates = [], {}
@@ -136,8 +228,10 @@ def _write(result: SuiteResult, title: str, tasks, method_names, examples, setti
         "methods marked (oracle) tune one parameter per image on the ground truth (an upper "
         "bound for that method, not a fair competitor); all other methods see only y, the "
         "operator and the noise level",
-        f"`{DEEPINV}`: the same prior inside deepinv's PGD with the MAP's prior weight",
         "every method reconstructs the same simulated measurement (fixed seeds)"]
+    if DEEPINV in method_names:
+        lines.append(f"`{DEEPINV}`: the same prior inside deepinv's PGD with the MAP's prior "
+                     f"weight")
     text = [header(title, settings, lines)]
     text.append("Tasks: " + "; ".join(f"`{t.name}` = {t.label}" for t in tasks) + ".\n")
     for group in examples:
