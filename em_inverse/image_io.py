@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import tempfile
 import warnings
 import zlib
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from em_inverse.atomic import atomic_write_bytes
 from em_inverse.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -158,25 +158,12 @@ def check_writable(path: str | Path, suffixes: tuple[str, ...] = WRITABLE_SUFFIX
 
 
 def atomic_write(path: str | Path, payload: bytes) -> Path:
-    """Write ``payload`` to ``path`` through a temp file in the same folder and ``os.replace``."""
+    """Write ``payload`` to ``path`` atomically; unwritable paths are a ``UserError``."""
     path = check_writable(path, suffixes=())
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        return atomic_write_bytes(path, payload)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
-    return path
 
 
 def tensor_to_array(x: torch.Tensor) -> np.ndarray:

@@ -18,7 +18,7 @@ mask / sampling grid they reveal), so they work with any boundary convention of 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np

@@ -21,7 +21,6 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 
 from em_inverse.bench import report
 from em_inverse.bench.baselines import Problem

@@ -8,29 +8,20 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from em_inverse.atomic import atomic_write_via
+
 
 # -- atomic files ----------------------------------------------------------------------------------
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` and rename the result to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_via(path, write)
 
 
 def write_text(path: Path, text: str) -> Path:

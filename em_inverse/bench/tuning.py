@@ -19,7 +19,8 @@ import torch
 
 from em_inverse.bench.metrics import psnr
 from em_inverse.bench.tasks import Task
-from em_inverse.priors.checkpoint import CONFIG, atomic_write_bytes, read_json
+from em_inverse.atomic import atomic_write_bytes
+from em_inverse.priors.checkpoint import CONFIG, read_json
 from em_inverse.training.datasets import skimage_training_image, to_gray
 
 #: Validation crops: (training image, top, left) of a size x size window.
@@ -54,12 +55,27 @@ def validation_images(channels: int, size: int, count: int) -> list[torch.Tensor
     return images
 
 
+def fashion_training_images(count: int) -> list[torch.Tensor]:
+    """The first ``count`` images of the Fashion-MNIST TRAINING split, (1, 1, 28, 28) each."""
+    from em_inverse.training.datasets import fashion_mnist
+
+    images = fashion_mnist("train").images[:count].float() / 255.0
+    return [x[None] for x in images]
+
+
 def tune_prior(prior, *, size: int = 96, count: int = 3, weights=WEIGHTS, steps: int = 100,
                tasks=TUNING_TASKS, progress=None) -> dict:
-    """{family: {"method": "map", "prior_weight": w}} and the trial table, for ``prior``."""
+    """{family: {"method": "map", "prior_weight": w}} and the trial table, for ``prior``.
+
+    Fixed-size priors (Fashion-MNIST) are tuned on their own training images, fully
+    convolutional ones on crops of the natural training images.
+    """
     from em_inverse.solvers import solve
 
-    images = [x.to(prior.device) for x in validation_images(prior.channels, size, count)]
+    fixed = prior.image_size is not None
+    images = fashion_training_images(count) if fixed else \
+        validation_images(prior.channels, size, count)
+    images = [x.to(prior.device) for x in images]
     trials, defaults = [], {}
     for task in tasks:
         cases = [task.simulate(x, seed=100 + k) for k, x in enumerate(images)]
@@ -69,16 +85,17 @@ def tune_prior(prior, *, size: int = 96, count: int = 3, weights=WEIGHTS, steps:
             for x, (physics, y) in zip(images, cases):
                 estimate = solve(y, physics, prior, method="map", prior_weight=weight,
                                  steps=steps, progress=False).estimate
-                scores.append(psnr(estimate, x, border=8))
+                scores.append(psnr(estimate, x, border=0 if fixed else 8))
             mean = float(np.mean(scores))
             trials.append({"task": task.name, "prior_weight": weight, "psnr": round(mean, 3)})
             if progress:
                 progress(f"{task.name}: w={weight:g} -> {mean:.2f} dB")
             best = max(best, (mean, weight))
         defaults[task.family] = {"method": "map", "prior_weight": best[1]}
+    source = (f"first {count} Fashion-MNIST training images" if fixed else
+                  f"{size}x{size} crops of " + ", ".join(c[0] for c in VALIDATION_CROPS[:count]))
     return {"solve_defaults": defaults, "trials": trials,
-            "validation": {"crops": [c[0] for c in VALIDATION_CROPS[:count]], "size": size,
-                           "steps": steps}}
+            "validation": {"images": source, "steps": steps}}
 
 
 def write_tuning(folder: str | Path, tuning: dict) -> None:

@@ -31,7 +31,7 @@ def sample(
 
     from em_inverse.devices import make_generator, resolve_device
     from em_inverse.priors import load_prior
-    from em_inverse.priors.checkpoint import atomic_write_bytes
+    from em_inverse.atomic import atomic_write_bytes
     from em_inverse.priors.sampling import sample_prior, sampler_settings
 
     if n <= 0:
@@ -84,7 +84,10 @@ def priors(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
                    f"({card.get('parameters', '?')} parameters)")
         typer.echo(f"  data: {json.dumps(config['data'])}, temperature eps = {config['eps']:g}")
         for key, value in card.items():
-            if key not in ("architecture", "parameters"):
+            if key == "tuning":
+                typer.echo(f"  default solver settings (tuned on {value['validation']['images']}): "
+                           f"{json.dumps(config.get('solve_defaults', {}))}")
+            elif key not in ("architecture", "parameters"):
                 typer.echo(f"  {key}: {value if isinstance(value, str) else json.dumps(value)}")
 
 

@@ -7,14 +7,13 @@ with one clear line on anything corrupt, truncated or mismatched.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from em_inverse.atomic import atomic_write_bytes, atomic_write_via
 from em_inverse.errors import UserError
 from em_inverse.priors.nets import build_net
 from em_inverse.priors.prior import EnergyPrior
@@ -26,33 +25,10 @@ CONFIG = "config.json"
 REQUIRED_KEYS = ("format", "format_version", "architecture", "data", "eps", "scale", "offset")
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata=None) -> None:
     """``safetensors`` save through a temp file + rename (a kill never leaves half a file)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write_via(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:

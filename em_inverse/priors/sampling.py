@@ -6,6 +6,8 @@ internal scale of the prior; ``sample_prior`` returns caller units.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -46,12 +48,13 @@ def annealed_langevin(energy_fn, x: torch.Tensor, t: torch.Tensor, *, steps: int
 
 
 def sampler_settings(prior) -> dict:
-    """The chain settings a prior was trained with (dt, tau*, eps_max, steps from noise)."""
+    """The chain settings a prior was trained with (dt, tau*, eps_max) and the steps a chain
+    from noise needs: past t = 1.5 (transport, then equilibration), at least the training's."""
     recipe = prior.training
-    return {"dt": float(recipe.get("langevin_dt", 0.01)),
-            "tau_star": float(recipe.get("tau_star", 1.0)),
+    dt = float(recipe.get("langevin_dt", 0.01))
+    return {"dt": dt, "tau_star": float(recipe.get("tau_star", 1.0)),
             "eps_max": float(recipe.get("eps_max", 0.01)),
-            "steps": int(recipe.get("langevin_steps", 200))}
+            "steps": max(int(recipe.get("langevin_steps", 200)), math.ceil(1.5 / dt))}
 
 
 def sample_prior(prior, n: int, *, generator: torch.Generator, steps: int | None = None,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import math
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from em_inverse.priors.checkpoint import atomic_write_bytes  # noqa: E402
+from em_inverse.atomic import atomic_write_bytes  # noqa: E402
 from em_inverse.priors.sampling import sample_prior  # noqa: E402
 
 

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from em_inverse.devices import make_generator
 from em_inverse.errors import UserError
-from em_inverse.priors.checkpoint import atomic_write_bytes, save_prior
+from em_inverse.atomic import atomic_write_bytes
+from em_inverse.priors.checkpoint import save_prior
 from em_inverse.priors.nets import build_net, count_parameters
 from em_inverse.priors.prior import EnergyPrior
 from em_inverse.priors.sampling import annealed_langevin
