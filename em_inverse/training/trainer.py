@@ -179,7 +179,10 @@ class Trainer:
         c = self.config
         n = c.negatives or c.batch_size
         n_data = n // 2
-        start = torch.cat([self.data_batch(n_data), self.randn_like(self.data_batch(n - n_data))])
+        from_data = self.data_batch(n_data)
+        from_noise = torch.randn((n - n_data, *from_data.shape[1:]), generator=self.noise_gen,
+                                 device=self.device)
+        start = torch.cat([from_data, from_noise])
         t0 = torch.cat([torch.ones(n_data), torch.zeros(n - n_data)]).to(self.device)
         return annealed_langevin(self.net, start, t0, steps=c.langevin_steps, dt=c.langevin_dt,
                                  tau_star=c.tau_star, eps_max=c.eps_max, generator=self.noise_gen)
