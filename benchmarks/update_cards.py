@@ -2,7 +2,8 @@
 
     python benchmarks/update_cards.py
 
-Reads ``benchmarks/results/{natural,fashion}/results.csv`` (written by ``em-inverse bench``) and
+Reads every ``benchmarks/results/*/results.csv`` of the natural and fashion suites (written by
+``em-inverse bench``; e.g. the gray and colour groups may be run into separate folders) and
 stores, for each bundled prior, the mean PSNR per task of em-inverse MAP, the posterior mean and
 the best classical method (oracle-tuned baselines included, and marked) in
 ``card.benchmark`` of its ``config.json``. No number is typed by hand.
@@ -33,16 +34,11 @@ def mean_psnr(rows) -> dict:
 
 def main() -> None:
     cards = defaultdict(dict)
-    for suite in ("natural", "fashion"):
-        path = RESULTS / suite / "results.csv"
-        if not path.is_file():
-            continue
+    for path in sorted(RESULTS.glob("*/results.csv")):
         rows = list(csv.DictReader(path.open()))
-        command = (RESULTS / suite / "results.md").read_text().split("`")[1]
-        for (suite_name, group), prior in GROUPS.items():
-            if suite_name != suite:
-                continue
-            mine = [r for r in rows if r["group"] == group]
+        command = (path.parent / "results.md").read_text().split("`")[1]
+        for (suite, group), prior in GROUPS.items():
+            mine = [r for r in rows if r.get("suite") == suite and r.get("group") == group]
             if not mine:
                 continue
             means = mean_psnr(mine)
@@ -58,7 +54,7 @@ def main() -> None:
                     best = max(classical, key=classical.get)
                     entry["best classical"] = f"{best}: {classical[best]:.2f}"
                 per_task[task] = entry
-            cards[prior] = {"source": f"benchmarks/results/{suite}/results.md",
+            cards[prior] = {"source": f"benchmarks/results/{path.parent.name}/results.md",
                             "command": command, "images": len(images),
                             "psnr_db": per_task}
     for prior, benchmark in cards.items():
