@@ -12,14 +12,14 @@ the gray set as ``NAME-gray`` (``skimage.color.rgb2gray``, ITU-R 601 luma).
 """
 from __future__ import annotations
 
-import gzip
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from em_inverse.training.datasets import read_idx_images
 
 GRAY_TEST_IMAGES = ("camera", "coins", "moon", "page", "text")
 COLOUR_TEST_IMAGES = ("chelsea",)
@@ -112,19 +112,6 @@ def fashion_available(directory: Path | None = None) -> bool:
     return ((directory or fashion_dir()) / FASHION_T10K).is_file()
 
 
-def read_idx_images(path: Path, count: int | None = None) -> np.ndarray:
-    """The first ``count`` images (all if None) of a gzipped IDX3 file as uint8 (N, H, W)."""
-    with gzip.open(path, "rb") as f:
-        magic, n, h, w = struct.unpack(">IIII", f.read(16))
-        if magic != 2051:
-            raise ValueError(f"{path} is not an IDX3 image file (magic {magic})")
-        n = n if count is None else min(n, int(count))
-        data = f.read(n * h * w)
-    if len(data) != n * h * w:
-        raise ValueError(f"{path} is truncated")
-    return np.frombuffer(data, dtype=np.uint8).reshape(n, h, w)
-
-
 def load_fashion_images(count: int = 500, directory: Path | None = None) -> list[BenchImage]:
     """The first ``count`` Fashion-MNIST t10k images as (1, 1, 28, 28) tensors in [0, 1].
 
@@ -134,5 +121,5 @@ def load_fashion_images(count: int = 500, directory: Path | None = None) -> list
     if not path.is_file():
         raise FileNotFoundError(f"Fashion-MNIST t10k not found at {path} "
                                 f"(apt install fashion-mnist, or set ${FASHION_DIR_ENV})")
-    return [BenchImage(f"t10k-{i:04d}", _to_tensor(a)) for i, a in
-            enumerate(read_idx_images(path, count))]
+    images = read_idx_images(path)[:count].float() / 255.0  # (N, 1, 28, 28)
+    return [BenchImage(f"t10k-{i:04d}", x[None]) for i, x in enumerate(images)]
