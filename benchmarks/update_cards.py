@@ -35,6 +35,8 @@ def mean_psnr(rows) -> dict:
 def main() -> None:
     cards = defaultdict(dict)
     for path in sorted(RESULTS.glob("*/results.csv")):
+        if path.parent.name.startswith("ablation"):
+            continue  # ablation tables compare recipes; the cards quote the full suites
         rows = list(csv.DictReader(path.open()))
         command = (path.parent / "results.md").read_text().split("`")[1]
         for (suite, group), prior in GROUPS.items():
