@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from em_inverse.errors import UserError
+from em_inverse.priors.nets import build_net
 from em_inverse.priors import (ConvEnergy, EnergyPrior, GlobalEnergy, MLPEnergy, load_prior,
                                save_prior)
 
@@ -30,6 +31,18 @@ def test_global_energy_maps_fixed_size_images_to_one_scalar_and_rejects_other_si
     assert net(torch.rand(5, 1, 28, 28)).shape == (5,)
     with pytest.raises(ValueError, match="28"):
         net(torch.rand(5, 1, 32, 32))
+
+
+def test_global_energy_with_a_unet_body_sums_its_pixel_energies_plus_a_global_head():
+    net = GlobalEnergy(channels=1, image_size=(28, 28), width=8, hidden=16, body="unet")
+    x = torch.rand(3, 1, 28, 28)
+    e = net.body.pixel_energy(x).flatten(1)
+    assert torch.allclose(net(x), e.sum(1) + net.head(e).squeeze(-1))
+    rebuilt = build_net(net.config)
+    rebuilt.load_state_dict(net.state_dict())
+    assert torch.equal(rebuilt(x), net(x))
+    with pytest.raises(ValueError, match="body"):
+        GlobalEnergy(body="transformer")
 
 
 def test_mlp_energy_maps_vectors_to_scalars():

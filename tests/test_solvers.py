@@ -117,7 +117,8 @@ def test_seed_reproducibility_numpy_input_and_defaults_from_the_prior():
     b = solve(y.numpy()[0, 0], physics, prior, method="posterior", steps=50, seed=4,
               progress=False)
     assert torch.equal(a.estimate, b.estimate) and torch.equal(a.samples, b.samples)
-    prior.solve_defaults = {"inpaint": {"method": "posterior", "steps": 30, "chains": 2}}
+    prior.solve_defaults = {"inpaint": {"method": "posterior",
+                                        "posterior": {"steps": 30, "chains": 2}}}
     c = solve(y, physics, prior, progress=False)
     assert c.settings["method"] == "posterior" and c.diagnostics.steps == 30
     assert solve(y, physics, prior, steps=40, progress=False).diagnostics.steps == 40

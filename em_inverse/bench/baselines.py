@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from em_inverse.bench.metrics import DEFAULT_BORDER, psnr
-
 from em_inverse.bench.tasks import FAMILIES
+from em_inverse.operators.linear_solve import conjugate_gradient
 
 
 @dataclass(frozen=True)
@@ -142,27 +142,6 @@ def _grad_adjoint(p: torch.Tensor) -> torch.Tensor:
     out[..., :, :-1] -= px[..., :, :-1]
     out[..., :, 1:] += px[..., :, :-1]
     return out
-
-
-def conjugate_gradient(apply: Callable, b: torch.Tensor, x0: torch.Tensor,
-                       iterations: int = 100, tol: float = 1e-6) -> torch.Tensor:
-    """Solve ``apply(x) = b`` for a symmetric positive-definite ``apply`` by CG."""
-    x = x0.clone()
-    r = b - apply(x)
-    p = r.clone()
-    rr = torch.sum(r * r)
-    b_norm = torch.sum(b * b).sqrt().clamp_min(1e-30)
-    for _ in range(iterations):
-        if rr.sqrt() <= tol * b_norm:
-            break
-        ap = apply(p)
-        alpha = rr / torch.sum(p * ap).clamp_min(1e-30)
-        x = x + alpha * p
-        r = r - alpha * ap
-        rr_new = torch.sum(r * r)
-        p = r + (rr_new / rr) * p
-        rr = rr_new
-    return x
 
 
 # -- Wiener / Tikhonov -----------------------------------------------------------------------------

@@ -10,7 +10,10 @@ Methods:
 - ``em-inverse MAP``: ``em_inverse.solve(..., method="map")``;
 - ``em-inverse MAP [LABEL]``: the same MAP with another prior (``--extra-prior LABEL=PATH``):
   an ablation row, e.g. the Energy Matching recipe alone vs with an addition;
+- ``em-inverse HQS``: ``em_inverse.solve(..., method="hqs")`` (annealed half-quadratic
+  splitting; for denoising with the tuned defaults, Tweedie's denoiser);
 - ``em-inverse posterior mean``: ``em_inverse.solve(..., method="posterior")``;
+- ``em-inverse annealed posterior mean``: ``em_inverse.solve(..., method="anneal")``;
 - ``deepinv PGD + prior``: the same ``EnergyPrior`` inside deepinv's own proximal gradient
   solver (``deepinv.optim.optim_builder("PGD", g_first=True)``: a gradient step on the prior,
   then the data term's proximal map), with the same data term, prior weight and initialisation
@@ -94,7 +97,9 @@ def baseline_methods() -> list[Method]:
 
 # -- the energy prior ------------------------------------------------------------------------------
 MAP = "em-inverse MAP"
+HQS = "em-inverse HQS"
 POSTERIOR = "em-inverse posterior mean"
+ANNEAL = "em-inverse annealed posterior mean"
 DEEPINV = "deepinv PGD + prior (cross-check)"
 
 
@@ -124,8 +129,14 @@ def run_map(case: Case) -> Outcome:
                    info={"settings": getattr(solution, "settings", {})})
 
 
-def run_posterior(case: Case) -> Outcome:
-    solution = _solve(case, "posterior")
+def run_hqs(case: Case) -> Outcome:
+    solution = _solve(case, "hqs")
+    return Outcome(solution.estimate.clamp(0, 1), steps=_steps(solution),
+                   info={"settings": getattr(solution, "settings", {})})
+
+
+def run_posterior(case: Case, method: str = "posterior") -> Outcome:
+    solution = _solve(case, method)
     return Outcome(solution.estimate.clamp(0, 1), std=getattr(solution, "std", None),
                    samples=_samples(solution), steps=_steps(solution),
                    info={"settings": getattr(solution, "settings", {}),
@@ -184,9 +195,11 @@ def run_deepinv_pgd(case: Case) -> Outcome:
 
 
 def prior_methods() -> list[Method]:
-    """MAP, posterior mean and the deepinv cross-check (need the energy prior)."""
+    """MAP, HQS, the two posterior means and the deepinv cross-check (need the energy prior)."""
     return [Method(MAP, run_map, needs_prior=True),
+            Method(HQS, run_hqs, needs_prior=True),
             Method(POSTERIOR, run_posterior, needs_prior=True),
+            Method(ANNEAL, lambda case: run_posterior(case, "anneal"), needs_prior=True),
             Method(DEEPINV, run_deepinv_pgd, needs_prior=True)]
 
 

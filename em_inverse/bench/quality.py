@@ -9,7 +9,7 @@ Outputs under ``--out``: ``results.md`` (tables), ``results.csv`` (one row per i
 method), ``psnr_bars.png`` and ``examples_<group>.png`` (the first image of each task).
 
 The prior methods run on an explicit budget (``solver_options``), quoted in every report: MAP
-uses the prior's own ``solve_defaults``; the posterior mean and the deepinv cross-check use a
+and HQS use the prior's own ``solve_defaults``; the posterior means and the deepinv cross-check use a
 CPU budget (2 chains x 300 Langevin steps, 100 PGD steps) unless ``--posterior-steps``,
 ``--posterior-chains`` and ``--deepinv-steps`` say otherwise (solve()'s own posterior default is
 4 chains x 1000 steps: about 6 minutes per 256x256 image on one CPU core).
@@ -26,7 +26,7 @@ from em_inverse.bench import report
 from em_inverse.bench.baselines import Problem
 from em_inverse.bench.common import (PriorChoice, SuiteResult, SuiteSettings, choose_prior,
                                      header, load_bench_prior, say)
-from em_inverse.bench.methods import (DEEPINV, MAP, POSTERIOR, Case, Method, baseline_methods,
+from em_inverse.bench.methods import (ANNEAL, DEEPINV, HQS, MAP, POSTERIOR, Case, Method, baseline_methods,
                                       extra_map_method, prior_methods)
 from em_inverse.bench.metrics import psnr, ssim
 from em_inverse.bench.tasks import Task
@@ -60,24 +60,28 @@ POSTERIOR_STEPS, POSTERIOR_CHAINS, DEEPINV_STEPS = 300, 2, 100
 
 
 def solver_options(settings: SuiteSettings) -> dict:
-    """Per-method solver options. Full mode: MAP ``{}`` (the prior's defaults), the posterior
-    mean ``POSTERIOR_CHAINS`` x ``POSTERIOR_STEPS`` (burn-in a third), deepinv PGD
+    """Per-method solver options. Full mode: MAP and HQS ``{}`` (the prior's defaults), both
+    posterior means ``POSTERIOR_CHAINS`` x ``POSTERIOR_STEPS`` (Langevin burn-in a third), deepinv PGD
     ``DEEPINV_STEPS``, each overridable by the settings. Quick mode: a few steps so a whole suite
     runs in seconds."""
     if settings.quick:
-        options = {"map": {"steps": 10}, "posterior": {"steps": 12, "chains": 2},
+        options = {"map": {"steps": 10}, "hqs": {"steps": 4},
+                   "posterior": {"steps": 12, "chains": 2}, "anneal": {"steps": 12, "chains": 2},
                    "deepinv": {"steps": 10, "hessian_iterations": 2},
                    "baselines": {"tv_oracle": {"iterations": 40, "weights": (1e-3, 1e-2)},
                                  "wiener_oracle": {"iterations": 30,
                                                    "balances": (1e-3, 1e-2, 1e-1)},
                                  "tv_chambolle_oracle": {"weights": (0.03, 0.1, 0.3)}}}
     else:
-        options = {"map": {}, "posterior": {"steps": POSTERIOR_STEPS, "chains": POSTERIOR_CHAINS},
+        options = {"map": {}, "hqs": {},
+                   "posterior": {"steps": POSTERIOR_STEPS, "chains": POSTERIOR_CHAINS},
+                   "anneal": {"steps": POSTERIOR_STEPS, "chains": POSTERIOR_CHAINS},
                    "deepinv": {"steps": DEEPINV_STEPS}}
     posterior, deepinv = options["posterior"], options["deepinv"]
     posterior["steps"] = settings.posterior_steps or posterior["steps"]
     posterior["chains"] = settings.posterior_chains or posterior["chains"]
     posterior["burn_in"] = posterior["steps"] // 3
+    options["anneal"].update(steps=posterior["steps"], chains=posterior["chains"])
     deepinv["steps"] = settings.deepinv_steps or deepinv["steps"]
     return options
 
@@ -90,6 +94,8 @@ def budget_note(settings: SuiteSettings) -> str:
     return (f"prior methods' budget: `{MAP}` L-BFGS with "
             + (f"at most {map_steps} steps" if map_steps else
                "the prior's solve_defaults (else solve()'s: at most 200 steps)")
+            + f"; `{HQS}` the prior's solve_defaults"
+            + f"; `{ANNEAL}` {post['chains']} chains x {post['steps']} steps"
             + f"; `{POSTERIOR}` {post['chains']} chains x {post['steps']} Langevin steps, "
               f"burn-in {post['burn_in']} (solve()'s default is 4 x 1000: "
               f"`--posterior-chains 4 --posterior-steps 1000`); `{DEEPINV}` {pgd['steps']} steps")
@@ -213,7 +219,7 @@ def _run_case(suite, group, task, item, choice: PriorChoice, methods: list[Metho
         score = psnr(outcome.estimate, x, border)
         rows.append(dict(row, psnr=score, ssim=ssim(outcome.estimate, x, border),
                          time_s=outcome.seconds, steps=outcome.steps,
-                         note="untrained prior" if method.name in (MAP, POSTERIOR, DEEPINV)
+                         note="untrained prior" if method.name in (MAP, HQS, POSTERIOR, ANNEAL, DEEPINV)
                          and choice.untrained else ""))
         estimates[method.name] = (outcome.estimate.detach().cpu(), score)
     example = {"label": f"{task.name}\n{item.name}", "truth": x.cpu(), "measurement": y.cpu(),

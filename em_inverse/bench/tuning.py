@@ -1,10 +1,17 @@
 """Choose a prior's default solver settings on TRAINING images (never test images).
 
-For each task family (denoise, inpaint, deblur, superres) this tries a log grid of prior
-weights w (U = fidelity + w V/eps) for the MAP solver on validation crops carved from the SPEC 6
-training images, and keeps the weight with the best mean PSNR. The result is written into the
-prior folder's ``config.json`` as ``solve_defaults`` (which ``solve`` reads), together with the
-table of every trial under ``card.tuning``, so the choice can be audited and rerun:
+For each task family (denoise, inpaint, deblur, superres) this simulates one representative
+task on validation crops carved from the SPEC 6 training images (Fashion-MNIST training images
+for fixed-size priors) and tries
+
+- ``map``: a log grid of prior weights w (U = fidelity + w V/eps);
+- ``hqs``: annealed half-quadratic splitting with w near the calibrated value 1 (for denoising,
+  one iteration: Tweedie's denoiser) and two coupling schedules;
+
+keeping, per method, the settings with the best mean PSNR, and as the family's default method
+the better of the two. The result is written into the prior folder's ``config.json`` as
+``solve_defaults`` (which ``solve`` reads), together with the table of every trial under
+``card.tuning``, so the choice can be audited and rerun:
 
     em-inverse tune PRIOR_FOLDER
 """
@@ -35,7 +42,22 @@ TUNING_TASKS = (
     Task("superres-x2", "superres", 0.01, factor=2),
 )
 
+#: For fixed-size (whole-image) priors the inpainting family is tuned on a centred box hole of
+#: 43% of each side (12x12 on 28x28): the large-hole case such priors are for.
+FIXED_SIZE_INPAINT = Task("inpaint-box", "inpaint", 0.0, box=0.43)
+
 WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+def candidates(family: str, weights=WEIGHTS, map_steps: int = 100) -> list[tuple[str, dict]]:
+    """(method, options) pairs tried for one task family."""
+    trials = [("map", {"prior_weight": w, "steps": map_steps}) for w in weights]
+    if family == "denoise":
+        trials += [("hqs", {"steps": 1, "prior_weight": w}) for w in (0.75, 1.0, 1.25)]
+    else:
+        trials += [("hqs", {"steps": 40, "sigma_start": s, "prior_weight": w})
+                   for s in (0.1, 0.3) for w in (0.5, 1.0, 2.0)]
+    return trials
 
 
 def validation_images(channels: int, size: int, count: int) -> list[torch.Tensor]:
@@ -65,7 +87,8 @@ def fashion_training_images(count: int) -> list[torch.Tensor]:
 
 def tune_prior(prior, *, size: int = 96, count: int = 3, weights=WEIGHTS, steps: int = 100,
                tasks=TUNING_TASKS, progress=None) -> dict:
-    """{family: {"method": "map", "prior_weight": w}} and the trial table, for ``prior``.
+    """``{"solve_defaults": {family: {"method": m, "map": {...}, "hqs": {...}}}, "trials": [...],
+    "validation": {...}}`` for ``prior``; ``steps`` is the MAP iteration budget per trial.
 
     Fixed-size priors (Fashion-MNIST) are tuned on their own training images, fully
     convolutional ones on crops of the natural training images.
@@ -76,26 +99,33 @@ def tune_prior(prior, *, size: int = 96, count: int = 3, weights=WEIGHTS, steps:
     images = fashion_training_images(count) if fixed else \
         validation_images(prior.channels, size, count)
     images = [x.to(prior.device) for x in images]
+    if fixed:
+        tasks = [FIXED_SIZE_INPAINT if t.family == "inpaint" else t for t in tasks]
     trials, defaults = [], {}
     for task in tasks:
         cases = [task.simulate(x, seed=100 + k) for k, x in enumerate(images)]
-        best = (-math.inf, None)
-        for weight in weights:
+        best: dict[str, tuple[float, dict]] = {}
+        for method, options in candidates(task.family, weights, steps):
             scores = []
             for x, (physics, y) in zip(images, cases):
-                estimate = solve(y, physics, prior, method="map", prior_weight=weight,
-                                 steps=steps, progress=False).estimate
-                scores.append(psnr(estimate, x, border=0 if fixed else 8))
+                estimate = solve(y, physics, prior, method=method, progress=False,
+                                 **options).estimate
+                scores.append(psnr(estimate.clamp(0, 1), x, border=0 if fixed else 8))
             mean = float(np.mean(scores))
-            trials.append({"task": task.name, "prior_weight": weight, "psnr": round(mean, 3)})
+            trials.append({"task": task.name, "method": method, **options,
+                           "psnr": round(mean, 3)})
             if progress:
-                progress(f"{task.name}: w={weight:g} -> {mean:.2f} dB")
-            best = max(best, (mean, weight))
-        defaults[task.family] = {"method": "map", "prior_weight": best[1]}
+                progress(f"{task.name}: {method} {options} -> {mean:.2f} dB")
+            if mean > best.get(method, (-math.inf, None))[0]:
+                best[method] = (mean, options)
+        chosen = max(best, key=lambda m: best[m][0])
+        defaults[task.family] = {"method": chosen, **{
+            m: {k: v for k, v in options.items() if not (m == "map" and k == "steps")}
+            for m, (_, options) in best.items()}}
     source = (f"first {count} Fashion-MNIST training images" if fixed else
-                  f"{size}x{size} crops of " + ", ".join(c[0] for c in VALIDATION_CROPS[:count]))
+              f"{size}x{size} crops of " + ", ".join(c[0] for c in VALIDATION_CROPS[:count]))
     return {"solve_defaults": defaults, "trials": trials,
-            "validation": {"images": source, "steps": steps}}
+            "validation": {"images": source, "map_steps": steps}}
 
 
 def write_tuning(folder: str | Path, tuning: dict) -> None:

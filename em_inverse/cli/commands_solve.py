@@ -74,10 +74,12 @@ def solve_command(
     noise: NoiseOption = None,
     prior: Annotated[Optional[str], typer.Option(
         "--prior", help="Bundled prior name or prior folder (default: by channels).")] = None,
-    method: Annotated[str, typer.Option(
-        "--method", help="map, posterior (Langevin chains) or em (annealed sampler).")] = "map",
+    method: Annotated[Optional[str], typer.Option(
+        "--method", help="map, hqs (annealed splitting), posterior (Langevin chains), anneal "
+                         "(Langevin annealed over noise levels) or em (Energy Matching "
+                         "sampler); default: the prior's tuned method for the task.")] = None,
     samples: Annotated[Optional[int], typer.Option(
-        "--samples", help="posterior/em: samples returned and shown (at least this many "
+        "--samples", help="posterior/anneal/em: samples returned and shown (at least this many "
                           "chains run; default 4 chains).")] = None,
     steps: Annotated[Optional[int], typer.Option(
         "--steps", help="Iterations (map) or steps per chain (default: method/prior).")] = None,
@@ -103,18 +105,20 @@ def solve_command(
     from em_inverse.image_io import check_writable, write_image
     from em_inverse.operators import build_operator, image_shape_for
     from em_inverse.priors import default_prior_name, load_prior
-    from em_inverse.solvers import METHODS, solve
+    from em_inverse.solvers import METHODS, SAMPLERS, solve
 
     _operator_options(op, mask, kernel, factor, noise)
-    if method not in METHODS:
+    if method is not None and method not in METHODS:
         raise UserError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    sampler = method in SAMPLERS
     for name, value in (("--steps", steps), ("--samples", samples)):
         if value is not None and value < 1:
             raise UserError(f"{name} must be >= 1, got {value}")
     if prior_weight is not None and not prior_weight > 0:
         raise UserError(f"--prior-weight must be > 0, got {prior_weight:g}")
-    if std is not None and method == "map":
-        raise UserError("--std needs --method posterior or em (MAP has no uncertainty)")
+    if std is not None and not sampler:
+        raise UserError(f"--std needs a sampler: --method {' or '.join(SAMPLERS)} "
+                        "(a point estimate has no uncertainty)")
     output = output or image.with_name(f"{image.stem}.restored.png")
     targets = [p for p in (output, std, figure) if p is not None]
     if len({p.resolve() for p in targets} | {image.resolve()}) != len(targets) + 1:
@@ -134,7 +138,7 @@ def solve_command(
                              boundary=boundary, factor=factor, noise=noise,
                              generator=generator, device=dev)
     options = {"steps": steps, "prior_weight": prior_weight, "seed": seed}
-    if method != "map":
+    if sampler:
         options["samples"] = samples
     if method == "posterior" and mala:
         options["mala"] = True

@@ -87,34 +87,50 @@ class ConvEnergy(nn.Module):
 
 
 class GlobalEnergy(nn.Module):
-    """Fixed-size images to one scalar: a strided conv body and a pooled MLP head.
+    """Fixed-size images to one scalar, for whole-image priors such as Fashion-MNIST 28x28.
 
-    Input (B, C, H, W) with (H, W) == ``image_size`` -> output (B,). For whole-image generative
-    priors such as Fashion-MNIST 28x28.
+    ``body="strided"``: a strided conv body and an MLP head on its flattened features.
+    ``body="unet"``: a ``ConvEnergy`` U-Net (``levels`` resolutions; at 28x28 and 3 levels its
+    receptive field covers the image) whose per-pixel energy map e (B, 1, H, W) is both summed
+    and fed to an MLP: V = sum(e) + MLP(e). The summed part keeps the U-Net's good gradient
+    (a denoiser-quality score); the MLP adds interactions between distant regions. Input
+    (B, C, H, W) with (H, W) == ``image_size`` -> output (B,).
     """
 
     def __init__(self, channels: int = 1, image_size: tuple[int, int] | list[int] = (28, 28),
-                 width: int = 32, hidden: int = 256):
+                 width: int = 32, hidden: int = 256, body: str = "strided", levels: int = 3):
         super().__init__()
         image_size = tuple(int(s) for s in image_size)
         self.config = {"type": "GlobalEnergy", "channels": channels, "image_size": list(image_size),
                        "width": width, "hidden": hidden}
+        if body != "strided":
+            self.config.update(body=body, levels=levels)
         self.image_size = image_size
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, width, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1), nn.SiLU(),
-        )
-        with torch.no_grad():
-            flat = self.body(torch.zeros(1, channels, *image_size)).numel()
+        if body == "unet":
+            self.body = ConvEnergy(channels, width, levels)
+            flat = image_size[0] * image_size[1]
+        elif body == "strided":
+            self.body = nn.Sequential(
+                nn.Conv2d(channels, width, 3, padding=1), nn.SiLU(),
+                nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
+                nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.SiLU(),
+                nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.SiLU(),
+                nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1), nn.SiLU(),
+            )
+            with torch.no_grad():
+                flat = self.body(torch.zeros(1, channels, *image_size)).numel()
+        else:
+            raise ValueError(f"unknown GlobalEnergy body {body!r}: use 'strided' or 'unet'")
+        self.unet = body == "unet"
         self.head = nn.Sequential(nn.Linear(flat, hidden), nn.SiLU(), nn.Linear(hidden, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[-2:]) != self.image_size:
             raise ValueError(f"GlobalEnergy expects images of size {self.image_size}, "
                              f"got {tuple(x.shape[-2:])}")
+        if self.unet:
+            e = self.body.pixel_energy(x).flatten(1)
+            return e.sum(1) + self.head(e).squeeze(-1)
         return self.head(self.body(x).flatten(1)).squeeze(-1)
 
 

@@ -28,8 +28,9 @@ class EnergyPrior(Prior):
             "image_size": None}`` or ``{"kind": "vector", "dim": 2}``.
         name: short name (``natural-gray``...). card: free-form model card (dict).
         training: the recipe the prior was trained with (dict).
-        solve_defaults: per-task default solver settings, e.g. ``{"denoise": {"method": "map",
-            "prior_weight": 1.0}}``, chosen on training/validation images (never test images).
+        solve_defaults: per-task default method and per-method settings, e.g.
+            ``{"denoise": {"method": "hqs", "hqs": {"steps": 1}, "map": {"prior_weight": 2.0}}}``,
+            chosen on training/validation images (never test images).
     """
 
     def __init__(self, net: nn.Module, *, eps: float = 1.0, scale: float = 2.0,

@@ -1,7 +1,9 @@
 """``solve(y, operator, prior, method, **options) -> Solution``: the one entry point.
 
 Options are resolved in this order: what the caller passes, then the prior's
-``solve_defaults[task]`` (calibrated for that prior), then the method's defaults below.
+``solve_defaults[task][method]`` (calibrated for that prior by ``em-inverse tune``), then the
+method's defaults below. ``solve_defaults[task]["method"]`` is the method used when the caller
+names none, e.g. ``{"denoise": {"method": "hqs", "hqs": {"steps": 1}, "map": {...}}}``.
 """
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ from em_inverse.errors import UserError
 from em_inverse.operators.fidelity import GaussianFidelity
 from em_inverse.operators.noise import MIN_SIGMA, estimate_noise_sigma, noise_sigma
 from em_inverse.operators.physics import lipschitz, task_of
+from em_inverse.solvers.anneal import run_anneal
 from em_inverse.solvers.em import run_annealed
+from em_inverse.solvers.hqs import run_hqs
 from em_inverse.solvers.init import initial_estimate
 from em_inverse.solvers.interaction import Interaction
 from em_inverse.solvers.map import minimise_lbfgs
@@ -27,14 +31,19 @@ from em_inverse.solvers.objective import Objective, hessian_norm
 from em_inverse.solvers.posterior import run_langevin
 from em_inverse.solvers.solution import Diagnostics, Solution
 
-METHODS = ("map", "posterior", "em")
+METHODS = ("map", "hqs", "posterior", "anneal", "em")
+#: The methods that run chains (and so give a posterior std and samples).
+SAMPLERS = ("posterior", "anneal", "em")
 
 #: Defaults per method (documented in ``solve``).
 DEFAULTS = {
     "map": {"steps": 200, "history": 10, "gtol": 1e-5, "ftol": 1e-8, "first_step": 0.05},
+    "hqs": {"steps": 40, "sigma_start": 0.2, "sigma_end": 0.01, "cg_steps": 20},
     "posterior": {"steps": 1000, "burn_in": None, "thin": 1, "chains": 4, "mala": False,
                   "step": None, "step_factor": None, "adapt": True, "lipschitz_iterations": 10,
                   "interaction_sigma": None, "interaction_region": None},
+    "anneal": {"steps": 200, "chains": 8, "levels": 20, "sigma_start": 0.25,
+               "sigma_end": 0.01, "step_factor": 0.2},
     "em": {"steps": 150, "chains": 4, "dt": 0.01, "tau_star": 0.9, "eps_max": None,
            "data_weight": None, "t_start": 0.0, "interaction_sigma": None,
            "interaction_region": None},
@@ -53,12 +62,15 @@ def solve(y, operator, prior, method: str | None = None, *,
             (h, w, C) or (B, C, h, w)); moved to the prior's device.
         operator: any ``deepinv.physics.LinearPhysics`` (see ``em_inverse.operators``).
         prior: an ``EnergyPrior``.
-        method: ``map`` (default), ``posterior`` (Langevin chains) or ``em`` (annealed sampler).
+        method: ``map``, ``hqs`` (annealed half-quadratic splitting), ``posterior``
+            (Langevin/MALA chains at the prior's temperature), ``anneal`` (Langevin chains
+            annealed over the prior's noise levels) or ``em`` (the Energy Matching sampler);
+            default ``prior.solve_defaults[task]["method"]``, else ``map``.
         generator: a ``torch.Generator`` on the prior's device (else one seeded with ``seed``).
         progress: tqdm bar on stderr (None: only when stderr is a terminal; False: never).
         callback: called as ``callback(step, total, info)`` after every step.
 
-    Options (caller > prior.solve_defaults[task] > defaults):
+    Options (caller > prior.solve_defaults[task][method] > defaults):
         common: ``prior_weight`` w (1.0), ``sigma`` noise std (default: the operator's
             Gaussian sigma, else estimated from y; at least 1/255), ``samples`` (number of
             chain end states returned, default: all chains), ``init`` (a tensor; default: a
@@ -66,11 +78,18 @@ def solve(y, operator, prior, method: str | None = None, *,
         map: ``steps`` (200, max L-BFGS iterations), ``history`` (10), ``gtol`` (1e-5,
             relative gradient norm), ``ftol`` (1e-8, relative energy decrease),
             ``first_step`` (0.05, first move in pixel units).
+        hqs: ``steps`` (40 iterations, one grad V each), ``sigma_start`` (0.2) and
+            ``sigma_end`` (0.01; never below the noise sigma) bound the geometric schedule of
+            coupling levels s_k, ``cg_steps`` (20, data step for non-diagonal A^T A).
         posterior: ``steps`` (1000), ``burn_in`` (steps // 4), ``thin`` (1), ``chains`` (4),
             ``mala`` (False), ``step`` (h; default step_factor / L with L the local Lipschitz
             constant of grad U from a power iteration), ``step_factor`` (0.1 ULA, 0.5 MALA),
             ``adapt`` (True: MALA tunes h during burn-in towards 57% acceptance),
             ``interaction_sigma`` / ``interaction_region`` (see below).
+        anneal: annealed Langevin over the prior's noise levels (``solvers.anneal``):
+            ``steps`` (200 per chain), ``chains`` (8), ``levels`` (20, geometric from
+            ``sigma_start`` 0.25 to ``sigma_end`` 0.01), ``step_factor`` (0.2: step
+            0.2 s_k^2 at level s_k).
         em: ``steps`` (150), ``chains`` (4), ``dt`` (0.01), ``tau_star`` (0.9), ``eps_max``
             (eps / w), ``data_weight`` (eps_max), ``t_start`` (0: start from noise),
             ``interaction_sigma`` (None: off) and ``interaction_region`` (B; default the
@@ -80,8 +99,9 @@ def solve(y, operator, prior, method: str | None = None, *,
     """
     start = time.perf_counter()
     task = task_of(operator) or "generic"
-    defaults = dict(getattr(prior, "solve_defaults", {}) or {}).get(task, {})
-    method = method or defaults.get("method") or "map"
+    family = dict(getattr(prior, "solve_defaults", {}) or {}).get(task, {})
+    method = method or family.get("method") or "map"
+    defaults = family.get(method, {})
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     unknown = set(options) - set(COMMON) - set(DEFAULTS[method])
@@ -108,11 +128,11 @@ def solve(y, operator, prior, method: str | None = None, *,
     x0 = settings["init"]
     x0 = (initial_estimate(y, operator, image_shape) if x0 is None
           else _as_measurement(x0).to(device).expand(image_shape).clone())
-    chains = 1 if method == "map" else int(settings["chains"])
+    chains = int(settings["chains"]) if method in SAMPLERS else 1
     rows = torch.arange(y.shape[0], device=device).repeat_interleave(chains)
     fidelity = GaussianFidelity(operator, y[rows], sigma[rows])
     interaction = _interaction(settings, operator, image_shape, chains, device) \
-        if method != "map" else None
+        if method in SAMPLERS else None
     objective = Objective(prior, fidelity, settings["prior_weight"], interaction,
                           profile=settings["profile"])
     total = int(settings["steps"])
@@ -141,7 +161,22 @@ def _run(method, objective, x0, chains, s, generator, bar, prior):
         diag = Diagnostics(steps=r.steps, converged=r.converged, retries=r.retries,
                            message=r.message)
         return r.x, None, None, r.trace, diag
+    if method == "hqs":
+        sigma_end = max(float(s["sigma_end"]), float(objective.fidelity.sigma.max()))
+        r = run_hqs(objective, x0, iterations=s["steps"], sigma_start=s["sigma_start"],
+                    sigma_end=sigma_end, cg_steps=s["cg_steps"], progress=bar.update)
+        s["sigma_end"] = sigma_end
+        diag = Diagnostics(steps=len(r.sigmas),
+                           message=f"coupling sigma {r.sigmas[0]:.3g} -> {r.sigmas[-1]:.3g}")
+        return r.x, None, None, r.trace, diag
     samples = s["samples"] or chains
+    if method == "anneal":
+        r = run_anneal(objective, x0, chains, steps=s["steps"], levels=min(s["levels"], s["steps"]),
+                       sigma_start=s["sigma_start"], sigma_end=s["sigma_end"],
+                       step_factor=s["step_factor"], generator=generator, progress=bar.update)
+        diag = Diagnostics(steps=s["steps"], step_size=s["step_factor"] * r.sigmas[-1] ** 2,
+                           message=f"levels {r.sigmas[0]:.3g} -> {r.sigmas[-1]:.3g}")
+        return r.mean, r.std, r.final[:, :samples], r.trace, diag
     if method == "posterior":
         mala = bool(s["mala"])
         if s["step"] is not None:
@@ -195,11 +230,21 @@ def _validate(s: dict, method: str) -> None:
         raise UserError(f"sigma must be a number >= 0, got {s['sigma']!r}")
     if s["samples"] is not None:
         positive_int("samples")
-    if method == "map":
+    if method == "hqs":
+        positive("sigma_start")
+        positive("sigma_end")
+        positive_int("cg_steps")
+    if method not in SAMPLERS:
         return
     positive_int("chains")
     if s["samples"] is not None and s["samples"] > s["chains"]:
         s["chains"] = s["samples"]  # one independent chain per returned sample
+    if method == "anneal":
+        positive_int("levels")
+        positive("sigma_start")
+        positive("sigma_end")
+        positive("step_factor")
+        return
     positive("interaction_sigma")
     if method == "posterior":
         positive_int("thin")
@@ -242,7 +287,7 @@ def _noise_level(y, operator, sigma) -> tuple[torch.Tensor, str]:
 def _interaction(s, operator, image_shape, chains, device) -> Interaction | None:
     """The chain interaction, if ``interaction_sigma`` is set; region B defaults to the holes
     of an inpainting mask, else every pixel."""
-    if s["interaction_sigma"] is None:
+    if s.get("interaction_sigma") is None:
         return None
     region = s["interaction_region"]
     if region is None:

@@ -61,6 +61,19 @@ class Objective:
         self.prior_time = 0.0
 
     def __call__(self, x: torch.Tensor) -> Evaluation:
+        v, gv = self.prior_terms(x)
+        f, gf = self.fidelity.value_and_grad(x)
+        total = f + self.prior_weight * v
+        grad = gf + self.prior_weight * gv
+        if self.interaction is not None:
+            w, gw = self.interaction.value_and_grad(x)
+            total = total + w
+            grad = grad + gw
+        return Evaluation(total=total.detach(), grad=grad.detach(), prior=v, prior_grad=gv)
+
+    def prior_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(V/eps (N,), grad V/eps) at x, without the weight w; timed and counted as one
+        evaluation (the only expensive part of U)."""
         sync = self.profile and x.is_cuda
         if sync:
             torch.cuda.synchronize(x.device)
@@ -70,14 +83,7 @@ class Objective:
             torch.cuda.synchronize(x.device)
         self.prior_time += time.perf_counter() - start
         self.evaluations += 1
-        f, gf = self.fidelity.value_and_grad(x)
-        total = f + self.prior_weight * v
-        grad = gf + self.prior_weight * gv
-        if self.interaction is not None:
-            w, gw = self.interaction.value_and_grad(x)
-            total = total + w
-            grad = grad + gw
-        return Evaluation(total=total.detach(), grad=grad.detach(), prior=v, prior_grad=gv)
+        return v, gv
 
     def _prior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """prior.value_and_grad on the whole batch, or on chunks of whole images on the CPU."""

@@ -1,0 +1,92 @@
+"""Annealed half-quadratic splitting and the annealed Langevin sampler, on the Gaussian
+(quadratic-energy) prior of ``test_solvers`` whose posterior is known in closed form."""
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import exact_posterior, quadratic_prior
+from test_solvers import MU, S, SHAPE, SIGMA, problem
+
+from em_inverse import operators as op
+from em_inverse import solve
+from em_inverse.errors import UserError
+from em_inverse.operators.linear_solve import conjugate_gradient
+from em_inverse.solvers.hqs import sigma_schedule
+
+
+def test_conjugate_gradient_solves_each_row_of_a_batch_independently():
+    g = torch.Generator().manual_seed(0)
+    m = torch.randn(2, 6, 6, generator=g, dtype=torch.float64)
+    spd = m @ m.transpose(1, 2) + 0.5 * torch.eye(6, dtype=torch.float64)
+    b = torch.randn(2, 6, generator=g, dtype=torch.float64)
+    x = conjugate_gradient(lambda v: (spd @ v.unsqueeze(-1)).squeeze(-1), b,
+                           torch.zeros_like(b), iterations=50, rtol=1e-12)
+    assert torch.allclose(x, torch.linalg.solve(spd, b), atol=1e-9)
+
+
+def test_the_schedule_is_geometric_and_one_iteration_uses_the_final_level():
+    levels = sigma_schedule(0.2, 0.0125, 5)
+    assert levels[0] == pytest.approx(0.2) and levels[-1] == pytest.approx(0.0125)
+    assert all(a / b == pytest.approx(2.0) for a, b in zip(levels, levels[1:]))
+    assert sigma_schedule(0.2, 0.05, 1) == [0.05]
+
+
+def test_one_hqs_iteration_on_denoising_is_tweedies_formula():
+    """x_1 = y and s_1 = sigma_y, so the output is y - sigma^2 grad V(y)/eps exactly."""
+    g = torch.Generator().manual_seed(0)
+    x = 0.3 + 0.4 * torch.rand(SHAPE, generator=g)
+    y = x + SIGMA * torch.randn(SHAPE, generator=g)
+    prior = quadratic_prior(MU, S)
+    solution = solve(y, op.denoising(SIGMA), prior, method="hqs", steps=1, progress=False)
+    tweedie = y - SIGMA**2 * (y - MU) / S**2
+    assert torch.allclose(solution.estimate, tweedie, atol=1e-6)
+    assert solution.diagnostics.evaluations == 1
+
+
+@pytest.mark.parametrize("task", ["inpaint", "deblur", "superres"])
+def test_the_fixed_point_of_hqs_is_the_map_estimate(task):
+    """At a fixed level s, x = prox(z), z = x - s^2 grad V/eps stops moving exactly where
+    grad F + grad V/eps = 0: x is the MAP and the output z is the prior step from it."""
+    physics, y, map_estimate, _ = problem(task)
+    level = 0.1
+    solution = solve(y, physics, quadratic_prior(MU, S), method="hqs", steps=200,
+                     sigma_start=level, sigma_end=level, cg_steps=100, progress=False)
+    expected = map_estimate - level**2 * (map_estimate - MU) / S**2
+    assert torch.allclose(solution.estimate, expected, atol=5e-4)  # CG stops at rtol 1e-5
+
+
+def test_hqs_never_couples_below_the_measurement_noise_and_validates_its_options():
+    physics, y, _, _ = problem("deblur")
+    prior = quadratic_prior(MU, S)
+    solution = solve(y, physics, prior, method="hqs", steps=3, sigma_end=0.001, progress=False)
+    assert solution.settings["sigma_end"] == pytest.approx(SIGMA)
+    for bad in ({"sigma_start": 0}, {"sigma_end": -1.0}, {"cg_steps": 0}):
+        with pytest.raises(UserError):
+            solve(y, physics, prior, method="hqs", progress=False, **bad)
+
+
+def test_annealed_chains_end_near_the_posterior_and_spread_more_in_the_holes():
+    physics, y, mean, std = problem("inpaint")
+    solution = solve(y, physics, quadratic_prior(MU, S), method="anneal", chains=128,
+                     steps=400, levels=10, sigma_start=0.2, sigma_end=0.02, seed=3,
+                     progress=False)
+    assert solution.samples.shape == (1, 128, *SHAPE[1:])
+    assert (solution.estimate - mean).abs().max() < 0.05
+    holes = physics.mask.expand(SHAPE) == 0
+    assert solution.std[holes].mean() > 3 * solution.std[~holes].mean()
+    assert 0.7 < float(solution.std[holes].mean() / std[holes].mean()) < 1.3
+    again = solve(y, physics, quadratic_prior(MU, S), method="anneal", chains=128,
+                  steps=400, levels=10, sigma_start=0.2, sigma_end=0.02, seed=3,
+                  progress=False)
+    assert torch.equal(solution.estimate, again.estimate)
+
+
+def test_the_prior_chooses_the_method_and_its_tuned_settings_per_task():
+    physics, y, _, _ = problem("deblur")
+    prior = quadratic_prior(MU, S)
+    prior.solve_defaults = {"deblur": {"method": "hqs", "hqs": {"steps": 7},
+                                       "map": {"prior_weight": 3.0}}}
+    chosen = solve(y, physics, prior, progress=False)
+    assert chosen.settings["method"] == "hqs" and chosen.diagnostics.steps == 7
+    named = solve(y, physics, prior, method="map", steps=5, progress=False)
+    assert named.settings["prior_weight"] == 3.0 and named.settings["steps"] == 5
