@@ -107,8 +107,9 @@ def test_calibration_quick_reports_coverage_and_reliability(app, tmp_path):
     assert seconds < 60
     rows = _rows(tmp_path / "results.csv")
     settings = {r["setting"] for r in rows}
-    assert "natural denoise-25" in settings
-    assert ("fashion inpaint-box" in settings) == fashion_available()
+    for sampler in ("posterior", "anneal"):  # both samplers, same budget
+        assert f"natural denoise-25, {sampler}" in settings
+        assert (f"fashion inpaint-box, {sampler}" in settings) == fashion_available()
     at90 = [r for r in rows if float(r["level"]) == 0.9]
     assert all(0.0 <= float(r["coverage_gaussian"]) <= 1.0 for r in at90)
     assert (tmp_path / "reliability.png").exists()

@@ -2,8 +2,10 @@
 
 Settings: Fashion-MNIST inpainting (centred 12x12 box, prior ``fashion-mnist``; skipped without
 the data set) and natural-image denoising (sigma 25/255, gray test images, 128x128 crops, prior
-``natural-gray``). For each image, ``solve(method="posterior")`` gives the posterior mean and
-std (Welford over the kept Langevin states) and the chains' final states.
+``natural-gray``). Both samplers are measured: ``solve(method="posterior")`` (Langevin at
+the prior's temperature; mean and std by Welford over the kept states) and
+``solve(method="anneal")`` (Langevin annealed over the prior's noise levels; mean and std
+over the chains' end states), with the same number of chains and steps.
 
 Metrics, pooled over the pixels of all images of a setting (inpainting: the missing pixels only,
 where the answer is uncertain; denoising: every pixel but a 16-pixel border):
@@ -71,7 +73,7 @@ def _region(task, x: torch.Tensor, physics, border: int) -> torch.Tensor:
 
 
 def run_setting(name: str, task, images, prior, border: int, settings: SuiteSettings,
-                options: dict) -> tuple[list[dict], dict]:
+                method: str, options: dict) -> tuple[list[dict], dict]:
     """Posterior-sample every image; pooled metrics rows and the reliability curve."""
     from em_inverse import solve
 
@@ -81,7 +83,7 @@ def run_setting(name: str, task, images, prior, border: int, settings: SuiteSett
     for index, item in enumerate(images):
         x = item.image.to(settings.device)
         physics, y = task.simulate(x, settings.seed * 1_000_003 + index)
-        solution = solve(y, physics, prior, method="posterior", seed=settings.seed + index,
+        solution = solve(y, physics, prior, method=method, seed=settings.seed + index,
                          progress=False, **options)
         region = _region(task, x, physics, border)
         means.append(solution.estimate[region].cpu().numpy())
@@ -118,20 +120,19 @@ def run_setting(name: str, task, images, prior, border: int, settings: SuiteSett
 def run_calibration(settings: SuiteSettings) -> SuiteResult:
     result = SuiteResult("calibration")
     quick = settings.quick
-    options = ({"steps": 20, "burn_in": 5, "chains": 4} if quick else {"chains": 16})
-    if settings.posterior_steps:  # --posterior-steps / --posterior-chains: a smaller budget
-        options.update(steps=settings.posterior_steps, burn_in=settings.posterior_steps // 4)
-    if settings.posterior_chains:
-        options["chains"] = settings.posterior_chains
-    curves, lines, skipped = {}, [], []
+    steps = settings.posterior_steps or (20 if quick else None)
+    chains = settings.posterior_chains or (4 if quick else 16)
+    options = {"posterior": {"chains": chains}, "anneal": {"chains": chains}}
+    if steps:  # --posterior-steps: a smaller budget than solve()'s defaults
+        options["posterior"].update(steps=steps, burn_in=steps // 4)
+        options["anneal"]["steps"] = steps
+    curves, lines, skipped, settings_run = {}, [], [], []
     if fashion_available():
         choice = choose_prior(settings, "fashion-mnist", 1, (28, 28))
         count = 2 if quick else (settings.limit or 100)
         task = next(t for t in fashion_tasks() if t.name == "inpaint-box")
-        rows, curves["fashion inpaint-box"] = run_setting(
-            "fashion inpaint-box", task, load_fashion_images(count), choice.prior, 0, settings,
-            options)
-        result.rows += rows
+        settings_run.append(("fashion inpaint-box", task, load_fashion_images(count),
+                             choice.prior, 0))
         lines.append(f"fashion prior: {choice.description}; first {count} t10k images; "
                      f"pixels: the 12x12 hole")
     else:
@@ -140,14 +141,20 @@ def run_calibration(settings: SuiteSettings) -> SuiteResult:
     size, border = (32, 4) if quick else (128, 16)
     limit = 1 if quick else settings.limit
     task = next(t for t in natural_tasks() if t.name == "denoise-25")
-    rows, curves["natural denoise-25"] = run_setting(
-        "natural denoise-25", task, load_test_images(1, size, limit), choice.prior, border,
-        settings, options)
-    result.rows += rows
+    settings_run.append(("natural denoise-25", task, load_test_images(1, size, limit),
+                         choice.prior, border))
     lines.append(f"natural prior: {choice.description}; gray test images, {size}x{size} "
                  f"centre crops; pixels: all but a {border}-pixel border")
-    lines.append("solver options: " + ", ".join(f"{k}={v}" for k, v in options.items())
-                 + " (others: the prior's defaults)")
+    for name, task, images, prior, border in settings_run:
+        for method, method_options in options.items():
+            label = f"{name}, {method}"
+            rows, curves[label] = run_setting(label, task, images, prior, border, settings,
+                                              method, method_options)
+            result.rows += rows
+    for method, method_options in options.items():
+        lines.append(f"{method} options: " + ", ".join(f"{k}={v}" for k, v in
+                                                       method_options.items())
+                     + " (others: solve()'s defaults)")
     _write(result, settings, lines + skipped, curves)
     return result
 

@@ -46,7 +46,7 @@ TUNING_TASKS = (
 #: 43% of each side (12x12 on 28x28): the large-hole case such priors are for.
 FIXED_SIZE_INPAINT = Task("inpaint-box", "inpaint", 0.0, box=0.43)
 
-WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 def candidates(family: str, weights=WEIGHTS, map_steps: int = 100) -> list[tuple[str, dict]]:
@@ -56,7 +56,7 @@ def candidates(family: str, weights=WEIGHTS, map_steps: int = 100) -> list[tuple
         trials += [("hqs", {"steps": 1, "prior_weight": w}) for w in (0.75, 1.0, 1.25)]
     else:
         trials += [("hqs", {"steps": 40, "sigma_start": s, "prior_weight": w})
-                   for s in (0.1, 0.3) for w in (0.5, 1.0, 2.0)]
+                   for s in (0.05, 0.1) for w in (0.5, 1.0, 2.0)]
     return trials
 
 
