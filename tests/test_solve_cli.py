@@ -102,6 +102,8 @@ def _bad_inputs(files, tmp):
         "corrupt prior folder": ["solve", img, "--prior", tmp / "corrupt"],
         "unknown prior name": ["solve", img, "--prior", "no-such-prior"],
         "steps 0": [*base, img, "--steps", "0"],
+        "std from a point estimate": [*base, img, "--method", "hqs", "--std", tmp / "s.png"],
+        "samples without a sampler": [*base, img, "--samples", "2"],
         "unwritable output": [*base, img, "-o", tmp / "no" / "such" / "dir" / "x.png"],
         "degrade factor 0": ["degrade", img, "--op", "superres", "--factor", "0", "-o",
                              tmp / "x.png"],

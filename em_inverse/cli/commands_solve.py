@@ -116,9 +116,10 @@ def solve_command(
             raise UserError(f"{name} must be >= 1, got {value}")
     if prior_weight is not None and not prior_weight > 0:
         raise UserError(f"--prior-weight must be > 0, got {prior_weight:g}")
-    if std is not None and not sampler:
-        raise UserError(f"--std needs a sampler: --method {' or '.join(SAMPLERS)} "
-                        "(a point estimate has no uncertainty)")
+    for flag, given in (("--std", std), ("--samples", samples)):
+        if given is not None and not sampler:
+            raise UserError(f"{flag} needs a sampler: --method {' or '.join(SAMPLERS)} "
+                            "(a point estimate has no uncertainty or samples)")
     output = output or image.with_name(f"{image.stem}.restored.png")
     targets = [p for p in (output, std, figure) if p is not None]
     if len({p.resolve() for p in targets} | {image.resolve()}) != len(targets) + 1:

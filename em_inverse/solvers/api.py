@@ -38,7 +38,7 @@ SAMPLERS = ("posterior", "anneal", "em")
 #: Defaults per method (documented in ``solve``).
 DEFAULTS = {
     "map": {"steps": 200, "history": 10, "gtol": 1e-5, "ftol": 1e-8, "first_step": 0.05},
-    "hqs": {"steps": 40, "sigma_start": 0.2, "sigma_end": 0.01, "cg_steps": 20},
+    "hqs": {"steps": 40, "sigma_start": 0.1, "sigma_end": 0.01, "cg_steps": 20},
     "posterior": {"steps": 1000, "burn_in": None, "thin": 1, "chains": 4, "mala": False,
                   "step": None, "step_factor": None, "adapt": True, "lipschitz_iterations": 10,
                   "interaction_sigma": None, "interaction_region": None},
@@ -78,7 +78,7 @@ def solve(y, operator, prior, method: str | None = None, *,
         map: ``steps`` (200, max L-BFGS iterations), ``history`` (10), ``gtol`` (1e-5,
             relative gradient norm), ``ftol`` (1e-8, relative energy decrease),
             ``first_step`` (0.05, first move in pixel units).
-        hqs: ``steps`` (40 iterations, one grad V each), ``sigma_start`` (0.2) and
+        hqs: ``steps`` (40 iterations, one grad V each), ``sigma_start`` (0.1) and
             ``sigma_end`` (0.01; never below the noise sigma) bound the geometric schedule of
             coupling levels s_k, ``cg_steps`` (20, data step for non-diagonal A^T A).
         posterior: ``steps`` (1000), ``burn_in`` (steps // 4), ``thin`` (1), ``chains`` (4),
@@ -171,7 +171,8 @@ def _run(method, objective, x0, chains, s, generator, bar, prior):
         return r.x, None, None, r.trace, diag
     samples = s["samples"] or chains
     if method == "anneal":
-        r = run_anneal(objective, x0, chains, steps=s["steps"], levels=min(s["levels"], s["steps"]),
+        r = run_anneal(objective, x0, chains, steps=s["steps"],
+                       levels=min(s["levels"], s["steps"]),
                        sigma_start=s["sigma_start"], sigma_end=s["sigma_end"],
                        step_factor=s["step_factor"], generator=generator, progress=bar.update)
         diag = Diagnostics(steps=s["steps"], step_size=s["step_factor"] * r.sigmas[-1] ** 2,
