@@ -90,3 +90,21 @@ def test_the_prior_chooses_the_method_and_its_tuned_settings_per_task():
     assert chosen.settings["method"] == "hqs" and chosen.diagnostics.steps == 7
     named = solve(y, physics, prior, method="map", steps=5, progress=False)
     assert named.settings["prior_weight"] == 3.0 and named.settings["steps"] == 5
+
+
+def test_tuning_picks_a_method_per_family_from_every_task_of_that_family():
+    """On training crops only; inpainting is scored on random pixels and on a centred box."""
+    from em_inverse.bench.tuning import tune_prior
+    from em_inverse.priors import ConvEnergy, EnergyPrior
+
+    torch.manual_seed(0)
+    prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny")
+    tuning = tune_prior(prior, size=32, count=1, weights=(1.0,), steps=2)
+    defaults = tuning["solve_defaults"]
+    assert set(defaults) == {"denoise", "inpaint", "deblur", "superres"}
+    for family in defaults.values():
+        assert family["method"] in ("map", "hqs") and "map" in family and "hqs" in family
+        assert "steps" not in family["map"]  # the trial budget is not a default
+    tasks = {trial["task"] for trial in tuning["trials"]}
+    assert {"inpaint-50", "inpaint-box"} <= tasks
+    assert "crops of astronaut" in tuning["validation"]["images"]
