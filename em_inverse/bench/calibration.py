@@ -126,12 +126,12 @@ def run_calibration(settings: SuiteSettings) -> SuiteResult:
     if steps:  # --posterior-steps: a smaller budget than solve()'s defaults
         options["posterior"].update(steps=steps, burn_in=steps // 4)
         options["anneal"]["steps"] = steps
-    curves, lines, skipped, settings_run = {}, [], [], []
+    curves, lines, skipped, setups = {}, [], [], []
     if fashion_available():
         choice = choose_prior(settings, "fashion-mnist", 1, (28, 28))
         count = 2 if quick else (settings.limit or 100)
         task = next(t for t in fashion_tasks() if t.name == "inpaint-box")
-        settings_run.append(("fashion inpaint-box", task, load_fashion_images(count),
+        setups.append(("fashion inpaint-box", task, load_fashion_images(count),
                              choice.prior, 0))
         lines.append(f"fashion prior: {choice.description}; first {count} t10k images; "
                      f"pixels: the 12x12 hole")
@@ -141,11 +141,11 @@ def run_calibration(settings: SuiteSettings) -> SuiteResult:
     size, border = (32, 4) if quick else (128, 16)
     limit = 1 if quick else settings.limit
     task = next(t for t in natural_tasks() if t.name == "denoise-25")
-    settings_run.append(("natural denoise-25", task, load_test_images(1, size, limit),
+    setups.append(("natural denoise-25", task, load_test_images(1, size, limit),
                          choice.prior, border))
     lines.append(f"natural prior: {choice.description}; gray test images, {size}x{size} "
                  f"centre crops; pixels: all but a {border}-pixel border")
-    for name, task, images, prior, border in settings_run:
+    for name, task, images, prior, border in setups:
         for method, method_options in options.items():
             label = f"{name}, {method}"
             rows, curves[label] = run_setting(label, task, images, prior, border, settings,

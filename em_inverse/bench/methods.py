@@ -25,6 +25,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import torch
@@ -101,6 +102,8 @@ HQS = "em-inverse HQS"
 POSTERIOR = "em-inverse posterior mean"
 ANNEAL = "em-inverse annealed posterior mean"
 DEEPINV = "deepinv PGD + prior (cross-check)"
+#: The rows computed with the suite's own prior (not an ``--extra-prior``).
+OWN_PRIOR_METHODS = (MAP, HQS, POSTERIOR, ANNEAL, DEEPINV)
 
 
 def _solve(case: Case, method: str):
@@ -123,14 +126,9 @@ def _samples(solution) -> torch.Tensor | None:
     return None if samples is None else samples[0]
 
 
-def run_map(case: Case) -> Outcome:
-    solution = _solve(case, "map")
-    return Outcome(solution.estimate.clamp(0, 1), steps=_steps(solution),
-                   info={"settings": getattr(solution, "settings", {})})
-
-
-def run_hqs(case: Case) -> Outcome:
-    solution = _solve(case, "hqs")
+def run_point_estimate(case: Case, method: str = "map") -> Outcome:
+    """A point estimate (``map`` or ``hqs``): no std, no samples."""
+    solution = _solve(case, method)
     return Outcome(solution.estimate.clamp(0, 1), steps=_steps(solution),
                    info={"settings": getattr(solution, "settings", {})})
 
@@ -196,10 +194,10 @@ def run_deepinv_pgd(case: Case) -> Outcome:
 
 def prior_methods() -> list[Method]:
     """MAP, HQS, the two posterior means and the deepinv cross-check (need the energy prior)."""
-    return [Method(MAP, run_map, needs_prior=True),
-            Method(HQS, run_hqs, needs_prior=True),
+    return [Method(MAP, run_point_estimate, needs_prior=True),
+            Method(HQS, partial(run_point_estimate, method="hqs"), needs_prior=True),
             Method(POSTERIOR, run_posterior, needs_prior=True),
-            Method(ANNEAL, lambda case: run_posterior(case, "anneal"), needs_prior=True),
+            Method(ANNEAL, partial(run_posterior, method="anneal"), needs_prior=True),
             Method(DEEPINV, run_deepinv_pgd, needs_prior=True)]
 
 
@@ -207,6 +205,6 @@ def extra_map_method(label: str, prior) -> Method:
     """``em-inverse MAP [label]``: our MAP on the same measurement with another ``prior`` (the
     same MAP options; that prior's own ``solve_defaults``): an ablation row."""
     def run(case: Case) -> Outcome:
-        return run_map(dataclasses.replace(case, prior=prior))
+        return run_point_estimate(dataclasses.replace(case, prior=prior))
 
     return Method(f"{MAP} [{label}]", run, needs_prior=True)

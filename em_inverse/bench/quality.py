@@ -9,8 +9,8 @@ Outputs under ``--out``: ``results.md`` (tables), ``results.csv`` (one row per i
 method), ``psnr_bars.png`` and ``examples_<group>.png`` (the first image of each task).
 
 The prior methods run on an explicit budget (``solver_options``), quoted in every report: MAP
-and HQS use the prior's own ``solve_defaults``; the posterior means and the deepinv cross-check use a
-CPU budget (2 chains x 300 Langevin steps, 100 PGD steps) unless ``--posterior-steps``,
+and HQS use the prior's own ``solve_defaults``; the posterior means and the deepinv
+cross-check use a CPU budget (2 chains x 300 steps, 100 PGD steps) unless ``--posterior-steps``,
 ``--posterior-chains`` and ``--deepinv-steps`` say otherwise (solve()'s own posterior default is
 4 chains x 1000 steps: about 6 minutes per 256x256 image on one CPU core).
 """
@@ -26,7 +26,8 @@ from em_inverse.bench import report
 from em_inverse.bench.baselines import Problem
 from em_inverse.bench.common import (PriorChoice, SuiteResult, SuiteSettings, choose_prior,
                                      header, load_bench_prior, say)
-from em_inverse.bench.methods import (ANNEAL, DEEPINV, HQS, MAP, POSTERIOR, Case, Method, baseline_methods,
+from em_inverse.bench.methods import (ANNEAL, DEEPINV, HQS, MAP, OWN_PRIOR_METHODS, POSTERIOR,
+                                      Case, Method, baseline_methods,
                                       extra_map_method, prior_methods)
 from em_inverse.bench.metrics import psnr, ssim
 from em_inverse.bench.tasks import Task
@@ -61,12 +62,13 @@ POSTERIOR_STEPS, POSTERIOR_CHAINS, DEEPINV_STEPS = 300, 2, 100
 
 def solver_options(settings: SuiteSettings) -> dict:
     """Per-method solver options. Full mode: MAP and HQS ``{}`` (the prior's defaults), both
-    posterior means ``POSTERIOR_CHAINS`` x ``POSTERIOR_STEPS`` (Langevin burn-in a third), deepinv PGD
+    posterior means ``POSTERIOR_CHAINS`` x ``POSTERIOR_STEPS`` (Langevin burn-in a third),
+    deepinv PGD
     ``DEEPINV_STEPS``, each overridable by the settings. Quick mode: a few steps so a whole suite
     runs in seconds."""
     if settings.quick:
         options = {"map": {"steps": 10}, "hqs": {"steps": 4},
-                   "posterior": {"steps": 12, "chains": 2}, "anneal": {"steps": 12, "chains": 2},
+                   "posterior": {"steps": 12, "chains": 2},
                    "deepinv": {"steps": 10, "hessian_iterations": 2},
                    "baselines": {"tv_oracle": {"iterations": 40, "weights": (1e-3, 1e-2)},
                                  "wiener_oracle": {"iterations": 30,
@@ -75,13 +77,12 @@ def solver_options(settings: SuiteSettings) -> dict:
     else:
         options = {"map": {}, "hqs": {},
                    "posterior": {"steps": POSTERIOR_STEPS, "chains": POSTERIOR_CHAINS},
-                   "anneal": {"steps": POSTERIOR_STEPS, "chains": POSTERIOR_CHAINS},
                    "deepinv": {"steps": DEEPINV_STEPS}}
     posterior, deepinv = options["posterior"], options["deepinv"]
     posterior["steps"] = settings.posterior_steps or posterior["steps"]
     posterior["chains"] = settings.posterior_chains or posterior["chains"]
     posterior["burn_in"] = posterior["steps"] // 3
-    options["anneal"].update(steps=posterior["steps"], chains=posterior["chains"])
+    options["anneal"] = {"steps": posterior["steps"], "chains": posterior["chains"]}
     deepinv["steps"] = settings.deepinv_steps or deepinv["steps"]
     return options
 
@@ -219,7 +220,7 @@ def _run_case(suite, group, task, item, choice: PriorChoice, methods: list[Metho
         score = psnr(outcome.estimate, x, border)
         rows.append(dict(row, psnr=score, ssim=ssim(outcome.estimate, x, border),
                          time_s=outcome.seconds, steps=outcome.steps,
-                         note="untrained prior" if method.name in (MAP, HQS, POSTERIOR, ANNEAL, DEEPINV)
+                         note="untrained prior" if method.name in OWN_PRIOR_METHODS
                          and choice.untrained else ""))
         estimates[method.name] = (outcome.estimate.detach().cpu(), score)
     example = {"label": f"{task.name}\n{item.name}", "truth": x.cpu(), "measurement": y.cpu(),

@@ -1,17 +1,17 @@
 """Choose a prior's default solver settings on TRAINING images (never test images).
 
 For each task family (denoise, inpaint, deblur, superres) this simulates its tasks
-(``TUNING_TASKS``; inpainting: 50% random pixels and a centred box) on validation crops carved from the SPEC 6 training images (Fashion-MNIST training images
-for fixed-size priors) and tries
+(``TUNING_TASKS``; inpainting: 50% random pixels and a centred box) on validation crops carved
+from the SPEC 6 training images (Fashion-MNIST training images for fixed-size priors) and tries
 
 - ``map``: a log grid of prior weights w (U = fidelity + w V/eps);
 - ``hqs``: annealed half-quadratic splitting with w near the calibrated value 1 (for denoising,
   one iteration: Tweedie's denoiser) and two coupling schedules;
 
 keeping, per method, the settings with the best mean PSNR over the family's tasks, and as the
-family's default method the better of the two. The result is written into the prior folder's ``config.json`` as
-``solve_defaults`` (which ``solve`` reads), together with the table of every trial under
-``card.tuning``, so the choice can be audited and rerun:
+family's default method the better of the two. The result is written into the prior folder's
+``config.json`` as ``solve_defaults`` (which ``solve`` reads), together with the table of every
+trial under ``card.tuning``, so the choice can be audited and rerun:
 
     em-inverse tune PRIOR_FOLDER
 """
