@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
+from em_inverse.errors import UserError
 from em_inverse.priors import load_prior
 from em_inverse.priors.sampling import annealed_langevin, eps_schedule
 from em_inverse.training import TrainConfig, Trainer, losses
 from em_inverse.training.datasets import FASHION_MNIST_DIR, Toy2D
+from em_inverse.training.state import load_checkpoint
 
 CLI = [sys.executable, "-m", "em_inverse"]
 
@@ -51,6 +53,22 @@ def test_flow_loss_is_zero_for_the_exact_ot_velocity():
     x0, x1 = torch.randn(8, 2), torch.randn(8, 2)
     t = torch.rand(8)
     assert losses.flow_matching_loss(-(x1 - x0), x0, x1, t, 1.0) == 0
+
+
+def test_the_learning_rate_warms_up_linearly_then_stays_or_follows_a_cosine_to_lr_over_20():
+    constant = TrainConfig(steps=1000, lr=1e-3, warmup=100)
+    cosine = TrainConfig(steps=1000, lr=1e-3, warmup=100, lr_schedule="cosine")
+    for config in (constant, cosine):
+        assert config.learning_rate(0) == pytest.approx(1e-5)
+        assert config.learning_rate(99) == pytest.approx(1e-3)
+        assert config.learning_rate(100) == pytest.approx(1e-3)
+    assert constant.learning_rate(999) == pytest.approx(1e-3)
+    assert cosine.learning_rate(549) == pytest.approx(1e-3 * (0.05 + 0.95 * 0.5), rel=1e-2)
+    assert cosine.learning_rate(999) == pytest.approx(5e-5)
+    rates = [cosine.learning_rate(k) for k in range(100, 1000)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    with pytest.raises(UserError, match="lr-schedule"):
+        TrainConfig.from_dict({"lr_schedule": "step"})
 
 
 def toy_config(**changes) -> TrainConfig:
@@ -135,6 +153,41 @@ def test_a_run_killed_after_its_first_checkpoint_resumes_to_identical_weights(tm
     assert full.keys() == resumed.keys()
     for key in full:
         assert torch.equal(full[key], resumed[key]), key
+
+
+def test_a_checkpoint_from_before_an_option_existed_resumes_with_that_options_default(tmp_path):
+    config = toy_config(steps=40, phase2_steps=0, checkpoint_every=20)
+    Trainer(config, tmp_path, torch.device("cpu"), quiet=True).fit()
+    path = tmp_path / "checkpoint.safetensors"
+    tensors, meta = load_checkpoint(path)
+    del meta["extra"]["config"]["lr_schedule"]
+    save_file(tensors, path, metadata={"em_inverse_state": json.dumps(meta)})
+    longer = toy_config(steps=60, phase2_steps=0, checkpoint_every=20)
+    Trainer(longer, tmp_path, torch.device("cpu"), quiet=True).fit(resume=True)
+    assert load_checkpoint(path)[1]["step"] == 60
+    with pytest.raises(UserError, match="lr_schedule"):
+        Trainer(toy_config(steps=80, phase2_steps=0, lr_schedule="cosine"), tmp_path,
+                torch.device("cpu"), quiet=True).fit(resume=True)
+
+
+def test_the_model_card_records_each_stretch_of_hardware_a_run_was_trained_on(tmp_path):
+    config = toy_config(steps=40, phase2_steps=0, checkpoint_every=20)
+    trainer = Trainer(config, tmp_path, torch.device("cpu"), quiet=True)
+    trainer.fit()
+    assert [(s["first_step"], s["last_step"]) for s in trainer.segments] == [(0, 40)]
+    assert trainer.ema_prior().card["hardware"].startswith("CPU")
+    path = tmp_path / "checkpoint.safetensors"
+    tensors, meta = load_checkpoint(path)   # pretend the first 40 steps ran on a GPU
+    meta["extra"]["segments"][0]["hardware"] = "NVIDIA H200"
+    tensors["rng.noise"] = torch.zeros(16, dtype=torch.uint8)  # a CUDA generator's state
+    meta["extra"]["device"] = "cuda"
+    save_file(tensors, path, metadata={"em_inverse_state": json.dumps(meta)})
+    resumed = Trainer(toy_config(steps=60, phase2_steps=0, checkpoint_every=20), tmp_path,
+                      torch.device("cpu"), quiet=True)
+    resumed.fit(resume=True)
+    assert [(s["first_step"], s["last_step"]) for s in resumed.segments] == [(0, 40), (40, 60)]
+    card = resumed.ema_prior().card["hardware"]
+    assert card.startswith("steps 0-40: NVIDIA H200") and "steps 40-60: CPU" in card
 
 
 def test_starting_over_an_existing_run_without_resume_is_refused(tmp_path):

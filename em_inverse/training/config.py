@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from em_inverse.errors import UserError
+
+
+LR_SCHEDULES = ("constant", "cosine")
+COSINE_FINAL_RATIO = 0.05   # the cosine schedule ends at lr * 0.05
 
 
 @dataclass
@@ -28,6 +33,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     warmup: int = 100
+    lr_schedule: str = "constant"         # or "cosine": lr after warmup, down to lr/20 at the end
     ema_decay: float = 0.99
     clip: float = 1.0
     tau_star: float = 0.8                 # flow weight ramps to 0 (and eps(t) rises) after tau*
@@ -74,11 +80,24 @@ class TrainConfig:
                 raise UserError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.phase2_steps is not None and not 0 <= self.phase2_steps <= self.steps:
             raise UserError("phase2-steps must be between 0 and steps")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise UserError(f"lr-schedule must be one of {', '.join(LR_SCHEDULES)}, "
+                            f"got {self.lr_schedule!r}")
         if not 0 <= self.ema_decay < 1:
             raise UserError("ema-decay must be in [0, 1)")
         if not 0 < self.tau_star <= 1:
             raise UserError("tau-star must be in (0, 1]")
         return self
+
+    def learning_rate(self, step: int) -> float:
+        """Learning rate of optimiser step ``step`` (0-based): linear warmup, then the schedule."""
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        if self.lr_schedule == "constant":
+            return self.lr
+        progress = min(1.0, (step - self.warmup) / max(1, self.steps - 1 - self.warmup))
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.lr * (COSINE_FINAL_RATIO + (1.0 - COSINE_FINAL_RATIO) * cosine)
 
     @property
     def phase2_length(self) -> int:

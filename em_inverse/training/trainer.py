@@ -156,10 +156,13 @@ class Trainer:
         self.noise_gen = make_generator(rank_seed + 500, device)
         self.step = 0
         self.train_seconds = 0.0
+        # [{"hardware", "first_step", "last_step", "seconds"}]: one entry per stretch of the run
+        # on one kind of machine (a run started on a GPU can be finished on a CPU and back)
+        self.segments: list[dict] = []
 
     # -- pieces of a step ------------------------------------------------------------------------
     def learning_rate(self, step: int) -> float:
-        return self.config.lr * min(1.0, (step + 1) / max(1, self.config.warmup))
+        return self.config.learning_rate(step)
 
     def data_batch(self, n: int) -> torch.Tensor:
         x = self.dataset.sample(n, self.data_gen).to(self.device)
@@ -239,19 +242,40 @@ class Trainer:
         net.load_state_dict({k: v.cpu() for k, v in self.ema.items()})
         c = self.config
         recipe = {k: getattr(c, k) for k in (
-            "data", "crop", "steps", "phase2_steps", "batch_size", "lr", "warmup", "ema_decay",
+            "data", "crop", "steps", "phase2_steps", "batch_size", "lr", "warmup", "lr_schedule",
+            "ema_decay",
             "tau_star", "lambda_cd", "beta", "eps_max", "langevin_steps", "langevin_dt",
             "negatives", "trim", "dsm_weight", "dsm_sigma_min", "dsm_sigma_max", "seed")}
         recipe.update(trained_steps=self.step, world_size=self.dist.world,
                       train_seconds=round(self.train_seconds, 1), device=self.device.type)
         card = {"architecture": self.arch["type"], "parameters": count_parameters(net),
-                "data": c.data, "hardware": describe_hardware(self.device, self.dist.world),
-                "training_time": f"{self.train_seconds / 60:.1f} min for {self.step} steps", "recipe": "Energy Matching (phase 1 flow on -grad V, then "
+                "data": c.data, "hardware": self.hardware_summary(),
+                "training_time": f"{self.train_seconds / 60:.1f} min for {self.step} steps",
+                "recipe": "Energy Matching (phase 1 flow on -grad V, then "
                 f"{c.phase2_length} contrastive steps)" + (
                     f" + denoising-score term (weight {c.dsm_weight})" if c.dsm_weight else "")}
         return EnergyPrior(net, eps=c.eps_max, scale=self.scale, offset=self.offset,
                            data=data_description(self.dataset, self.arch),
                            name=c.name or self.out.name, card=card, training=recipe)
+
+    def record_segment(self, first_step: int, seconds: float) -> None:
+        """Count ``seconds`` of training up to ``self.step`` towards this machine's segment."""
+        hardware = describe_hardware(self.device, self.dist.world)
+        last = self.segments[-1] if self.segments else None
+        if last is not None and last["hardware"] == hardware and last["last_step"] == first_step:
+            last["last_step"] = self.step
+            last["seconds"] += seconds
+        else:
+            self.segments.append({"hardware": hardware, "first_step": first_step,
+                                  "last_step": self.step, "seconds": seconds})
+
+    def hardware_summary(self) -> str:
+        """'H' for a run on one machine kind, else 'steps a-b: H (m min); ...'."""
+        if len({s["hardware"] for s in self.segments}) <= 1:
+            return (self.segments[0]["hardware"] if self.segments
+                    else describe_hardware(self.device, self.dist.world))
+        return "; ".join(f"steps {s['first_step']}-{s['last_step']}: {s['hardware']} "
+                         f"({s['seconds'] / 60:.1f} min)" for s in self.segments)
 
     def save(self) -> None:
         if not self.dist.is_main:
@@ -261,24 +285,33 @@ class Trainer:
                         optimizer=self.optimizer,
                         generators={"data": self.data_gen, "noise": self.noise_gen},
                         extra={"config": self.config.to_dict(), "arch": self.arch,
-                               "train_seconds": self.train_seconds})
+                               "train_seconds": self.train_seconds,
+                               "segments": self.segments, "device": self.device.type})
         save_prior(self.ema_prior(), self.out)
 
     def resume(self) -> None:
         tensors, meta = load_checkpoint(self.out / CHECKPOINT)
         saved = meta["extra"]["config"]
         mine = self.config.to_dict()
+        defaults = TrainConfig().to_dict()  # checkpoints older than an option hold its default
         changed = [k for k in mine if k not in ("steps", "checkpoint_every", "log_every",
-                                                "sample_every") and saved.get(k) != mine[k]]
+                                                "sample_every")
+                   and saved.get(k, defaults[k]) != mine[k]]
         if changed:
             raise UserError(f"cannot resume: options differ from the checkpoint ({', '.join(changed)})")
         self.net.load_state_dict(section(tensors, "model."))
         self.ema = {k: v.to(self.device) for k, v in section(tensors, "ema.").items()}
         restore_optimizer(self.optimizer, tensors, meta["optimizer"])
-        self.data_gen.set_state(tensors["rng.data"])
-        self.noise_gen.set_state(tensors["rng.noise"])
         self.step = meta["step"]
+        self.data_gen.set_state(tensors["rng.data"])
+        if meta["extra"].get("device", "cpu") == self.device.type:
+            self.noise_gen.set_state(tensors["rng.noise"])  # bit-for-bit continuation
+        else:
+            # a CUDA generator's state cannot seed a CPU one (and back): continue the run with
+            # noise seeded from the step, still reproducible, no longer bit-identical
+            self.noise_gen.manual_seed(self.config.seed * 1000 + self.dist.rank + 500 + self.step)
         self.train_seconds = meta["extra"].get("train_seconds", 0.0)
+        self.segments = meta["extra"].get("segments", [])
         self.truncate_log()
 
     # -- logging ---------------------------------------------------------------------------------
@@ -317,11 +350,13 @@ class Trainer:
             while self.step < c.steps and not stop.requested:
                 started = time.perf_counter()
                 terms = self.train_step(self.step)
-                self.train_seconds += time.perf_counter() - started
+                seconds = time.perf_counter() - started
+                self.train_seconds += seconds
                 if not all(math.isfinite(v) for v in terms.values()):
                     raise UserError(f"training diverged at step {self.step} ({terms}); "
                                     "lower --lr or --eps-max")
                 self.step += 1
+                self.record_segment(self.step - 1, seconds)
                 bar.update(1)
                 if self.step % c.log_every == 0 or self.step == c.steps:
                     record = {"step": self.step, "phase": 2 if self.in_phase2(self.step - 1) else 1,
