@@ -107,4 +107,6 @@ def test_tuning_picks_a_method_per_family_from_every_task_of_that_family():
         assert "steps" not in family["map"]  # the trial budget is not a default
     tasks = {trial["task"] for trial in tuning["trials"]}
     assert {"inpaint-50", "inpaint-box"} <= tasks
+    # every task has a reference row with its starting point's PSNR (never a chosen method)
+    assert {t["task"] for t in tuning["trials"] if t["method"] == "start"} == tasks
     assert "crops of astronaut" in tuning["validation"]["images"]

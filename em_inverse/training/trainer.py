@@ -1,6 +1,8 @@
 """The Energy Matching trainer: phase 1 (flow on -grad V), phase 2 (+ contrastive), EMA,
-atomic checkpoints, bit-for-bit ``resume``, JSONL log, plots, and ``torchrun`` data parallelism
-(gloo on CPU, NCCL on GPU; every rank draws its own data, gradients are averaged).
+atomic checkpoints, bit-for-bit ``resume`` on the same kind of device (a run may also move
+between GPU and CPU: it then continues with reseeded noise, and the model card lists each
+stretch of hardware), JSONL log, plots, and ``torchrun`` data parallelism (gloo on CPU, NCCL on
+GPU; every rank draws its own data, gradients are averaged).
 
 A run folder ``RUN/`` holds: ``weights.safetensors`` + ``config.json`` (the EMA prior, usable as
 ``--prior RUN``), ``checkpoint.safetensors`` (full training state), ``train_config.json``,
@@ -243,9 +245,9 @@ class Trainer:
         c = self.config
         recipe = {k: getattr(c, k) for k in (
             "data", "crop", "steps", "phase2_steps", "batch_size", "lr", "warmup", "lr_schedule",
-            "ema_decay",
-            "tau_star", "lambda_cd", "beta", "eps_max", "langevin_steps", "langevin_dt",
-            "negatives", "trim", "dsm_weight", "dsm_sigma_min", "dsm_sigma_max", "seed")}
+            "ema_decay", "tau_star", "lambda_cd", "beta", "eps_max", "langevin_steps",
+            "langevin_dt", "negatives", "trim", "dsm_weight", "dsm_sigma_min", "dsm_sigma_max",
+            "seed")}
         recipe.update(trained_steps=self.step, world_size=self.dist.world,
                       train_seconds=round(self.train_seconds, 1), device=self.device.type)
         card = {"architecture": self.arch["type"], "parameters": count_parameters(net),
