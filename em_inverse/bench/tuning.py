@@ -121,7 +121,8 @@ def tune_prior(prior, *, size: int = 96, count: int = 3, weights=WEIGHTS, steps:
         for task, simulated in cases:  # a reference row: what the solvers start from
             start = [psnr(initial_estimate(y, physics, x.shape).clamp(0, 1), x,
                           border=0 if fixed else 8) for x, (physics, y) in zip(images, simulated)]
-            trials.append({"task": task.name, "method": "start", "psnr": round(float(np.mean(start)), 3)})
+            trials.append({"task": task.name, "method": "start",
+                           "psnr": round(float(np.mean(start)), 3)})
         best: dict[str, tuple[float, dict]] = {}
         for method, options in candidates(family, weights, steps):
             means = []
