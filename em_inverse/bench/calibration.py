@@ -132,7 +132,7 @@ def run_calibration(settings: SuiteSettings) -> SuiteResult:
         count = 2 if quick else (settings.limit or 100)
         task = next(t for t in fashion_tasks() if t.name == "inpaint-box")
         setups.append(("fashion inpaint-box", task, load_fashion_images(count),
-                             choice.prior, 0))
+                       choice.prior, 0))
         lines.append(f"fashion prior: {choice.description}; first {count} t10k images; "
                      f"pixels: the 12x12 hole")
     else:
@@ -142,7 +142,7 @@ def run_calibration(settings: SuiteSettings) -> SuiteResult:
     limit = 1 if quick else settings.limit
     task = next(t for t in natural_tasks() if t.name == "denoise-25")
     setups.append(("natural denoise-25", task, load_test_images(1, size, limit),
-                         choice.prior, border))
+                   choice.prior, border))
     lines.append(f"natural prior: {choice.description}; gray test images, {size}x{size} "
                  f"centre crops; pixels: all but a {border}-pixel border")
     for name, task, images, prior, border in setups:

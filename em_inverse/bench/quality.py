@@ -63,9 +63,8 @@ POSTERIOR_STEPS, POSTERIOR_CHAINS, DEEPINV_STEPS = 300, 2, 100
 def solver_options(settings: SuiteSettings) -> dict:
     """Per-method solver options. Full mode: MAP and HQS ``{}`` (the prior's defaults), both
     posterior means ``POSTERIOR_CHAINS`` x ``POSTERIOR_STEPS`` (Langevin burn-in a third),
-    deepinv PGD
-    ``DEEPINV_STEPS``, each overridable by the settings. Quick mode: a few steps so a whole suite
-    runs in seconds."""
+    deepinv PGD ``DEEPINV_STEPS``, each overridable by the settings. Quick mode: a few steps so
+    a whole suite runs in seconds."""
     if settings.quick:
         options = {"map": {"steps": 10}, "hqs": {"steps": 4},
                    "posterior": {"steps": 12, "chains": 2},

@@ -138,6 +138,7 @@ class Trainer:
         if device.type == "cuda" and self.dist.active:
             self.device = device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(device)
+        self.hardware = describe_hardware(self.device, self.dist.world)  # for the model card
         self.dataset = make_dataset(config.data, crop=config.crop, data_dir=config.data_dir,
                                     channels=config.channels)
         self.arch = dict(config.arch) or default_architecture(self.dataset)
@@ -262,20 +263,19 @@ class Trainer:
 
     def record_segment(self, first_step: int, seconds: float) -> None:
         """Count ``seconds`` of training up to ``self.step`` towards this machine's segment."""
-        hardware = describe_hardware(self.device, self.dist.world)
         last = self.segments[-1] if self.segments else None
-        if last is not None and last["hardware"] == hardware and last["last_step"] == first_step:
+        if (last is not None and last["hardware"] == self.hardware
+                and last["last_step"] == first_step):
             last["last_step"] = self.step
             last["seconds"] += seconds
         else:
-            self.segments.append({"hardware": hardware, "first_step": first_step,
+            self.segments.append({"hardware": self.hardware, "first_step": first_step,
                                   "last_step": self.step, "seconds": seconds})
 
     def hardware_summary(self) -> str:
         """'H' for a run on one machine kind, else 'steps a-b: H (m min); ...'."""
         if len({s["hardware"] for s in self.segments}) <= 1:
-            return (self.segments[0]["hardware"] if self.segments
-                    else describe_hardware(self.device, self.dist.world))
+            return self.segments[0]["hardware"] if self.segments else self.hardware
         return "; ".join(f"steps {s['first_step']}-{s['last_step']}: {s['hardware']} "
                          f"({s['seconds'] / 60:.1f} min)" for s in self.segments)
 
