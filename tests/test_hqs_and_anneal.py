@@ -110,3 +110,18 @@ def test_tuning_picks_a_method_per_family_from_every_task_of_that_family():
     # every task has a reference row with its starting point's PSNR (never a chosen method)
     assert {t["task"] for t in tuning["trials"] if t["method"] == "start"} == tasks
     assert "crops of astronaut" in tuning["validation"]["images"]
+    # the one-step denoiser is also tried with V averaged over each symmetry group
+    tried = {t.get("symmetry", "none") for t in tuning["trials"]
+             if t["task"] == "denoise-25" and t["method"] == "hqs"}
+    assert tried == {"none", "flips", "dihedral"}
+
+
+def test_the_denoiser_is_tried_with_symmetries_only_where_asked():
+    from em_inverse.bench.tuning import candidates
+
+    plain = candidates("denoise", weights=(1.0,))
+    assert all("symmetry" not in options for _, options in plain)
+    both = candidates("denoise", weights=(1.0,), symmetries=("none", "dihedral"))
+    assert len(both) == len(plain) + 3
+    assert all("symmetry" not in options for _, options in candidates(
+        "deblur", weights=(1.0,), symmetries=("none", "dihedral")))

@@ -102,6 +102,7 @@ def _bad_inputs(files, tmp):
         "corrupt prior folder": ["solve", img, "--prior", tmp / "corrupt"],
         "unknown prior name": ["solve", img, "--prior", "no-such-prior"],
         "steps 0": [*base, img, "--steps", "0"],
+        "unknown symmetry": [*base, img, "--symmetry", "rotations"],
         "std from a point estimate": [*base, img, "--method", "hqs", "--std", tmp / "s.png"],
         "samples without a sampler": [*base, img, "--samples", "2"],
         "unwritable output": [*base, img, "-o", tmp / "no" / "such" / "dir" / "x.png"],

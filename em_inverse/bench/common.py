@@ -33,7 +33,8 @@ class SuiteSettings:
     (names as in the tables; None: all). size: natural crop size (None: the suite's own).
     posterior_steps / posterior_chains / deepinv_steps: the prior methods' budget (None: the
     suite's CPU budget, see ``quality.solver_options``). extra_priors: ``(label, name or
-    folder)`` pairs, each adding an ``em-inverse MAP [label]`` row (ablations).
+    folder)`` pairs, each adding ``em-inverse MAP [label]`` and ``em-inverse HQS [label]`` rows
+    (ablations).
     """
 
     quick: bool = False

@@ -8,10 +8,13 @@ methods, the posterior std and samples, plus the number of solver steps.
 Methods:
 - every offline baseline of :mod:`em_inverse.bench.baselines` (oracle ones labelled so);
 - ``em-inverse MAP``: ``em_inverse.solve(..., method="map")``;
-- ``em-inverse MAP [LABEL]``: the same MAP with another prior (``--extra-prior LABEL=PATH``):
-  an ablation row, e.g. the Energy Matching recipe alone vs with an addition;
 - ``em-inverse HQS``: ``em_inverse.solve(..., method="hqs")`` (annealed half-quadratic
   splitting; for denoising with the tuned defaults, Tweedie's denoiser);
+- ``em-inverse HQS, no symmetry``: the same with ``symmetry="none"``: an ablation row for the
+  tuned defaults that average V over the image's symmetries (``priors.symmetry``);
+- ``em-inverse MAP [LABEL]`` / ``em-inverse HQS [LABEL]``: the same with another prior
+  (``--extra-prior LABEL=PATH``) and its own tuned defaults: an ablation row, e.g. the Energy
+  Matching recipe alone vs with an addition;
 - ``em-inverse posterior mean``: ``em_inverse.solve(..., method="posterior")``;
 - ``em-inverse annealed posterior mean``: ``em_inverse.solve(..., method="anneal")``;
 - ``deepinv PGD + prior``: the same ``EnergyPrior`` inside deepinv's own proximal gradient
@@ -99,17 +102,18 @@ def baseline_methods() -> list[Method]:
 # -- the energy prior ------------------------------------------------------------------------------
 MAP = "em-inverse MAP"
 HQS = "em-inverse HQS"
+HQS_NO_SYMMETRY = "em-inverse HQS, no symmetry"
 POSTERIOR = "em-inverse posterior mean"
 ANNEAL = "em-inverse annealed posterior mean"
 DEEPINV = "deepinv PGD + prior (cross-check)"
 #: The rows computed with the suite's own prior (not an ``--extra-prior``).
-OWN_PRIOR_METHODS = (MAP, HQS, POSTERIOR, ANNEAL, DEEPINV)
+OWN_PRIOR_METHODS = (MAP, HQS, HQS_NO_SYMMETRY, POSTERIOR, ANNEAL, DEEPINV)
 
 
-def _solve(case: Case, method: str):
+def _solve(case: Case, method: str, overrides: dict | None = None):
     from em_inverse import solve
 
-    options = dict(case.options.get(method, {}))
+    options = {**case.options.get(method, {}), **(overrides or {})}
     return solve(case.y, case.physics, case.prior, method=method, seed=case.seed,
                  progress=False, **options)
 
@@ -126,9 +130,11 @@ def _samples(solution) -> torch.Tensor | None:
     return None if samples is None else samples[0]
 
 
-def run_point_estimate(case: Case, method: str = "map") -> Outcome:
-    """A point estimate (``map`` or ``hqs``): no std, no samples."""
-    solution = _solve(case, method)
+def run_point_estimate(case: Case, method: str = "map", overrides: dict | None = None
+                       ) -> Outcome:
+    """A point estimate (``map`` or ``hqs``; ``overrides``: options that replace the suite's
+    and the prior's): no std, no samples."""
+    solution = _solve(case, method, overrides)
     return Outcome(solution.estimate.clamp(0, 1), steps=_steps(solution),
                    info={"settings": getattr(solution, "settings", {})})
 
@@ -193,18 +199,25 @@ def run_deepinv_pgd(case: Case) -> Outcome:
 
 
 def prior_methods() -> list[Method]:
-    """MAP, HQS, the two posterior means and the deepinv cross-check (need the energy prior)."""
+    """MAP, HQS (with the tuned symmetry and without), the two posterior means and the deepinv
+    cross-check (all need the energy prior)."""
     return [Method(MAP, run_point_estimate, needs_prior=True),
             Method(HQS, partial(run_point_estimate, method="hqs"), needs_prior=True),
+            Method(HQS_NO_SYMMETRY, partial(run_point_estimate, method="hqs",
+                                            overrides={"symmetry": "none"}), needs_prior=True),
             Method(POSTERIOR, run_posterior, needs_prior=True),
             Method(ANNEAL, partial(run_posterior, method="anneal"), needs_prior=True),
             Method(DEEPINV, run_deepinv_pgd, needs_prior=True)]
 
 
-def extra_map_method(label: str, prior) -> Method:
-    """``em-inverse MAP [label]``: our MAP on the same measurement with another ``prior`` (the
-    same MAP options; that prior's own ``solve_defaults``): an ablation row."""
-    def run(case: Case) -> Outcome:
-        return run_point_estimate(dataclasses.replace(case, prior=prior))
+def extra_prior_methods(label: str, prior) -> list[Method]:
+    """``em-inverse MAP [label]`` and ``em-inverse HQS [label]``: our MAP and HQS on the same
+    measurement with another ``prior`` (the same suite options; that prior's own
+    ``solve_defaults``): ablation rows."""
+    def runner(method: str):
+        def run(case: Case) -> Outcome:
+            return run_point_estimate(dataclasses.replace(case, prior=prior), method)
+        return run
 
-    return Method(f"{MAP} [{label}]", run, needs_prior=True)
+    return [Method(f"{name} [{label}]", runner(method), needs_prior=True)
+            for name, method in ((MAP, "map"), (HQS, "hqs"))]

@@ -28,7 +28,7 @@ from em_inverse.bench.common import (PriorChoice, SuiteResult, SuiteSettings, ch
                                      header, load_bench_prior, say)
 from em_inverse.bench.methods import (ANNEAL, DEEPINV, HQS, MAP, OWN_PRIOR_METHODS, POSTERIOR,
                                       Case, Method, baseline_methods,
-                                      extra_map_method, prior_methods)
+                                      extra_prior_methods, prior_methods)
 from em_inverse.bench.metrics import psnr, ssim
 from em_inverse.bench.tasks import Task
 from em_inverse.errors import UserError
@@ -115,8 +115,9 @@ def select(items: list, wanted, kind: str) -> list:
 
 
 def extra_methods(settings: SuiteSettings, channels: int) -> tuple[list[Method], list[str]]:
-    """One ``em-inverse MAP [label]`` method per ``--extra-prior`` whose prior fits images with
-    ``channels`` channels, and a header note for each (run or not run, and why)."""
+    """``em-inverse MAP [label]`` and ``em-inverse HQS [label]`` per ``--extra-prior`` whose
+    prior fits images with ``channels`` channels, and a header note for each (run or not run,
+    and why)."""
     methods, notes = [], []
     for label, source in settings.extra_priors:
         try:
@@ -124,10 +125,10 @@ def extra_methods(settings: SuiteSettings, channels: int) -> tuple[list[Method],
         except UserError as exc:
             if "-channel images" not in str(exc):
                 raise
-            notes.append(f"`{MAP} [{label}]` not run on {channels}-channel images: {exc}")
+            notes.append(f"`[{label}]` rows not run on {channels}-channel images: {exc}")
             continue
-        methods.append(extra_map_method(label, prior))
-        notes.append(f"`{MAP} [{label}]`: the same MAP with prior {source} "
+        methods += extra_prior_methods(label, prior)
+        notes.append(f"`{MAP} [{label}]`, `{HQS} [{label}]`: the same MAP and HQS with prior {source} "
                      f"({type(prior.net).__name__}, {prior.num_parameters} parameters, "
                      f"eps {prior.eps:g}) and its own solve_defaults: an ablation row")
     return methods, notes

@@ -6,7 +6,10 @@ from the SPEC 6 training images (Fashion-MNIST training images for fixed-size pr
 
 - ``map``: a log grid of prior weights w (U = fidelity + w V/eps);
 - ``hqs``: annealed half-quadratic splitting (for denoising, one iteration: Tweedie's denoiser
-  with w near the calibrated value 1; otherwise a grid of first coupling levels and weights);
+  with w near the calibrated value 1, for fully convolutional priors also with V averaged over
+  the image's flips and over the 8 symmetries of the square (``priors.symmetry``: the
+  denoiser's self-ensemble, cheap for one iteration); otherwise a grid of first coupling levels
+  and weights);
 
 keeping, per method, the settings with the best mean PSNR over the family's tasks, and as the
 family's default method the better of the two. The table also holds a ``start`` row per task:
@@ -30,6 +33,7 @@ from em_inverse.bench.metrics import psnr
 from em_inverse.bench.tasks import Task
 from em_inverse.atomic import atomic_write_bytes
 from em_inverse.priors.checkpoint import CONFIG, read_json
+from em_inverse.priors.symmetry import GROUPS
 from em_inverse.training.datasets import skimage_training_image, to_gray
 
 #: Validation crops: (training image, top, left) of a size x size window.
@@ -58,11 +62,15 @@ HQS_SIGMA_STARTS = (0.02, 0.05, 0.1)
 HQS_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 
 
-def candidates(family: str, weights=WEIGHTS, map_steps: int = 100) -> list[tuple[str, dict]]:
-    """(method, options) pairs tried for one task family."""
+def candidates(family: str, weights=WEIGHTS, map_steps: int = 100,
+               symmetries: tuple[str, ...] = ("none",)) -> list[tuple[str, dict]]:
+    """(method, options) pairs tried for one task family; ``symmetries``: the groups tried for
+    the one-step denoiser (``none`` means the plain prior)."""
     trials = [("map", {"prior_weight": w, "steps": map_steps}) for w in weights]
     if family == "denoise":
-        trials += [("hqs", {"steps": 1, "prior_weight": w}) for w in (0.75, 1.0, 1.25)]
+        trials += [("hqs", {"steps": 1, "prior_weight": w} |
+                    ({} if g == "none" else {"symmetry": g}))
+                   for g in symmetries for w in (0.75, 1.0, 1.25)]
     else:
         trials += [("hqs", {"steps": 40, "sigma_start": s, "prior_weight": w})
                    for s in HQS_SIGMA_STARTS for w in HQS_WEIGHTS]
@@ -94,13 +102,14 @@ def fashion_training_images(count: int) -> list[torch.Tensor]:
     return [x[None] for x in images]
 
 
-def tune_prior(prior, *, size: int = 96, count: int = 3, weights=WEIGHTS, steps: int = 100,
+def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps: int = 100,
                tasks=TUNING_TASKS, progress=None) -> dict:
     """``{"solve_defaults": {family: {"method": m, "map": {...}, "hqs": {...}}}, "trials": [...],
     "validation": {...}}`` for ``prior``; ``steps`` is the MAP iteration budget per trial.
 
-    Fixed-size priors (Fashion-MNIST) are tuned on their own training images, fully
-    convolutional ones on crops of the natural training images.
+    Fixed-size priors (Fashion-MNIST) are tuned on their own training images (garments have an
+    orientation: no symmetry trials), fully convolutional ones on crops of the natural training
+    images.
     """
     from em_inverse.solvers import solve
     from em_inverse.solvers.init import initial_estimate
@@ -124,7 +133,8 @@ def tune_prior(prior, *, size: int = 96, count: int = 3, weights=WEIGHTS, steps:
             trials.append({"task": task.name, "method": "start",
                            "psnr": round(float(np.mean(start)), 3)})
         best: dict[str, tuple[float, dict]] = {}
-        for method, options in candidates(family, weights, steps):
+        symmetries = ("none",) if fixed else GROUPS
+        for method, options in candidates(family, weights, steps, symmetries):
             means = []
             for task, simulated in cases:
                 scores = []

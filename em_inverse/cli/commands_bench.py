@@ -50,8 +50,9 @@ def bench(
         "--deepinv-steps", min=1, help="PGD steps of the deepinv cross-check (default 100).",
         show_default=False)] = None,
     extra_prior: Annotated[Optional[list[str]], typer.Option(
-        "--extra-prior", help="LABEL=PATH: add an 'em-inverse MAP [LABEL]' row computed with "
-                              "that prior (an ablation; repeatable).",
+        "--extra-prior", help="LABEL=PATH: add 'em-inverse MAP [LABEL]' and 'em-inverse HQS "
+                              "[LABEL]' rows computed with that prior (an ablation; "
+                              "repeatable).",
         show_default=False)] = None,
     device: DeviceOption = "auto",
     seed: SeedOption = 0,

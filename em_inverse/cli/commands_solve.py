@@ -87,6 +87,10 @@ def solve_command(
     = False,
     prior_weight: Annotated[Optional[float], typer.Option(
         "--prior-weight", help="Weight w of V/eps (default: the prior's calibration).")] = None,
+    symmetry: Annotated[Optional[str], typer.Option(
+        "--symmetry", help="Average V over the image's flips ('flips', 4x the cost) or the 8 "
+                           "symmetries of the square ('dihedral', 8x), or 'none'; default: "
+                           "the prior's tuned setting for the task.")] = None,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
@@ -105,6 +109,7 @@ def solve_command(
     from em_inverse.image_io import check_writable, write_image
     from em_inverse.operators import build_operator, image_shape_for
     from em_inverse.priors import default_prior_name, load_prior
+    from em_inverse.priors.symmetry import GROUPS
     from em_inverse.solvers import METHODS, SAMPLERS, solve
 
     _operator_options(op, mask, kernel, factor, noise)
@@ -116,6 +121,8 @@ def solve_command(
             raise UserError(f"{name} must be >= 1, got {value}")
     if prior_weight is not None and not prior_weight > 0:
         raise UserError(f"--prior-weight must be > 0, got {prior_weight:g}")
+    if symmetry is not None and symmetry not in GROUPS:
+        raise UserError(f"--symmetry must be one of {', '.join(GROUPS)}, got {symmetry!r}")
     for flag, given in (("--std", std), ("--samples", samples)):
         if given is not None and not sampler:
             raise UserError(f"{flag} needs a sampler: --method {' or '.join(SAMPLERS)} "
@@ -138,7 +145,7 @@ def solve_command(
     physics = build_operator(op, shape, mask=mask, mask_keeps=mask_keeps, kernel=kernel,
                              boundary=boundary, factor=factor, noise=noise,
                              generator=generator, device=dev)
-    options = {"steps": steps, "prior_weight": prior_weight, "seed": seed}
+    options = {"steps": steps, "prior_weight": prior_weight, "symmetry": symmetry, "seed": seed}
     if sampler:
         options["samples"] = samples
     if method == "posterior" and mala:

@@ -12,8 +12,8 @@ from em_inverse.cli.common import DeviceOption, QuietOption, say, user_errors
 @user_errors
 def tune(
     prior: Annotated[Path, typer.Argument(help="Prior folder to tune (its config.json is updated).")],
-    size: Annotated[int, typer.Option(help="Validation crop size (pixels).")] = 96,
-    count: Annotated[int, typer.Option(help="Validation crops per task.")] = 3,
+    size: Annotated[int, typer.Option(help="Validation crop size (pixels).")] = 128,
+    count: Annotated[int, typer.Option(help="Validation crops per task.")] = 6,
     steps: Annotated[int, typer.Option(help="MAP iterations per trial.")] = 100,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,

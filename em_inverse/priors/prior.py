@@ -14,6 +14,7 @@ from deepinv.optim import Prior
 from torch import nn
 
 from em_inverse.priors.nets import count_parameters
+from em_inverse.priors.symmetry import SymmetrizedEnergy
 
 
 class EnergyPrior(Prior):
@@ -76,9 +77,25 @@ class EnergyPrior(Prior):
     def copy_with(self, **changes) -> "EnergyPrior":
         """A shallow copy sharing the net, with some metadata changed (e.g. ``eps``)."""
         other = copy.copy(self)
+        other._modules = dict(self._modules)  # a new ``net`` must not replace this prior's
         for key, value in changes.items():
             setattr(other, key, value)
         return other
+
+    def symmetrized(self, group: str) -> "EnergyPrior":
+        """This prior with V averaged over a symmetry group of the image (``none``, ``flips``
+        or ``dihedral``, see ``em_inverse.priors.symmetry``): exactly invariant, |G| times the
+        cost. ``none`` returns the prior itself. Raises ``ValueError`` for vector priors and
+        for ``dihedral`` on a fixed, non-square image size."""
+        if group == "none":
+            return self
+        if self.data.get("kind") == "vector":
+            raise ValueError(f"prior {self.name!r} works on vectors: image symmetries do not apply")
+        size = self.image_size
+        if group == "dihedral" and size and size[0] != size[1]:
+            raise ValueError(f"prior {self.name!r} takes {size[0]}x{size[1]} images only: the "
+                             f"dihedral group needs square images (use 'flips')")
+        return self.copy_with(net=SymmetrizedEnergy(self.net, group))
 
     # -- scaling ------------------------------------------------------------------------------
     def to_internal(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from em_inverse.errors import UserError
 from em_inverse.operators.fidelity import GaussianFidelity
 from em_inverse.operators.noise import MIN_SIGMA, estimate_noise_sigma, noise_sigma
 from em_inverse.operators.physics import lipschitz, task_of
+from em_inverse.priors.symmetry import GROUPS
 from em_inverse.solvers.anneal import run_anneal
 from em_inverse.solvers.em import run_annealed
 from em_inverse.solvers.hqs import run_hqs
@@ -49,7 +50,7 @@ DEFAULTS = {
            "interaction_region": None},
 }
 COMMON = {"prior_weight": 1.0, "sigma": None, "samples": None, "init": None, "seed": 0,
-          "profile": False}
+          "profile": False, "symmetry": "none"}
 
 
 def solve(y, operator, prior, method: str | None = None, *,
@@ -74,7 +75,9 @@ def solve(y, operator, prior, method: str | None = None, *,
         common: ``prior_weight`` w (1.0), ``sigma`` noise std (default: the operator's
             Gaussian sigma, else estimated from y; at least 1/255), ``samples`` (number of
             chain end states returned, default: all chains), ``init`` (a tensor; default: a
-            back-projection, see ``initial_estimate``), ``seed`` (0), ``profile`` (False).
+            back-projection, see ``initial_estimate``), ``seed`` (0), ``profile`` (False),
+            ``symmetry`` ("none"; "flips" or "dihedral": V averaged over the image's flips or
+            the 8 symmetries of the square, ``em_inverse.priors.symmetry``; costs 4x or 8x).
         map: ``steps`` (200, max L-BFGS iterations), ``history`` (10), ``gtol`` (1e-5,
             relative gradient norm), ``ftol`` (1e-8, relative energy decrease),
             ``first_step`` (0.05, first move in pixel units).
@@ -119,6 +122,8 @@ def solve(y, operator, prior, method: str | None = None, *,
         image_shape = tuple(operator.A_adjoint(y).shape)
     try:
         prior.check_input(torch.empty(image_shape, device="meta"))
+        energy_prior = (prior if settings["symmetry"] == "none"
+                        else prior.symmetrized(settings["symmetry"]))
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if generator is None:
@@ -133,7 +138,7 @@ def solve(y, operator, prior, method: str | None = None, *,
     fidelity = GaussianFidelity(operator, y[rows], sigma[rows])
     interaction = _interaction(settings, operator, image_shape, chains, device) \
         if method in SAMPLERS else None
-    objective = Objective(prior, fidelity, settings["prior_weight"], interaction,
+    objective = Objective(energy_prior, fidelity, settings["prior_weight"], interaction,
                           profile=settings["profile"])
     total = int(settings["steps"])
     bar = _progress(progress, total, method, callback)
@@ -226,6 +231,8 @@ def _validate(s: dict, method: str) -> None:
 
     positive_int("steps")
     positive("prior_weight")
+    if s["symmetry"] not in GROUPS:
+        raise UserError(f"symmetry must be one of {', '.join(GROUPS)}, got {s['symmetry']!r}")
     if s["sigma"] is not None and not (isinstance(s["sigma"], (int, float))
                                        and 0 <= s["sigma"] < math.inf):
         raise UserError(f"sigma must be a number >= 0, got {s['sigma']!r}")

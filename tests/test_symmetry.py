@@ -1,0 +1,78 @@
+"""Symmetrised priors: V_G(x) = mean over g in G of V(g x) is exactly invariant under G, is the
+plain average of V over the orbit, and plugs into every solver through ``symmetry=``."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from em_inverse.errors import UserError
+from em_inverse.operators import denoising
+from em_inverse.priors import ConvEnergy, EnergyPrior, GlobalEnergy
+from em_inverse.priors.symmetry import GROUPS, orbit
+from em_inverse.solvers import solve
+
+
+def conv_prior() -> EnergyPrior:
+    torch.manual_seed(0)
+    return EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny").frozen()
+
+
+def test_groups_have_1_4_and_8_elements_and_keep_or_transpose_the_shape():
+    x = torch.rand(2, 1, 6, 10)
+    sizes = {g: len(orbit(x, g)) for g in GROUPS}
+    assert sizes == {"none": 1, "flips": 4, "dihedral": 8}
+    shapes = {tuple(image.shape[-2:]) for image in orbit(x, "dihedral")}
+    assert shapes == {(6, 10), (10, 6)}
+
+
+@pytest.mark.parametrize("group", ["flips", "dihedral"])
+def test_symmetrized_energy_is_invariant_under_its_group(group):
+    prior = conv_prior()
+    symmetric = prior.symmetrized(group)
+    x = torch.rand(3, 1, 12, 16, dtype=torch.float64)
+    prior.net.double()
+    energy = symmetric.energy(x)
+    for image in orbit(x, group):
+        assert torch.allclose(symmetric.energy(image), energy, rtol=1e-10, atol=1e-10)
+    plain = prior.energy(x)
+    assert not torch.allclose(plain, prior.energy(x.transpose(-2, -1)))  # V itself is not
+
+
+def test_symmetrized_energy_is_the_average_over_the_orbit():
+    prior = conv_prior()
+    x = torch.rand(2, 1, 8, 8)
+    expected = torch.stack([prior.energy(image) for image in orbit(x, "dihedral")]).mean(0)
+    assert torch.allclose(prior.symmetrized("dihedral").energy(x), expected, atol=1e-5)
+
+
+def test_symmetrizing_leaves_the_original_prior_alone():
+    prior = conv_prior()
+    net = prior.net
+    symmetric = prior.symmetrized("flips")
+    assert prior.net is net and symmetric.net is not net
+    assert prior.symmetrized("none") is prior
+    assert symmetric.num_parameters == prior.num_parameters
+
+
+def test_dihedral_needs_square_images_for_fixed_size_priors():
+    net = GlobalEnergy(channels=1, image_size=(28, 20), width=4, hidden=8)
+    prior = EnergyPrior(net, data={"kind": "image", "channels": 1, "image_size": [28, 20]})
+    with pytest.raises(ValueError, match="square"):
+        prior.symmetrized("dihedral")
+    assert prior.symmetrized("flips").energy(torch.rand(2, 1, 28, 20)).shape == (2,)
+
+
+def test_solve_with_a_symmetry_records_it_and_costs_one_evaluation_per_step():
+    prior = conv_prior()
+    truth = torch.rand(1, 1, 16, 16)
+    physics = denoising(0.1)
+    y = physics(truth)
+    plain = solve(y, physics, prior, method="hqs", steps=1, progress=False)
+    symmetric = solve(y, physics, prior, method="hqs", steps=1, symmetry="dihedral",
+                      progress=False)
+    assert symmetric.settings["symmetry"] == "dihedral"
+    assert plain.settings["symmetry"] == "none"
+    assert symmetric.diagnostics.evaluations == plain.diagnostics.evaluations == 1
+    assert not torch.allclose(symmetric.estimate, plain.estimate)
+    with pytest.raises(UserError, match="symmetry"):
+        solve(y, physics, prior, method="hqs", symmetry="rotations", progress=False)
