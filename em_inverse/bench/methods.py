@@ -10,7 +10,7 @@ Methods:
 - ``em-inverse MAP``: ``em_inverse.solve(..., method="map")``;
 - ``em-inverse HQS``: ``em_inverse.solve(..., method="hqs")`` (annealed half-quadratic
   splitting; for denoising with the tuned defaults, Tweedie's denoiser);
-- ``em-inverse HQS, no symmetry``: the same with ``symmetry="none"``: an ablation row for the
+- ``em-inverse HQS (no symmetry)``: the same with ``symmetry="none"``: an ablation row for the
   tuned defaults that average V over the image's symmetries (``priors.symmetry``);
 - ``em-inverse MAP [LABEL]`` / ``em-inverse HQS [LABEL]``: the same with another prior
   (``--extra-prior LABEL=PATH``) and its own tuned defaults: an ablation row, e.g. the Energy
@@ -102,7 +102,7 @@ def baseline_methods() -> list[Method]:
 # -- the energy prior ------------------------------------------------------------------------------
 MAP = "em-inverse MAP"
 HQS = "em-inverse HQS"
-HQS_NO_SYMMETRY = "em-inverse HQS, no symmetry"
+HQS_NO_SYMMETRY = "em-inverse HQS (no symmetry)"
 POSTERIOR = "em-inverse posterior mean"
 ANNEAL = "em-inverse annealed posterior mean"
 DEEPINV = "deepinv PGD + prior (cross-check)"
