@@ -19,7 +19,7 @@ from em_inverse.bench.tuning import fashion_training_images, validation_images
 for source in sys.argv[1:]:
     prior = load_prior(source)
     images = (fashion_training_images(20) if prior.image_size is not None
-              else validation_images(prior.channels, 96, 3))
+              else validation_images(prior.channels, 128, 6))
     border = 0 if prior.image_size is not None else 8
     for level in (10, 25, 50):
         s = level / 255

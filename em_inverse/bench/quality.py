@@ -128,9 +128,9 @@ def extra_methods(settings: SuiteSettings, channels: int) -> tuple[list[Method],
             notes.append(f"`[{label}]` rows not run on {channels}-channel images: {exc}")
             continue
         methods += extra_prior_methods(label, prior)
-        notes.append(f"`{MAP} [{label}]`, `{HQS} [{label}]`: the same MAP and HQS with prior {source} "
-                     f"({type(prior.net).__name__}, {prior.num_parameters} parameters, "
-                     f"eps {prior.eps:g}) and its own solve_defaults: an ablation row")
+        notes.append(f"`{MAP} [{label}]`, `{HQS} [{label}]`: the same MAP and HQS with prior "
+                     f"{source} ({type(prior.net).__name__}, {prior.num_parameters} "
+                     f"parameters, eps {prior.eps:g}) and its own solve_defaults: ablation rows")
     return methods, notes
 
 

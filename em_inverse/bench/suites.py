@@ -104,8 +104,8 @@ def run_suite(name: str, *, quick: bool = False, out: str | Path | None = None,
     (default ``benchmarks/results/NAME``, or ``NAME-cuda`` on a GPU, relative to the current
     folder). Quality suites only: ``tasks`` / ``methods`` / ``groups`` (names as in the tables),
     ``size`` (natural crop), the prior methods' budget, and ``extra_priors`` (``"LABEL=PATH"``
-    or ``(label, path)``: ``em-inverse MAP [LABEL]`` and ``em-inverse HQS [LABEL]`` rows each). Returns a
-    :class:`SuiteResult`."""
+    or ``(label, path)``: ``em-inverse MAP [LABEL]`` and ``em-inverse HQS [LABEL]`` rows
+    each). Returns a :class:`SuiteResult`."""
     if name not in SUITES:
         raise UserError(f"unknown suite {name!r}: use one of {', '.join(SUITES)}")
     extras = tuple(parse_extra_prior(e) for e in extra_priors)
