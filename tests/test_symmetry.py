@@ -45,6 +45,28 @@ def test_symmetrized_energy_is_the_average_over_the_orbit():
     assert torch.allclose(prior.symmetrized("dihedral").energy(x), expected, atol=1e-5)
 
 
+def test_large_orbits_are_evaluated_in_bounded_batches_with_the_same_result():
+    """The memory guard: one backward per batch of at most batch_pixels pixels gives the same
+    energy and gradient as one call on the whole orbit."""
+    from em_inverse.priors.symmetry import SymmetrizedEnergy
+
+    prior = conv_prior()
+    x = torch.rand(2, 1, 8, 12)
+    whole = prior.symmetrized("dihedral")
+    small = prior.copy_with(net=SymmetrizedEnergy(prior.net, "dihedral", batch_pixels=2 * 96))
+    assert len(small.net._batches(orbit(x, "dihedral"))) == 8
+    assert len(whole.net._batches(orbit(x, "dihedral"))) == 2  # one per shape
+    v_whole, g_whole = whole.energy_and_grad(x)
+    v_small, g_small = small.energy_and_grad(x)
+    assert torch.allclose(v_small, v_whole, atol=1e-5)
+    assert torch.allclose(g_small, g_whole, atol=1e-6)
+    # and both equal plain autograd through the averaged energy
+    with torch.enable_grad():
+        x_ = x.clone().requires_grad_(True)
+        (g_autograd,) = torch.autograd.grad(whole.energy(x_).sum(), x_)
+    assert torch.allclose(g_whole, g_autograd, atol=1e-6)
+
+
 def test_symmetrizing_leaves_the_original_prior_alone():
     prior = conv_prior()
     net = prior.net

@@ -111,7 +111,11 @@ class EnergyPrior(Prior):
 
     def energy_and_grad(self, x: torch.Tensor, create_graph: bool = False
                         ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(V(x) of shape (B,), grad_x V(x) of x's shape), from one forward and one backward."""
+        """(V(x) of shape (B,), grad_x V(x) of x's shape), from one forward and one backward
+        (a symmetrised V: one per batch of its orbit, so memory does not grow with |G|)."""
+        if isinstance(self.net, SymmetrizedEnergy) and not create_graph:
+            v, g = self.net.energy_and_grad(self.to_internal(x.detach()))
+            return v, g * self.scale  # d x_int / d x = scale
         with torch.enable_grad():
             x_ = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
             v = self.energy(x_)

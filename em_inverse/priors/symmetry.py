@@ -43,24 +43,52 @@ def orbit(x: torch.Tensor, group: str) -> list[torch.Tensor]:
 class SymmetrizedEnergy(nn.Module):
     """V_G(x) = (1/|G|) sum_g V(g x) for an energy net V: (B, ...) -> (B,).
 
-    The orbit is evaluated as one batched call per image shape (two for ``dihedral`` on
-    non-square images, one otherwise), so |G| = 8 costs 8 images' worth of compute, not 8 calls.
+    The orbit is evaluated in batched calls of at most ``batch_pixels`` pixels (images of one
+    shape per call), so small images cost one or two calls, and ``energy_and_grad`` runs one
+    backward pass per call: the autograd graph, and so the memory, never holds more than
+    ``batch_pixels`` pixels of the orbit, whatever |G| is.
     """
 
-    def __init__(self, net: nn.Module, group: str):
+    #: Pixels of orbit images per batched call (the CPU chunk size of ``solvers.objective``).
+    BATCH_PIXELS = 4 * 256 * 256
+
+    def __init__(self, net: nn.Module, group: str, batch_pixels: int = BATCH_PIXELS):
         super().__init__()
         if group not in GROUPS:
             raise ValueError(f"unknown symmetry group {group!r}: use one of {', '.join(GROUPS)}")
         self.net = net
         self.group = group
+        self.batch_pixels = int(batch_pixels)
+
+    def _batches(self, images: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+        """The orbit split into runs of same-shape images of at most ``batch_pixels`` pixels
+        (at least one image per run)."""
+        batches: list[list[torch.Tensor]] = []
+        for image in images:
+            pixels = image.shape[0] * image.shape[-2] * image.shape[-1]  # B x H x W
+            last = batches[-1] if batches else None
+            if last and last[0].shape == image.shape and \
+                    (len(last) + 1) * pixels <= self.batch_pixels:
+                last.append(image)
+            else:
+                batches.append([image])
+        return batches
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         images = orbit(x, self.group)
-        by_shape: dict[tuple, list[torch.Tensor]] = {}
-        for image in images:
-            by_shape.setdefault(tuple(image.shape), []).append(image)
         total = x.new_zeros(x.shape[0])
-        for same_shape in by_shape.values():
-            energies = self.net(torch.cat(same_shape))            # (k * B,)
-            total = total + energies.view(len(same_shape), x.shape[0]).sum(0)
+        for batch in self._batches(images):
+            total = total + self.net(torch.cat(batch)).view(len(batch), x.shape[0]).sum(0)
         return total / len(images)
+
+    def energy_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(V_G(x) of shape (B,), grad_x V_G(x)), no graph kept: one backward per batch."""
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            images = orbit(x, self.group)
+            energy, grad = x.new_zeros(x.shape[0]), torch.zeros_like(x)
+            for batch in self._batches(images):
+                v = self.net(torch.cat(batch)).view(len(batch), x.shape[0]).sum(0)
+                (g,) = torch.autograd.grad(v.sum(), x)
+                energy, grad = energy + v.detach(), grad + g
+        return energy / len(images), grad / len(images)
