@@ -14,7 +14,7 @@ Groups (acting on the last two axes of (B, C, H, W) images):
   degrees): the augmentation the natural-image priors were trained with.
 - ``dihedral``: the 8 symmetries of the square (``flips`` and the same composed with a
   transpose). On non-square images the transposed copies have shape (W, H); fully
-  convolutional nets take them as they are (one batched call per shape).
+  convolutional nets take them as they are (images of one shape are batched together).
 """
 from __future__ import annotations
 
