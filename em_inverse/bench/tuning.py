@@ -120,6 +120,7 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     images = [x.to(prior.device) for x in images]
     if fixed:
         tasks = [t for t in tasks if t.family != "inpaint"] + [FIXED_SIZE_INPAINT]
+    symmetries = ("none",) if fixed else GROUPS  # garments have an orientation
     families = {}
     for task in tasks:
         families.setdefault(task.family, []).append(task)
@@ -133,7 +134,6 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
             trials.append({"task": task.name, "method": "start",
                            "psnr": round(float(np.mean(start)), 3)})
         best: dict[str, tuple[float, dict]] = {}
-        symmetries = ("none",) if fixed else GROUPS
         for method, options in candidates(family, weights, steps, symmetries):
             means = []
             for task, simulated in cases:

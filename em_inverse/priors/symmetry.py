@@ -28,10 +28,15 @@ def _flips(x: torch.Tensor) -> list[torch.Tensor]:
     return [x, x.flip(-1), x.flip(-2), x.flip(-2, -1)]
 
 
-def orbit(x: torch.Tensor, group: str) -> list[torch.Tensor]:
-    """The images g x for every g in ``group``; each (B, C, H, W) or, transposed, (B, C, W, H)."""
+def check_group(group: str) -> None:
+    """Raise ``ValueError`` naming the valid groups if ``group`` is not one of them."""
     if group not in GROUPS:
         raise ValueError(f"unknown symmetry group {group!r}: use one of {', '.join(GROUPS)}")
+
+
+def orbit(x: torch.Tensor, group: str) -> list[torch.Tensor]:
+    """The images g x for every g in ``group``; each (B, C, H, W) or, transposed, (B, C, W, H)."""
+    check_group(group)
     if group == "none":
         return [x]
     images = _flips(x)
@@ -54,8 +59,7 @@ class SymmetrizedEnergy(nn.Module):
 
     def __init__(self, net: nn.Module, group: str, batch_pixels: int = BATCH_PIXELS):
         super().__init__()
-        if group not in GROUPS:
-            raise ValueError(f"unknown symmetry group {group!r}: use one of {', '.join(GROUPS)}")
+        check_group(group)
         self.net = net
         self.group = group
         self.batch_pixels = int(batch_pixels)
@@ -74,12 +78,13 @@ class SymmetrizedEnergy(nn.Module):
                 batches.append([image])
         return batches
 
+    def _energy_sum(self, batch: list[torch.Tensor]) -> torch.Tensor:
+        """sum over the batch's orbit images of V, per original image: shape (B,)."""
+        return self.net(torch.cat(batch)).view(len(batch), -1).sum(0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         images = orbit(x, self.group)
-        total = x.new_zeros(x.shape[0])
-        for batch in self._batches(images):
-            total = total + self.net(torch.cat(batch)).view(len(batch), x.shape[0]).sum(0)
-        return total / len(images)
+        return sum(self._energy_sum(batch) for batch in self._batches(images)) / len(images)
 
     def energy_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(V_G(x) of shape (B,), grad_x V_G(x)), no graph kept: one backward per batch."""
@@ -88,7 +93,7 @@ class SymmetrizedEnergy(nn.Module):
             images = orbit(x, self.group)
             energy, grad = x.new_zeros(x.shape[0]), torch.zeros_like(x)
             for batch in self._batches(images):
-                v = self.net(torch.cat(batch)).view(len(batch), x.shape[0]).sum(0)
+                v = self._energy_sum(batch)
                 (g,) = torch.autograd.grad(v.sum(), x)
                 energy, grad = energy + v.detach(), grad + g
         return energy / len(images), grad / len(images)

@@ -21,7 +21,7 @@ from em_inverse.errors import UserError
 from em_inverse.operators.fidelity import GaussianFidelity
 from em_inverse.operators.noise import MIN_SIGMA, estimate_noise_sigma, noise_sigma
 from em_inverse.operators.physics import lipschitz, task_of
-from em_inverse.priors.symmetry import GROUPS
+from em_inverse.priors.symmetry import check_group
 from em_inverse.solvers.anneal import run_anneal
 from em_inverse.solvers.em import run_annealed
 from em_inverse.solvers.hqs import run_hqs
@@ -231,8 +231,10 @@ def _validate(s: dict, method: str) -> None:
 
     positive_int("steps")
     positive("prior_weight")
-    if s["symmetry"] not in GROUPS:
-        raise UserError(f"symmetry must be one of {', '.join(GROUPS)}, got {s['symmetry']!r}")
+    try:
+        check_group(s["symmetry"])
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     if s["sigma"] is not None and not (isinstance(s["sigma"], (int, float))
                                        and 0 <= s["sigma"] < math.inf):
         raise UserError(f"sigma must be a number >= 0, got {s['sigma']!r}")
