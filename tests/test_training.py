@@ -16,7 +16,7 @@ from em_inverse.errors import UserError
 from em_inverse.priors import load_prior
 from em_inverse.priors.sampling import annealed_langevin, eps_schedule
 from em_inverse.training import TrainConfig, Trainer, losses
-from em_inverse.training.datasets import FASHION_MNIST_DIR, Toy2D
+from em_inverse.training.datasets import FASHION_MNIST_DIR, Patches, Toy2D
 from em_inverse.training.state import load_checkpoint
 
 CLI = [sys.executable, "-m", "em_inverse"]
@@ -69,6 +69,19 @@ def test_the_learning_rate_warms_up_linearly_then_stays_or_follows_a_cosine_to_l
     assert all(a >= b for a, b in zip(rates, rates[1:]))
     with pytest.raises(UserError, match="lr-schedule"):
         TrainConfig.from_dict({"lr_schedule": "step"})
+
+
+def test_dihedral_patches_are_the_flipped_patches_with_a_random_half_transposed():
+    image = torch.arange(6 * 5, dtype=torch.float32).reshape(6, 5, 1).numpy()
+    flips, dihedral = (Patches([image], 4, "ramp", augment=a) for a in ("flips", "dihedral"))
+    g_flips, g_dihedral = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    a, b = flips.sample(64, g_flips), dihedral.sample(64, g_dihedral)
+    transposed = torch.rand(64, generator=g_flips) < 0.5  # the draw that follows the flips
+    assert 0 < int(transposed.sum()) < 64
+    assert torch.equal(b[~transposed], a[~transposed])
+    assert torch.equal(b[transposed], a[transposed].transpose(-1, -2))
+    with pytest.raises(UserError, match="augment"):
+        TrainConfig.from_dict({"augment": "rotations"})
 
 
 def toy_config(**changes) -> TrainConfig:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from em_inverse.errors import UserError
+from em_inverse.training.datasets import AUGMENTATIONS
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -26,6 +27,7 @@ class TrainConfig:
     data_dir: str | None = None          # Fashion-MNIST IDX folder (default: Debian path)
     crop: int = 40                        # patch size for patches:/folder: data sets
     channels: int | None = None           # folder: force 1 or 3 channels
+    augment: str = "flips"                # patch symmetries: "flips" (4) or "dihedral" (8)
     arch: dict = field(default_factory=dict)  # {"type": "ConvEnergy", "width": 32, ...}; {} = auto
     name: str = ""                        # prior name written to the model card
     steps: int = 3000                     # total optimiser steps (phase 1 + phase 2)
@@ -83,6 +85,9 @@ class TrainConfig:
         if self.lr_schedule not in LR_SCHEDULES:
             raise UserError(f"lr-schedule must be one of {', '.join(LR_SCHEDULES)}, "
                             f"got {self.lr_schedule!r}")
+        if self.augment not in AUGMENTATIONS:
+            raise UserError(f"augment must be one of {', '.join(AUGMENTATIONS)}, "
+                            f"got {self.augment!r}")
         if not 0 <= self.ema_decay < 1:
             raise UserError("ema-decay must be in [0, 1)")
         if not 0 < self.tau_star <= 1:

@@ -88,6 +88,7 @@ class ImageArray:
     def __init__(self, images: torch.Tensor, name: str):
         self.images = images
         self.name = name
+        self.augment = augment
         self.channels = images.shape[1]
         self.image_size = tuple(images.shape[-2:])
 
@@ -130,12 +131,20 @@ def fashion_mnist(split: str = "train", data_dir: str | Path | None = None) -> I
     return ImageArray(read_idx_images(find_idx(data_dir, split)), f"fashion-mnist-{split}")
 
 
+#: Patch augmentations: ``flips`` draws a random horizontal and vertical flip (4 variants);
+#: ``dihedral`` also a random transpose: all 8 symmetries of the square.
+AUGMENTATIONS = ("flips", "dihedral")
+
+
 class Patches:
-    """Random crops (with horizontal/vertical flips) of a list of (H, W, C) float images."""
+    """Random crops of a list of (H, W, C) float images, each under a random symmetry
+    (``augment``: see ``AUGMENTATIONS``)."""
 
     kind_of_data = "image"
 
-    def __init__(self, images: list[np.ndarray], crop: int, name: str):
+    def __init__(self, images: list[np.ndarray], crop: int, name: str, augment: str = "flips"):
+        if augment not in AUGMENTATIONS:
+            raise UserError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {augment!r}")
         if not images:
             raise UserError(f"no images for patches data set {name!r}")
         small = [im.shape[:2] for im in images if min(im.shape[:2]) < crop]
@@ -145,6 +154,7 @@ class Patches:
                        for im in images]
         self.crop = crop
         self.name = name
+        self.augment = augment
         self.channels = self.images[0].shape[0]
         self.image_size = (crop, crop)
         # draw images in proportion to their area, so every pixel is equally likely
@@ -162,10 +172,13 @@ class Patches:
         flips = torch.rand(n, 2, generator=generator) < 0.5
         out[flips[:, 0]] = out[flips[:, 0]].flip(-1)
         out[flips[:, 1]] = out[flips[:, 1]].flip(-2)
+        if self.augment == "dihedral":  # drawn after the flips: "flips" runs replay unchanged
+            transpose = torch.rand(n, generator=generator) < 0.5
+            out[transpose] = out[transpose].transpose(-1, -2)
         return out
 
 
-def natural_patches(colour: bool, crop: int) -> Patches:
+def natural_patches(colour: bool, crop: int, augment: str = "flips") -> Patches:
     """Patches of the SPEC 6 training images; ``colour`` keeps RGB images only, else gray."""
     images = []
     for name in TRAINING_IMAGES:
@@ -175,10 +188,11 @@ def natural_patches(colour: bool, crop: int) -> Patches:
                 images.append(image[..., :3])
         else:
             images.append(to_gray(image)[..., None])
-    return Patches(images, crop, "natural-rgb" if colour else "natural-gray")
+    return Patches(images, crop, "natural-rgb" if colour else "natural-gray", augment)
 
 
-def folder_patches(folder: Path, crop: int, channels: int | None) -> Patches:
+def folder_patches(folder: Path, crop: int, channels: int | None,
+                   augment: str = "flips") -> Patches:
     from em_inverse.image_io import read_image  # images as (1, C, H, W) in [0, 1]
 
     files = sorted(p for p in Path(folder).iterdir()
@@ -193,12 +207,13 @@ def folder_patches(folder: Path, crop: int, channels: int | None) -> Patches:
         images.append(image)
     if len({im.shape[-1] for im in images}) > 1:
         raise UserError(f"folder {folder} mixes gray and colour images; pass --channels")
-    return Patches(images, crop, f"folder:{folder}")
+    return Patches(images, crop, f"folder:{folder}", augment)
 
 
 def make_dataset(spec: str, *, crop: int = 40, data_dir: str | None = None,
-                 channels: int | None = None):
-    """Parse a data set spec string into a data set object with ``sample(n, generator)``."""
+                 channels: int | None = None, augment: str = "flips"):
+    """Parse a data set spec string into a data set object with ``sample(n, generator)``;
+    ``crop`` and ``augment`` apply to the patch sets (``patches:``, ``folder:``)."""
     kind, _, arg = spec.partition(":")
     if kind == "toy2d":
         return Toy2D(arg)
@@ -207,10 +222,10 @@ def make_dataset(spec: str, *, crop: int = 40, data_dir: str | None = None,
     if kind == "patches":
         if arg not in ("natural-gray", "natural-rgb"):
             raise UserError(f"unknown patches set {arg!r}; use natural-gray or natural-rgb")
-        return natural_patches(arg == "natural-rgb", crop)
+        return natural_patches(arg == "natural-rgb", crop, augment)
     if kind == "folder":
         if not Path(arg).is_dir():
             raise UserError(f"data folder {arg!r} does not exist")
-        return folder_patches(Path(arg), crop, channels)
+        return folder_patches(Path(arg), crop, channels, augment)
     raise UserError(f"unknown data set {spec!r}; use toy2d:8gaussians|moons|checkerboard, "
                     "fashion-mnist, patches:natural-gray|natural-rgb or folder:PATH")

@@ -140,7 +140,7 @@ class Trainer:
             torch.cuda.set_device(device)
         self.hardware = describe_hardware(self.device, self.dist.world)  # for the model card
         self.dataset = make_dataset(config.data, crop=config.crop, data_dir=config.data_dir,
-                                    channels=config.channels)
+                                    channels=config.channels, augment=config.augment)
         self.arch = dict(config.arch) or default_architecture(self.dataset)
         torch.manual_seed(config.seed)  # only affects weight initialisation
         try:
@@ -245,7 +245,7 @@ class Trainer:
         net.load_state_dict({k: v.cpu() for k, v in self.ema.items()})
         c = self.config
         recipe = {k: getattr(c, k) for k in (
-            "data", "crop", "steps", "phase2_steps", "batch_size", "lr", "warmup", "lr_schedule",
+            "data", "crop", "augment", "steps", "phase2_steps", "batch_size", "lr", "warmup", "lr_schedule",
             "ema_decay", "tau_star", "lambda_cd", "beta", "eps_max", "langevin_steps",
             "langevin_dt", "negatives", "trim", "dsm_weight", "dsm_sigma_min", "dsm_sigma_max",
             "seed")}
