@@ -71,7 +71,7 @@ def test_the_learning_rate_warms_up_linearly_then_stays_or_follows_a_cosine_to_l
         TrainConfig.from_dict({"lr_schedule": "step"})
 
 
-def test_dihedral_patches_are_the_flipped_patches_with_a_random_half_transposed():
+def test_dihedral_patches_are_the_flipped_patches_with_a_random_half_transposed(tmp_path):
     image = torch.arange(6 * 5, dtype=torch.float32).reshape(6, 5, 1).numpy()
     flips, dihedral = (Patches([image], 4, "ramp", augment=a) for a in ("flips", "dihedral"))
     g_flips, g_dihedral = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
@@ -82,6 +82,8 @@ def test_dihedral_patches_are_the_flipped_patches_with_a_random_half_transposed(
     assert torch.equal(b[transposed], a[transposed].transpose(-1, -2))
     with pytest.raises(UserError, match="augment"):
         TrainConfig.from_dict({"augment": "rotations"})
+    with pytest.raises(UserError, match="patches: and folder:"):
+        Trainer(TrainConfig.from_dict({"augment": "dihedral"}), tmp_path, torch.device("cpu"))
 
 
 def toy_config(**changes) -> TrainConfig:

@@ -88,7 +88,6 @@ class ImageArray:
     def __init__(self, images: torch.Tensor, name: str):
         self.images = images
         self.name = name
-        self.augment = augment
         self.channels = images.shape[1]
         self.image_size = tuple(images.shape[-2:])
 
@@ -215,6 +214,8 @@ def make_dataset(spec: str, *, crop: int = 40, data_dir: str | None = None,
     """Parse a data set spec string into a data set object with ``sample(n, generator)``;
     ``crop`` and ``augment`` apply to the patch sets (``patches:``, ``folder:``)."""
     kind, _, arg = spec.partition(":")
+    if augment != "flips" and kind not in ("patches", "folder"):
+        raise UserError(f"augment = {augment!r} applies to patches: and folder: data sets only")
     if kind == "toy2d":
         return Toy2D(arg)
     if kind == "fashion-mnist":
