@@ -245,8 +245,8 @@ class Trainer:
         net.load_state_dict({k: v.cpu() for k, v in self.ema.items()})
         c = self.config
         recipe = {k: getattr(c, k) for k in (
-            "data", "crop", "augment", "steps", "phase2_steps", "batch_size", "lr", "warmup", "lr_schedule",
-            "ema_decay", "tau_star", "lambda_cd", "beta", "eps_max", "langevin_steps",
+            "data", "crop", "augment", "steps", "phase2_steps", "batch_size", "lr", "warmup",
+            "lr_schedule", "ema_decay", "tau_star", "lambda_cd", "beta", "eps_max", "langevin_steps",
             "langevin_dt", "negatives", "trim", "dsm_weight", "dsm_sigma_min", "dsm_sigma_max",
             "seed")}
         recipe.update(trained_steps=self.step, world_size=self.dist.world,
