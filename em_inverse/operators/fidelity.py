@@ -5,6 +5,7 @@ Its gradient A^T (A x - y) / sigma^2 costs one A and one A^T: cheap next to grad
 from __future__ import annotations
 
 import torch
+from deepinv.physics import Denoising, Inpainting
 
 
 class GaussianFidelity:
@@ -46,3 +47,12 @@ class GaussianFidelity:
         r = self.residual(x)
         wr = self.weight * r
         return 0.5 * (wr * r).flatten(1).sum(1), self.physics.A_adjoint(wr)
+
+    def curvature_diagonal(self) -> torch.Tensor | None:
+        """diag(A^T A) / sigma^2, the per-pixel curvature of F, broadcastable to x (N, C, H, W),
+        where A^T A is diagonal (inpainting: mask / sigma^2, denoising: 1 / sigma^2); else None."""
+        if isinstance(self.physics, Inpainting):
+            return self.physics.mask * self.physics.mask * self.weight
+        if isinstance(self.physics, Denoising):
+            return self.weight
+        return None

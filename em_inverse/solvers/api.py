@@ -29,7 +29,7 @@ from em_inverse.solvers.init import initial_estimate
 from em_inverse.solvers.interaction import Interaction
 from em_inverse.solvers.map import minimise_lbfgs
 from em_inverse.solvers.objective import Objective, hessian_norm
-from em_inverse.solvers.posterior import run_langevin
+from em_inverse.solvers.posterior import diagonal_preconditioner, run_langevin
 from em_inverse.solvers.solution import Diagnostics, Solution
 
 METHODS = ("map", "hqs", "posterior", "anneal", "em")
@@ -41,7 +41,8 @@ DEFAULTS = {
     "map": {"steps": 200, "history": 10, "gtol": 1e-5, "ftol": 1e-8, "first_step": 0.05},
     "hqs": {"steps": 40, "sigma_start": 0.1, "sigma_end": 0.01, "cg_steps": 20},
     "posterior": {"steps": 1000, "burn_in": None, "thin": 1, "chains": 4, "mala": False,
-                  "step": None, "step_factor": None, "adapt": True, "lipschitz_iterations": 10,
+                  "step": None, "step_factor": None, "adapt": True, "precondition": True,
+                  "lipschitz_iterations": 10,
                   "interaction_sigma": None, "interaction_region": None},
     "anneal": {"steps": 200, "chains": 8, "levels": 20, "sigma_start": 0.25,
                "sigma_end": 0.01, "step_factor": 0.2},
@@ -88,7 +89,10 @@ def solve(y, operator, prior, method: str | None = None, *,
             ``mala`` (False), ``step`` (h; default step_factor / L with L the local Lipschitz
             constant of grad U from a power iteration), ``step_factor`` (0.1 ULA, 0.5 MALA),
             ``adapt`` (True: MALA tunes h during burn-in towards 57% acceptance),
-            ``interaction_sigma`` / ``interaction_region`` (see below).
+            ``precondition`` (True: per-pixel steps where the data's curvature is known per
+            pixel, so an inpainting hole is not frozen by the measured pixels' stiffness;
+            L is then that of the preconditioned Hessian), ``interaction_sigma`` /
+            ``interaction_region`` (see below).
         anneal: annealed Langevin over the prior's noise levels (``solvers.anneal``):
             ``steps`` (200 per chain), ``chains`` (8), ``levels`` (20, geometric from
             ``sigma_start`` 0.25 to ``sigma_end`` 0.01), ``step_factor`` (0.2: step
@@ -185,16 +189,20 @@ def _run(method, objective, x0, chains, s, generator, bar, prior):
         return r.mean, r.std, r.final[:, :samples], r.trace, diag
     if method == "posterior":
         mala = bool(s["mala"])
+        preconditioner = (diagonal_preconditioner(objective, x0, generator,
+                                                  s["lipschitz_iterations"])
+                          if s["precondition"] else None)
         if s["step"] is not None:
             step = torch.full((x0.shape[0],), float(s["step"]), device=x0.device)
         else:
             factor = s["step_factor"] or (0.5 if mala else 0.1)
-            step = factor / hessian_norm(objective, x0, objective(x0), generator,
-                                         iterations=s["lipschitz_iterations"])
+            step = factor / hessian_norm(lambda z: objective(z).grad, x0, objective(x0).grad,
+                                         generator, iterations=s["lipschitz_iterations"],
+                                         preconditioner=preconditioner)
         burn_in = s["burn_in"] if s["burn_in"] is not None else s["steps"] // 4
         r = run_langevin(objective, x0, chains, step, steps=s["steps"], burn_in=burn_in,
                          thin=s["thin"], mala=mala, adapt=s["adapt"], generator=generator,
-                         progress=bar.update)
+                         progress=bar.update, preconditioner=preconditioner)
         s["burn_in"] = burn_in
         diag = Diagnostics(steps=s["steps"], acceptance=r.acceptance,
                            ess=float(r.ess.min()), step_size=float(r.step.mean()),
@@ -257,6 +265,8 @@ def _validate(s: dict, method: str) -> None:
         return
     positive("interaction_sigma")
     if method == "posterior":
+        if not isinstance(s["precondition"], bool):
+            raise UserError(f"precondition must be True or False, got {s['precondition']!r}")
         positive_int("thin")
         positive("step")
         positive("step_factor")

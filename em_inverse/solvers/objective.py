@@ -101,18 +101,24 @@ def diverged(where: str, step: float | None = None) -> SolverError:
                        f"--steps with a smaller step size, a larger --noise, or check the prior")
 
 
-def hessian_norm(objective: Objective, x: torch.Tensor, at: Evaluation,
+def hessian_norm(grad, x: torch.Tensor, at_grad: torch.Tensor,
                  generator: torch.Generator | None = None, iterations: int = 10,
-                 delta: float = 1e-3) -> torch.Tensor:
-    """Largest |eigenvalue| of the Hessian of U at x, per batch row (N,), by power iteration
-    on finite differences of the gradient (each iteration costs one evaluation). This is the
-    local Lipschitz constant of grad U that sets the Langevin step size."""
+                 delta: float = 1e-3, preconditioner: torch.Tensor | None = None) -> torch.Tensor:
+    """Largest |eigenvalue| of the Hessian of an energy at x, per batch row (N,), by power
+    iteration on finite differences of its gradient ``grad`` (x -> grad, one evaluation per
+    iteration; ``at_grad`` = grad(x)). This is the local Lipschitz constant of the gradient that
+    sets a Langevin step size. With a ``preconditioner`` P (positive, broadcastable to x) it is
+    that of P^1/2 H P^1/2: the bound for steps scaled per pixel by P."""
     n = x.shape[0]
+    root = None if preconditioner is None else preconditioner.expand_as(x).sqrt()
     v = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     v = v / v.flatten(1).norm(dim=1).view(n, *[1] * (x.ndim - 1))
     estimate = torch.ones(n, device=x.device, dtype=x.dtype)
     for _ in range(iterations):
-        hv = (objective(x + delta * v).grad - at.grad) / delta
+        direction = v if root is None else root * v
+        hv = (grad(x + delta * direction) - at_grad) / delta
+        if root is not None:
+            hv = root * hv
         norms = hv.flatten(1).norm(dim=1)
         if not torch.isfinite(norms).all():
             break
