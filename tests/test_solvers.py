@@ -104,14 +104,15 @@ def test_diagonal_preconditioner_is_one_in_the_hole_and_l_over_l_plus_c_elsewher
 
     physics, y, _, _ = problem("inpaint")
     objective = Objective(quadratic_prior(MU, S), GaussianFidelity(physics, y, SIGMA))
-    p = diagonal_preconditioner(objective, torch.full(SHAPE, MU))
+    x = torch.full(SHAPE, MU)
+    p = diagonal_preconditioner(objective, x, objective(x))
     prior_curvature, data_curvature = 1 / S**2, 1 / SIGMA**2
     expected = torch.where(physics.mask.expand(SHAPE) > 0,
                            prior_curvature / (prior_curvature + data_curvature), 1.0)
     torch.testing.assert_close(p, expected, rtol=1e-3, atol=1e-6)
     denoising = Objective(quadratic_prior(MU, S), GaussianFidelity(op.build_operator(
         "denoise", SHAPE, noise=SIGMA), y, SIGMA))
-    assert diagonal_preconditioner(denoising, torch.full(SHAPE, MU)) is None  # scalar suffices
+    assert diagonal_preconditioner(denoising, x, denoising(x)) is None  # a scalar suffices
 
 
 def test_interaction_spreads_chains_inside_the_region_only():

@@ -189,14 +189,15 @@ def _run(method, objective, x0, chains, s, generator, bar, prior):
         return r.mean, r.std, r.final[:, :samples], r.trace, diag
     if method == "posterior":
         mala = bool(s["mala"])
-        preconditioner = (diagonal_preconditioner(objective, x0, generator,
+        at_start = objective(x0)
+        preconditioner = (diagonal_preconditioner(objective, x0, at_start, generator,
                                                   s["lipschitz_iterations"])
                           if s["precondition"] else None)
         if s["step"] is not None:
             step = torch.full((x0.shape[0],), float(s["step"]), device=x0.device)
         else:
             factor = s["step_factor"] or (0.5 if mala else 0.1)
-            step = factor / hessian_norm(lambda z: objective(z).grad, x0, objective(x0).grad,
+            step = factor / hessian_norm(lambda z: objective(z).grad, x0, at_start.grad,
                                          generator, iterations=s["lipschitz_iterations"],
                                          preconditioner=preconditioner)
         burn_in = s["burn_in"] if s["burn_in"] is not None else s["steps"] // 4

@@ -158,13 +158,14 @@ def _mh_accept(x, current, proposal, proposal_eval, steps, generator, objective)
     return torch.log(uniform) < log_ratio
 
 
-def diagonal_preconditioner(objective: Objective, x: torch.Tensor,
+def diagonal_preconditioner(objective: Objective, x: torch.Tensor, at: Evaluation,
                             generator: torch.Generator | None = None,
                             iterations: int = 10) -> torch.Tensor | None:
     """P = l / (l + c) per pixel, shape of x (N*K, C, H, W), or None where it is not needed.
 
     c = diag(A^T A)/sigma^2 is the data term's curvature (known where A^T A is diagonal), l the
-    Hessian norm of the prior term w V/eps at x (power iteration, ``iterations`` evaluations).
+    Hessian norm of the prior term w V/eps at x (power iteration, ``iterations`` evaluations;
+    ``at`` = objective(x), whose prior gradient it reuses).
     Pixels the data pin (c >> l) get steps scaled down by l/c, the others (c = 0: an inpainting
     hole) the prior's own step. None when c is unknown (blur, downsampling: there A^T A spreads
     over pixels) or the same for every pixel of a row (a scalar step is then already right).
@@ -179,6 +180,6 @@ def diagonal_preconditioner(objective: Objective, x: torch.Tensor,
     def prior_grad(z: torch.Tensor) -> torch.Tensor:
         return objective.prior_weight * objective.prior_terms(z)[1]
 
-    prior_curvature = _bcast(hessian_norm(prior_grad, x, prior_grad(x), generator, iterations),
-                             x)
+    at_grad = objective.prior_weight * at.prior_grad
+    prior_curvature = _bcast(hessian_norm(prior_grad, x, at_grad, generator, iterations), x)
     return prior_curvature / (prior_curvature + curvature.view_as(x))
