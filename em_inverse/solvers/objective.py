@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -101,7 +102,8 @@ def diverged(where: str, step: float | None = None) -> SolverError:
                        f"--steps with a smaller step size, a larger --noise, or check the prior")
 
 
-def hessian_norm(grad, x: torch.Tensor, at_grad: torch.Tensor,
+def hessian_norm(grad: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                 at_grad: torch.Tensor,
                  generator: torch.Generator | None = None, iterations: int = 10,
                  delta: float = 1e-3, preconditioner: torch.Tensor | None = None) -> torch.Tensor:
     """Largest |eigenvalue| of the Hessian of an energy at x, per batch row (N,), by power

@@ -75,12 +75,11 @@ def run_langevin(objective: Objective, x0: torch.Tensor, chains: int, step: torc
     trace, retries, accepted_sum, proposals = [], 0, 0.0, 0
     for it in range(1, steps + 1):
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        proposal, proposed, h, tries = _propose(objective, x, current, h, preconditioner,
-                                                noise, max_retries)
+        proposal, proposed, h, step_map, tries = _propose(objective, x, current, h,
+                                                          preconditioner, noise, max_retries)
         retries += tries
         if mala:
-            accept = _mh_accept(x, current, proposal, proposed, _step_map(h, preconditioner, x),
-                                generator, objective)
+            accept = _mh_accept(x, current, proposal, proposed, step_map, generator, objective)
             x = torch.where(_bcast(accept, x), proposal, x)
             current = _select(accept, proposed, current)
             rate = accept.to(x.dtype)
@@ -118,7 +117,7 @@ def _propose(objective, x, current, h, preconditioner, noise, max_retries):
     """One Langevin proposal under the divergence guard.
 
     Returns (x', U-evaluation at x', step sizes (halved for chains that hit a non-finite
-    energy), number of retries)."""
+    energy), the per-pixel steps h P used, number of retries)."""
     retries = 0
     while True:
         steps = _step_map(h, preconditioner, x)
@@ -126,7 +125,7 @@ def _propose(objective, x, current, h, preconditioner, noise, max_retries):
         evaluation = objective(proposal)
         bad = ~(evaluation.finite() & torch.isfinite(evaluation.grad).flatten(1).all(dim=1))
         if not bool(bad.any()):
-            return proposal, evaluation, h, retries
+            return proposal, evaluation, h, steps, retries
         if retries >= max_retries:
             raise diverged("in Langevin sampling", float(h[bad].min()))
         retries += 1
