@@ -23,7 +23,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from deepinv.physics import Denoising, Inpainting
 
 from em_inverse.operators.linear_solve import conjugate_gradient
 from em_inverse.solvers.objective import Objective, diverged
@@ -74,9 +73,8 @@ def data_prox(fidelity, z: torch.Tensor, rho: float, x_start: torch.Tensor,
     """
     physics, w = fidelity.physics, fidelity.weight
     rhs = physics.A_adjoint(w * fidelity.y) + rho * z
-    if isinstance(physics, Inpainting):
-        return rhs / (w * physics.mask * physics.mask + rho)
-    if isinstance(physics, Denoising):
-        return rhs / (w + rho)
+    diagonal = fidelity.curvature_diagonal()  # diag(A^T A)/sigma^2 where A^T A is diagonal
+    if diagonal is not None:
+        return rhs / (diagonal + rho)
     return conjugate_gradient(lambda v: physics.A_adjoint(w * physics.A(v)) + rho * v,
                               rhs, x_start, cg_steps, rtol=1e-5)
