@@ -203,7 +203,7 @@ def _run(method, objective, x0, chains, s, generator, bar, prior):
         burn_in = s["burn_in"] if s["burn_in"] is not None else s["steps"] // 4
         r = run_langevin(objective, x0, chains, step, steps=s["steps"], burn_in=burn_in,
                          thin=s["thin"], mala=mala, adapt=s["adapt"], generator=generator,
-                         progress=bar.update, preconditioner=preconditioner)
+                         progress=bar.update, preconditioner=preconditioner, start=at_start)
         s["burn_in"] = burn_in
         diag = Diagnostics(steps=s["steps"], acceptance=r.acceptance,
                            ess=float(r.ess.min()), step_size=float(r.step.mean()),

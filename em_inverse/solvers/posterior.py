@@ -51,13 +51,15 @@ def run_langevin(objective: Objective, x0: torch.Tensor, chains: int, step: torc
                  steps: int, burn_in: int, thin: int = 1, mala: bool = False,
                  adapt: bool = True, target_accept: float = 0.574, max_retries: int = 8,
                  generator: torch.Generator | None = None, progress=None,
-                 preconditioner: torch.Tensor | None = None) -> ChainResult:
+                 preconditioner: torch.Tensor | None = None,
+                 start: Evaluation | None = None) -> ChainResult:
     """Run ``steps`` Langevin steps from x0 (N*K, C, H, W), chains of one image consecutive.
 
     step: (N*K,) initial step sizes h (in [0, 1]-units squared per unit energy). With
     ``mala`` and ``adapt``, h is tuned during burn-in only (Robbins-Monro towards
     ``target_accept``), then frozen so the kept chain is a valid MALA chain.
     preconditioner: P, positive, broadcastable to x0 (None: 1); pixel i steps h P_i.
+    start: objective(x0) if the caller already has it (saves one evaluation).
     """
     if steps <= burn_in:
         raise ValueError(f"steps ({steps}) must exceed burn_in ({burn_in})")
@@ -65,7 +67,7 @@ def run_langevin(objective: Objective, x0: torch.Tensor, chains: int, step: torc
     n_total, k = x.shape[0], chains
     n = n_total // k
     h = step.detach().clone().to(x.device, x.dtype)
-    current = objective(x)
+    current = objective(x) if start is None else start
     if not bool(current.finite().all()):
         raise diverged("at the initial point")
     moments = RunningMoments()
