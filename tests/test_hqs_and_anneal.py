@@ -2,6 +2,8 @@
 (quadratic-energy) prior of ``test_solvers`` whose posterior is known in closed form."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from conftest import exact_posterior, quadratic_prior
@@ -11,6 +13,7 @@ from em_inverse import operators as op
 from em_inverse import solve
 from em_inverse.errors import UserError
 from em_inverse.operators.linear_solve import conjugate_gradient
+from em_inverse.solvers import SolverError
 from em_inverse.solvers.hqs import sigma_schedule
 
 
@@ -81,6 +84,27 @@ def test_annealed_chains_end_near_the_posterior_and_spread_more_in_the_holes():
     assert torch.equal(solution.estimate, again.estimate)
 
 
+def test_annealed_chains_are_kept_within_three_levels_of_the_image_range():
+    """A prior stiffer than the step (curvature 100, first step 0.7 * 0.5^2): unprojected
+    chains diverge; projected onto [-3 s_k, 1 + 3 s_k] they stay bounded and still end near
+    the posterior mean."""
+    physics, y, _, _ = problem("inpaint")
+    stiff = quadratic_prior(MU, 0.1)
+    ladder = dict(method="anneal", chains=8, steps=200, levels=10, sigma_start=0.5,
+                  sigma_end=0.05, step_factor=0.7, seed=0, progress=False)
+    with pytest.raises(SolverError, match="diverged"):
+        solve(y, physics, stiff, box_margin=math.inf, **ladder)
+    projected = solve(y, physics, stiff, **ladder)
+    # the final Tweedie step x - s_K^2 (x - MU)/S^2 moves a quarter of the way to MU
+    assert projected.samples.min() >= 0.75 * -0.15 + 0.25 * MU - 1e-6
+    assert projected.samples.max() <= 0.75 * 1.15 + 0.25 * MU + 1e-6
+    _, _, mean, _ = problem("inpaint", s=0.1)
+    holes = physics.mask.expand(SHAPE) == 0
+    assert (projected.estimate - mean)[holes].abs().mean() < 0.1
+    with pytest.raises(UserError, match="box_margin"):
+        solve(y, physics, stiff, box_margin=-1.0, **ladder)
+
+
 def test_the_prior_chooses_the_method_and_its_tuned_settings_per_task():
     physics, y, _, _ = problem("deblur")
     prior = quadratic_prior(MU, S)
@@ -125,3 +149,25 @@ def test_the_denoiser_is_tried_with_symmetries_only_where_asked():
     assert len(both) == len(plain) + 3
     assert all("symmetry" not in options for _, options in candidates(
         "deblur", weights=(1.0,), symmetries=("none", "dihedral")))
+
+
+def test_the_annealed_sampler_is_tried_only_with_step_factors_and_its_chains_are_no_default():
+    """Fixed-size priors (whole small images) also try the annealed sampler's posterior mean."""
+    from em_inverse.bench.images import fashion_available
+    from em_inverse.bench.tuning import candidates, tune_prior
+    from em_inverse.priors import EnergyPrior, GlobalEnergy
+
+    assert all(method != "anneal" for method, _ in candidates("inpaint", weights=(1.0,)))
+    sampled = [o for m, o in candidates("inpaint", weights=(1.0,), anneal_factors=(0.2, 0.7))
+               if m == "anneal"]
+    assert [o["step_factor"] for o in sampled] == [0.2, 0.7]
+    if not fashion_available():
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    torch.manual_seed(0)
+    tiny = EnergyPrior(GlobalEnergy(channels=1, image_size=(28, 28), width=4, hidden=8),
+                       eps=0.05, name="tiny-fixed",
+                       data={"kind": "image", "channels": 1, "image_size": [28, 28]})
+    defaults = tune_prior(tiny, count=1, weights=(1.0,), steps=2)["solve_defaults"]
+    for family in defaults.values():
+        assert "anneal" in family and "chains" not in family["anneal"]
+        assert family["anneal"]["step_factor"] in (0.2, 0.5, 0.7)

@@ -45,7 +45,7 @@ DEFAULTS = {
                   "lipschitz_iterations": 10,
                   "interaction_sigma": None, "interaction_region": None},
     "anneal": {"steps": 200, "chains": 8, "levels": 20, "sigma_start": 0.25,
-               "sigma_end": 0.01, "step_factor": 0.2},
+               "sigma_end": 0.01, "step_factor": 0.2, "box_margin": 3.0},
     "em": {"steps": 150, "chains": 4, "dt": 0.01, "tau_star": 0.9, "eps_max": None,
            "data_weight": None, "t_start": 0.0, "interaction_sigma": None,
            "interaction_region": None},
@@ -96,7 +96,9 @@ def solve(y, operator, prior, method: str | None = None, *,
         anneal: annealed Langevin over the prior's noise levels (``solvers.anneal``):
             ``steps`` (200 per chain), ``chains`` (8), ``levels`` (20, geometric from
             ``sigma_start`` 0.25 to ``sigma_end`` 0.01), ``step_factor`` (0.2: step
-            0.2 s_k^2 at level s_k).
+            0.2 s_k^2 at level s_k), ``box_margin`` (3: after each step the chains are
+            projected onto [-3 s_k, 1 + 3 s_k]; 0 clips to [0, 1], ``math.inf`` turns the
+            projection off).
         em: ``steps`` (150), ``chains`` (4), ``dt`` (0.01), ``tau_star`` (0.9), ``eps_max``
             (eps / w), ``data_weight`` (eps_max), ``t_start`` (0: start from noise),
             ``interaction_sigma`` (None: off) and ``interaction_region`` (B; default the
@@ -183,7 +185,8 @@ def _run(method, objective, x0, chains, s, generator, bar, prior):
         r = run_anneal(objective, x0, chains, steps=s["steps"],
                        levels=min(s["levels"], s["steps"]),
                        sigma_start=s["sigma_start"], sigma_end=s["sigma_end"],
-                       step_factor=s["step_factor"], generator=generator, progress=bar.update)
+                       step_factor=s["step_factor"], box_margin=s["box_margin"],
+                       generator=generator, progress=bar.update)
         diag = Diagnostics(steps=s["steps"], step_size=s["step_factor"] * r.sigmas[-1] ** 2,
                            message=f"levels {r.sigmas[0]:.3g} -> {r.sigmas[-1]:.3g}")
         return r.mean, r.std, r.final[:, :samples], r.trace, diag
@@ -263,6 +266,10 @@ def _validate(s: dict, method: str) -> None:
         positive("sigma_start")
         positive("sigma_end")
         positive("step_factor")
+        margin = s["box_margin"]
+        if not (isinstance(margin, (int, float)) and not isinstance(margin, bool)
+                and margin >= 0):
+            raise UserError(f"box_margin must be a number >= 0, got {margin!r}")
         return
     positive("interaction_sigma")
     if method == "posterior":
