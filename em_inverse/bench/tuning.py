@@ -15,7 +15,7 @@ from the SPEC 6 training images (Fashion-MNIST training images for fixed-size pr
   over a grid of step factors (its step at level s is step_factor * s^2);
 
 keeping, per method, the settings with the best mean PSNR over the family's tasks, and as the
-family's default method the better of the two. The table also holds a ``start`` row per task:
+family's default method the best of those tried. The table also holds a ``start`` row per task:
 the PSNR of the solvers' starting point (the measurement, bicubic upsampling or the biharmonic
 fill), so one can see what the prior adds. The result is written into the prior folder's
 ``config.json`` as ``solve_defaults`` (which ``solve`` reads), together with the table of every

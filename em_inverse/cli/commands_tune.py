@@ -18,8 +18,9 @@ def tune(
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
 ):
-    """Choose the default method (map or hqs) and its settings per task family, on crops of
-    TRAINING images (Fashion-MNIST training images for fixed-size priors)."""
+    """Choose the default method (map or hqs; for fixed-size priors also the annealed
+    sampler's posterior mean) and its settings per task family, on crops of TRAINING images
+    (Fashion-MNIST training images for fixed-size priors)."""
     from em_inverse.bench.tuning import tune_prior, write_tuning
     from em_inverse.devices import resolve_device
     from em_inverse.priors import load_prior_folder
