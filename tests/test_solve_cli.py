@@ -64,6 +64,29 @@ def test_degrade_then_solve_posterior_writes_every_output(app, files, tmp_path):
     assert std[holes.numpy()].mean() > 2 * std[~holes.numpy()].mean()
 
 
+def test_std_needs_no_method_where_the_priors_tuned_default_is_a_sampler(app, files, tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    tuned = {"inpaint": {"method": "anneal", "anneal": {"steps": 6, "levels": 3}}}
+    save_prior(EnergyPrior(ConvEnergy(channels=1, width=8, levels=2), eps=0.05, name="tuned",
+                           solve_defaults=tuned), tmp_path / "prior")
+    degraded = run(app, "degrade", files / "clean.png", "--op", "inpaint", "--mask",
+                   "random:0.5", "-o", tmp_path / "y.png", "--mask-out", tmp_path / "m.png",
+                   "--quiet")
+    assert degraded.exit_code == 0, degraded.output
+    base = ["solve", tmp_path / "y.png", "--mask", tmp_path / "m.png", "--quiet", "--json"]
+    sampled = run(app, *base, "--op", "inpaint", "--prior", tmp_path / "prior",
+                  "-o", tmp_path / "a.png", "--std", tmp_path / "s.npy")
+    assert sampled.exit_code == 0, sampled.output
+    assert json.loads(sampled.stdout)["settings"]["method"] == "anneal"
+    assert np.load(tmp_path / "s.npy").max() > 0
+    point = run(app, *base, "--op", "denoise", "--prior", tmp_path / "prior",
+                "-o", tmp_path / "b.png", "--std", tmp_path / "t.npy")
+    assert point.exit_code == 2 and "the prior's default for this task is map" in point.stderr
+    assert not (tmp_path / "b.png").exists() and not (tmp_path / "t.npy").exists()
+
+
 @pytest.mark.parametrize("op,extra", [("denoise", []), ("deblur", ["--kernel", "gaussian:1"]),
                                       ("superres", ["--factor", "2"])])
 def test_map_for_every_operator(app, files, tmp_path, op, extra):

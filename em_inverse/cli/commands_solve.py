@@ -62,6 +62,18 @@ def _read(path: Path, quiet: bool):
     return image
 
 
+def _check_sampler_outputs(method: str, std, samples, tuned: bool = False) -> None:
+    """--std and --samples need a sampler (``tuned``: the method is the prior's default)."""
+    from em_inverse.solvers import SAMPLERS
+
+    for flag, given in (("--std", std), ("--samples", samples)):
+        if given is not None and method not in SAMPLERS:
+            which = f"the prior's default for this task is {method}; " if tuned else ""
+            raise UserError(f"{flag} needs a sampler ({which}--method "
+                            f"{' or '.join(SAMPLERS)}): a point estimate has no uncertainty "
+                            "or samples")
+
+
 @user_errors
 def solve_command(
     image: Annotated[Path, typer.Argument(help="The measurement: PNG/JPEG/TIFF or .npy.")],
@@ -110,12 +122,11 @@ def solve_command(
     from em_inverse.operators import build_operator, image_shape_for
     from em_inverse.priors import default_prior_name, load_prior
     from em_inverse.priors.symmetry import GROUPS
-    from em_inverse.solvers import METHODS, SAMPLERS, solve
+    from em_inverse.solvers import METHODS, SAMPLERS, default_method, solve
 
     _operator_options(op, mask, kernel, factor, noise)
     if method is not None and method not in METHODS:
         raise UserError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
-    sampler = method in SAMPLERS
     for name, value in (("--steps", steps), ("--samples", samples)):
         if value is not None and value < 1:
             raise UserError(f"{name} must be >= 1, got {value}")
@@ -123,10 +134,8 @@ def solve_command(
         raise UserError(f"--prior-weight must be > 0, got {prior_weight:g}")
     if symmetry is not None and symmetry not in GROUPS:
         raise UserError(f"--symmetry must be one of {', '.join(GROUPS)}, got {symmetry!r}")
-    for flag, given in (("--std", std), ("--samples", samples)):
-        if given is not None and not sampler:
-            raise UserError(f"{flag} needs a sampler: --method {' or '.join(SAMPLERS)} "
-                            "(a point estimate has no uncertainty or samples)")
+    if method is not None:
+        _check_sampler_outputs(method, std, samples)
     output = output or image.with_name(f"{image.stem}.restored.png")
     targets = [p for p in (output, std, figure) if p is not None]
     if len({p.resolve() for p in targets} | {image.resolve()}) != len(targets) + 1:
@@ -145,8 +154,10 @@ def solve_command(
     physics = build_operator(op, shape, mask=mask, mask_keeps=mask_keeps, kernel=kernel,
                              boundary=boundary, factor=factor, noise=noise,
                              generator=generator, device=dev)
+    method = method or default_method(model, physics)
+    _check_sampler_outputs(method, std, samples, tuned=True)
     options = {"steps": steps, "prior_weight": prior_weight, "symmetry": symmetry, "seed": seed}
-    if sampler:
+    if method in SAMPLERS:
         options["samples"] = samples
     if method == "posterior" and mala:
         options["mala"] = True

@@ -1,11 +1,11 @@
 """Solvers for y = A x + noise with an energy prior, behind ``solve``: MAP (L-BFGS), annealed
 half-quadratic splitting (HQS), posterior sampling (ULA/MALA chains), Langevin chains annealed
 over the prior's noise levels, and the Energy Matching annealed sampler."""
-from em_inverse.solvers.api import METHODS, SAMPLERS, solve
+from em_inverse.solvers.api import METHODS, SAMPLERS, default_method, solve
 from em_inverse.solvers.init import initial_estimate
 from em_inverse.solvers.interaction import Interaction
 from em_inverse.solvers.objective import Objective, SolverError
 from em_inverse.solvers.solution import Diagnostics, Solution
 
 __all__ = ["METHODS", "SAMPLERS", "Diagnostics", "Interaction", "Objective", "Solution",
-           "SolverError", "initial_estimate", "solve"]
+           "SolverError", "default_method", "initial_estimate", "solve"]

@@ -54,6 +54,18 @@ COMMON = {"prior_weight": 1.0, "sigma": None, "samples": None, "init": None, "se
           "profile": False, "symmetry": "none"}
 
 
+def default_method(prior, operator) -> str:
+    """The method ``solve`` uses when none is named: the prior's tuned one for the operator's
+    task (``prior.solve_defaults[task]["method"]``), else ``map``."""
+    return _tuned(prior, operator).get("method") or "map"
+
+
+def _tuned(prior, operator) -> dict:
+    """The prior's tuned settings for the operator's task family ({} if none)."""
+    task = task_of(operator) or "generic"
+    return dict(getattr(prior, "solve_defaults", {}) or {}).get(task, {})
+
+
 def solve(y, operator, prior, method: str | None = None, *,
           generator: torch.Generator | None = None, progress: bool | None = None,
           callback: Callable[[int, int, dict], None] | None = None, **options) -> Solution:
@@ -108,9 +120,8 @@ def solve(y, operator, prior, method: str | None = None, *,
     """
     start = time.perf_counter()
     task = task_of(operator) or "generic"
-    family = dict(getattr(prior, "solve_defaults", {}) or {}).get(task, {})
-    method = method or family.get("method") or "map"
-    defaults = family.get(method, {})
+    method = method or default_method(prior, operator)
+    defaults = _tuned(prior, operator).get(method, {})
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     unknown = set(options) - set(COMMON) - set(DEFAULTS[method])
