@@ -11,12 +11,14 @@ Song & Ermon 2019),
     a_k = step_factor * s_k^2,
 
 moves every chain from a broad, easy-to-mix posterior to the sharp one; a last Tweedie step
-x - s_K^2 w grad V(x)/eps removes the remaining level-s_K noise. After every step the chains
-are projected onto the box [-m s_k, 1 + m s_k] (m = ``box_margin``, default 3): an image at
-level s_k lies there pixel by pixel with probability 0.997, while far outside it V was never
-trained, and one large step there can throw a chain to values from which it needs most of
-the ladder to return (on Fashion-MNIST at step factor 0.7, samples reached 6.8 without it). The mean and spread over the
+x - s_K^2 w grad V(x)/eps removes the remaining level-s_K noise. The mean and spread over the
 (batched) chains estimate the posterior mean and per-pixel std. Costs ``steps`` grad V per chain.
+
+After every step the chains are projected onto the box [-m s_k, 1 + m s_k] (m = ``box_margin``,
+default 3): an image at level s_k lies there pixel by pixel with probability 0.997, while far
+outside it V was never trained, and one large step there can throw a chain to values from which
+it needs most of the ladder to return (Fashion-MNIST at step factor 0.7: sample values up to
+6.8 without the box).
 
 Units: images (N, C, H, W) in [0, 1]; levels are noise stds on that scale.
 """
