@@ -65,7 +65,8 @@ HQS_SIGMA_STARTS = (0.02, 0.05, 0.1)
 HQS_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 #: The annealed sampler's trials: its budget and step factors. Larger factors mix faster
 #: within the same steps (Fashion-MNIST box hole, first 20 training images: 20.6 dB at 0.2,
-#: 23.1 at 0.7; see the prior's tuning table); 1.0 scored below 0.7 on other training images.
+#: 23.1 at 0.7; see the prior's tuning table). The grid stops at 0.7: the step at level s is then
+#: 0.7 s^2, close to the 1 / curvature = s^2 of the level-s noise itself.
 ANNEAL_BUDGET = {"chains": 4, "steps": 300}
 ANNEAL_STEP_FACTORS = (0.2, 0.5, 0.7)
 #: Trial budgets that are not defaults: MAP's iteration cap, and the sampler's chain count (more

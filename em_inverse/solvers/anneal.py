@@ -17,8 +17,8 @@ x - s_K^2 w grad V(x)/eps removes the remaining level-s_K noise. The mean and sp
 After every step the chains are projected onto the box [-m s_k, 1 + m s_k] (m = ``box_margin``,
 default 3): an image at level s_k lies there pixel by pixel with probability 0.997, while far
 outside it V was never trained, and one large step there can throw a chain to values from which
-it needs most of the ladder to return (Fashion-MNIST at step factor 0.7: sample values up to
-6.8 without the box).
+it needs most of the ladder to return (in ``tests/test_hqs_and_anneal.py`` a prior stiffer
+than the step diverges without the box and stays bounded with it).
 
 Units: images (N, C, H, W) in [0, 1]; levels are noise stds on that scale.
 """
