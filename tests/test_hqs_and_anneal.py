@@ -35,10 +35,13 @@ def test_the_schedule_is_geometric_and_one_iteration_uses_the_final_level():
 
 
 def test_one_hqs_iteration_on_denoising_is_tweedies_formula():
-    """x_1 = y and s_1 = sigma_y, so the output is y - sigma^2 grad V(y)/eps exactly."""
+    """x_1 = y and s_1 = sigma_y, so the output is y - sigma^2 grad V(y)/eps exactly, also
+    where the noise has pushed y outside [0, 1] (the start is y itself, not y clipped)."""
     g = torch.Generator().manual_seed(0)
-    x = 0.3 + 0.4 * torch.rand(SHAPE, generator=g)
+    x = torch.rand(SHAPE, generator=g)
+    x[..., 0, :], x[..., -1, :] = 0.0, 1.0  # black and white rows
     y = x + SIGMA * torch.randn(SHAPE, generator=g)
+    assert (y < 0).any() and (y > 1).any()
     prior = quadratic_prior(MU, S)
     solution = solve(y, op.denoising(SIGMA), prior, method="hqs", steps=1, progress=False)
     tweedie = y - SIGMA**2 * (y - MU) / S**2

@@ -1,8 +1,10 @@
 """Starting points: a cheap back-projection of the measurement into image space.
 
-inpaint: biharmonic fill of the holes (scikit-image), superres: bicubic upsampling, deblur and
-denoise: the measurement itself, any other linear physics: A^T y rescaled by 1/||A||^2.
-Results are clipped to [0, 1]. Shapes: y (B, ...) -> x0 (B, C, H, W).
+inpaint: biharmonic fill of the holes (scikit-image), superres: bicubic upsampling, any other
+linear physics: A^T y rescaled by 1/||A||^2, all clipped to [0, 1]; deblur and denoise: the
+measurement itself, NOT clipped: noise that crosses 0 or 1 is part of the measurement, and
+clipping it would bias every estimate built on y (one HQS step on denoising is Tweedie's
+formula at y only when it starts at y). Shapes: y (B, ...) -> x0 (B, C, H, W).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ def initial_estimate(y: torch.Tensor, physics, image_shape: tuple[int, ...]) -> 
             up = torch.roll(up, shifts=(-shift, -shift), dims=(-2, -1))
         return up[..., : image_shape[-2], : image_shape[-1]].clamp(0, 1)
     if task in ("deblur", "denoise") and tuple(y.shape) == tuple(image_shape):
-        return y.clamp(0, 1)
+        return y.clone()
     back = physics.A_adjoint(y)
     return (back / max(lipschitz(physics, image_shape), 1e-12)).clamp(0, 1)
 
