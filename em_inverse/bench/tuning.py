@@ -70,7 +70,7 @@ HQS_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 ANNEAL_BUDGET = {"chains": 4, "steps": 300}
 ANNEAL_STEP_FACTORS = (0.2, 0.5, 0.7)
 #: Trial budgets that are not defaults: MAP's iteration cap, and the sampler's chain count (more
-#: chains only lower the Monte-Carlo error of the mean: solve()'s default of 8 is kept).
+#: chains only lower the Monte-Carlo error of the mean: solve()'s default of 16 is kept).
 TRIAL_ONLY = {"map": ("steps",), "anneal": ("chains",)}
 
 

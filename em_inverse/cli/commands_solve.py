@@ -92,7 +92,7 @@ def solve_command(
                          "sampler); default: the prior's tuned method for the task.")] = None,
     samples: Annotated[Optional[int], typer.Option(
         "--samples", help="posterior/anneal/em: samples returned and shown (at least this many "
-                          "chains run; default 4 chains, 8 for anneal).")] = None,
+                          "chains run; default 4 chains, 16 for anneal).")] = None,
     steps: Annotated[Optional[int], typer.Option(
         "--steps", help="Iterations (map) or steps per chain (default: method/prior).")] = None,
     mala: Annotated[bool, typer.Option("--mala", help="posterior: Metropolis correction.")]

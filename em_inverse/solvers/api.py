@@ -44,7 +44,7 @@ DEFAULTS = {
                   "step": None, "step_factor": None, "adapt": True, "precondition": True,
                   "lipschitz_iterations": 10,
                   "interaction_sigma": None, "interaction_region": None},
-    "anneal": {"steps": 200, "chains": 8, "levels": 20, "sigma_start": 0.25,
+    "anneal": {"steps": 200, "chains": 16, "levels": 20, "sigma_start": 0.25,
                "sigma_end": 0.01, "step_factor": 0.2, "box_margin": 3.0},
     "em": {"steps": 150, "chains": 4, "dt": 0.01, "tau_star": 0.9, "eps_max": None,
            "data_weight": None, "t_start": 0.0, "interaction_sigma": None,
@@ -106,7 +106,7 @@ def solve(y, operator, prior, method: str | None = None, *,
             L is then that of the preconditioned Hessian), ``interaction_sigma`` /
             ``interaction_region`` (see below).
         anneal: annealed Langevin over the prior's noise levels (``solvers.anneal``):
-            ``steps`` (200 per chain), ``chains`` (8), ``levels`` (20, geometric from
+            ``steps`` (200 per chain), ``chains`` (16), ``levels`` (20, geometric from
             ``sigma_start`` 0.25 to ``sigma_end`` 0.01), ``step_factor`` (0.2: step
             0.2 s_k^2 at level s_k), ``box_margin`` (3: after each step the chains are
             projected onto [-3 s_k, 1 + 3 s_k]; 0 clips to [0, 1], ``math.inf`` turns the
