@@ -11,6 +11,7 @@ from em_inverse.errors import UserError
 from em_inverse.priors.nets import build_net
 from em_inverse.priors import (ConvEnergy, EnergyPrior, GlobalEnergy, MLPEnergy, load_prior,
                                save_prior)
+from em_inverse.priors.colour import opponent_prior
 
 
 def tiny_conv_prior(name="tiny") -> EnergyPrior:
@@ -137,3 +138,56 @@ def test_the_package_never_unpickles():
     offenders = [str(p) for p in package.rglob("*.py")
                  if any(bad in p.read_text() for bad in ("torch.load(", "pickle.load", "import pickle"))]
     assert offenders == []
+
+
+def opponent_channels(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) rgb -> (3B, 1, H, W): luminance, red-blue, green-magenta, scaled by 1/sqrt(3)
+    each (an orthogonal transform up to that scale), chroma centred on mid-gray."""
+    r, g, b = x.unbind(1)
+    u = torch.stack([(r + g + b) / 3, 0.5 + (r - b) / 6**0.5, 0.5 + (r - 2 * g + b) / 18**0.5])
+    return u.transpose(0, 1).reshape(-1, 1, *x.shape[-2:])
+
+
+def test_the_opponent_prior_is_the_gray_energy_summed_over_opponent_channels(tmp_path):
+    gray = tiny_conv_prior()
+    colour = opponent_prior(gray)
+    save_prior(colour, tmp_path / "rgb")
+    loaded = load_prior(tmp_path / "rgb")
+    x = torch.rand(2, 3, 12, 10, dtype=torch.float64)
+    per_channel = gray.double().energy(opponent_channels(x)).view(2, 3).sum(1)
+    assert torch.allclose(colour.double().energy(x), per_channel)
+    assert torch.equal(loaded.double().energy(x), colour.energy(x))
+    assert loaded.channels == 3 and loaded.eps == gray.eps
+
+
+def test_through_the_opponent_prior_colour_noise_is_gray_noise_at_a_third_of_the_variance():
+    """The transform is orthogonal up to 1/sqrt(3): the Tweedie step sigma^2 grad V on the rgb
+    image is the step (sigma^2 / 3) grad V_gray on every opponent channel."""
+    gray = tiny_conv_prior().double()
+    colour = opponent_prior(gray).double()
+    x = torch.rand(1, 3, 12, 12, dtype=torch.float64)
+    sigma = 0.1
+    rgb_step = opponent_channels(x - sigma**2 * colour.energy_and_grad(x)[1])
+    u = opponent_channels(x)
+    gray_step = u - sigma**2 / 3 * gray.energy_and_grad(u)[1]
+    assert torch.allclose(rgb_step, gray_step, atol=1e-12)
+
+
+def test_only_one_channel_priors_centred_on_mid_gray_make_opponent_priors():
+    with pytest.raises(UserError, match="one-channel"):
+        opponent_prior(EnergyPrior(ConvEnergy(channels=3, width=8, levels=2), name="rgb",
+                                   data={"kind": "image", "channels": 3}))
+    with pytest.raises(UserError, match="mid-gray"):
+        opponent_prior(EnergyPrior(ConvEnergy(channels=1, width=8, levels=2), scale=1.0,
+                                   offset=0.0, name="unit"))
+
+
+def test_the_opponent_command_builds_a_colour_prior_and_never_overwrites_one_silently(saved,
+                                                                                     tmp_path):
+    out = tmp_path / "rgb"
+    command = [sys.executable, "-m", "em_inverse", "opponent", str(saved), str(out), "--quiet"]
+    assert subprocess.run(command, capture_output=True, text=True).returncode == 0
+    assert load_prior(out).channels == 3
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 2 and "--force" in again.stderr
+    assert subprocess.run(command + ["--force"], capture_output=True).returncode == 0

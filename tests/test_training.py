@@ -260,3 +260,13 @@ def test_torchrun_with_two_cpu_processes_trains_one_shared_model(tmp_path):
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert "DDP-OK 2" in result.stdout, result.stderr[-2000:]
     assert (tmp_path / "run" / "weights.safetensors").exists()
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_every_committed_training_config_loads_and_builds_its_network(path):
+    from em_inverse.priors.nets import build_net
+
+    config = TrainConfig.from_file(path)
+    assert config.name == path.stem and config.steps > config.phase2_length
+    build_net(config.arch)

@@ -1,4 +1,4 @@
-"""``em-inverse sample``, ``priors`` and ``score``: using a prior on its own."""
+"""``em-inverse sample``, ``priors``, ``score`` and ``opponent``: using a prior on its own."""
 from __future__ import annotations
 
 import io
@@ -127,7 +127,28 @@ def score(
                        f"\t-log p={row['neg_log_prob']:.6g} (+const)\tprior={row['prior']}")
 
 
+@user_errors
+def opponent(
+    gray: Annotated[str, typer.Argument(help="Gray prior: bundled name or folder.")],
+    out: Annotated[Path, typer.Argument(help="Folder for the colour prior.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace a prior already in OUT.")] = False,
+    quiet: QuietOption = False,
+):
+    """Build a colour prior from a gray one: V(rgb) = the gray V summed over the luminance and
+    the two chroma channels (no training). Tune it next with ``em-inverse tune OUT``."""
+    from em_inverse.priors import load_prior, save_prior
+    from em_inverse.priors.checkpoint import CONFIG
+    from em_inverse.priors.colour import opponent_prior
+
+    if (out / CONFIG).exists() and not force:
+        raise UserError(f"{out} already holds a prior: pass --force to replace it")
+    colour = opponent_prior(load_prior(gray), name=out.name)
+    save_prior(colour, out)
+    say(quiet, f"wrote {out}: {colour.card['colour']} ({colour.num_parameters} parameters)")
+
+
 def register(app: typer.Typer) -> None:
     app.command("sample")(sample)
     app.command("priors")(priors)
     app.command("score")(score)
+    app.command("opponent")(opponent)

@@ -134,7 +134,41 @@ class GlobalEnergy(nn.Module):
         return self.head(self.body(x).flatten(1)).squeeze(-1)
 
 
-ARCHITECTURES = {cls.__name__: cls for cls in (MLPEnergy, ConvEnergy, GlobalEnergy)}
+class OpponentEnergy(nn.Module):
+    """Colour energy from a one-channel one: V(x) = sum over c of V_1(u_c), u = T x.
+
+    T is the opponent colour transform, scaled so that T T^T = I / 3 (rows: luminance
+    (r + g + b) / 3, red-blue (r - b) / sqrt(6), green-magenta (r - 2 g + b) / sqrt(18)). On the
+    priors' internal scale (2 x - 1 for images x in [0, 1]) a gray pixel maps to luminance 2 x - 1
+    and to zero chroma, i.e. chroma sits at mid-gray for ``channel_energy``. Because T is
+    orthogonal up to scale, white Gaussian noise of std sigma on x is white noise of std
+    sigma / sqrt(3) on every u_c, and every operator that acts on the channels alike (one mask,
+    one kernel) keeps the problem split into three gray ones: this is how a gray prior denoises
+    colour images at a third of the noise variance in luminance and with smooth chroma, the
+    luminance/chrominance split of colour BM3D. Input (B, 3, H, W) -> output (B,).
+    """
+
+    def __init__(self, channel_energy: dict, channels: int = 3):
+        super().__init__()
+        if channels != 3:
+            raise ValueError(f"OpponentEnergy takes 3-channel images, not {channels}")
+        self.channel_net = build_net(channel_energy)
+        if self.channel_net.config.get("channels") != 1:
+            raise ValueError("OpponentEnergy needs a one-channel channel_energy")
+        self.config = {"type": "OpponentEnergy", "channels": 3,
+                       "channel_energy": self.channel_net.config}
+        rows = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [1.0, -2.0, 1.0]])
+        transform = rows / rows.norm(dim=1, keepdim=True) / 3**0.5
+        self.register_buffer("transform", transform, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = torch.einsum("ij,bjhw->bihw", self.transform.to(x.dtype), x)
+        energies = self.channel_net(u.reshape(-1, 1, *u.shape[-2:]))  # (B * 3,)
+        return energies.view(-1, 3).sum(1)
+
+
+ARCHITECTURES = {cls.__name__: cls for cls in (MLPEnergy, ConvEnergy, GlobalEnergy,
+                                               OpponentEnergy)}
 
 
 def build_net(config: dict) -> nn.Module:
