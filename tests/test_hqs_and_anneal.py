@@ -155,22 +155,26 @@ def test_the_denoiser_is_tried_with_symmetries_only_where_asked():
 
 
 def test_the_annealed_sampler_is_tried_only_with_step_factors_and_its_chains_are_no_default():
-    """Fixed-size priors (whole small images) also try the annealed sampler's posterior mean."""
+    """Fixed-size priors (whole small images) also try the annealed sampler's posterior mean,
+    over step factors x budgets; the budget becomes a default, the trial's chain count not."""
     from em_inverse.bench.images import fashion_available
     from em_inverse.bench.tuning import candidates, tune_prior
     from em_inverse.priors import EnergyPrior, GlobalEnergy
 
     assert all(method != "anneal" for method, _ in candidates("inpaint", weights=(1.0,)))
-    sampled = [o for m, o in candidates("inpaint", weights=(1.0,), anneal_factors=(0.2, 0.7))
-               if m == "anneal"]
-    assert [o["step_factor"] for o in sampled] == [0.2, 0.7]
+    sampled = [o for m, o in candidates("inpaint", weights=(1.0,), anneal_factors=(0.2, 0.7),
+                                        anneal_steps=(300, 600)) if m == "anneal"]
+    assert [(o["steps"], o["step_factor"]) for o in sampled] == [
+        (300, 0.2), (300, 0.7), (600, 0.2), (600, 0.7)]
     if not fashion_available():
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     torch.manual_seed(0)
     tiny = EnergyPrior(GlobalEnergy(channels=1, image_size=(28, 28), width=4, hidden=8),
                        eps=0.05, name="tiny-fixed",
                        data={"kind": "image", "channels": 1, "image_size": [28, 28]})
-    defaults = tune_prior(tiny, count=1, weights=(1.0,), steps=2)["solve_defaults"]
+    defaults = tune_prior(tiny, count=1, weights=(1.0,), steps=2,
+                          anneal_steps=(3, 5))["solve_defaults"]
     for family in defaults.values():
         assert "anneal" in family and "chains" not in family["anneal"]
         assert family["anneal"]["step_factor"] in (0.2, 0.5, 0.7)
+        assert family["anneal"]["steps"] in (3, 5)

@@ -11,8 +11,8 @@ from the SPEC 6 training images (Fashion-MNIST training images for fixed-size pr
   denoiser's self-ensemble, cheap for one iteration); otherwise a grid of first coupling levels
   and weights);
 - ``anneal`` (fixed-size priors only, whose images are small enough to sample on a CPU within
-  the tuning budget): the annealed Langevin sampler's posterior mean, 4 chains x 300 steps,
-  over a grid of step factors (its step at level s is step_factor * s^2);
+  the tuning budget): the annealed Langevin sampler's posterior mean with 4 chains, over a
+  grid of step factors (its step at level s is step_factor * s^2) and of step budgets;
 
 keeping, per method, the settings with the best mean PSNR over the family's tasks, and as the
 family's default method the best of those tried. The table also holds a ``start`` row per task:
@@ -67,7 +67,10 @@ HQS_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 #: within the same steps (Fashion-MNIST box hole, first 20 training images: 20.6 dB at 0.2,
 #: 23.1 at 0.7; see the prior's tuning table). The grid stops at 0.7: the step at level s is then
 #: 0.7 s^2, close to the 1 / curvature = s^2 of the level-s noise itself.
-ANNEAL_BUDGET = {"chains": 4, "steps": 300}
+#: Longer chains anneal more slowly through the levels; the budgets stop at 600 steps (16 chains
+#: x 600 steps is about 11 s per 28x28 image on one CPU core).
+ANNEAL_CHAINS = 4
+ANNEAL_STEPS = (300, 600)
 ANNEAL_STEP_FACTORS = (0.2, 0.5, 0.7)
 #: Trial budgets that are not defaults: MAP's iteration cap, and the sampler's chain count (more
 #: chains only lower the Monte-Carlo error of the mean: solve()'s default of 16 is kept).
@@ -76,10 +79,12 @@ TRIAL_ONLY = {"map": ("steps",), "anneal": ("chains",)}
 
 def candidates(family: str, weights=WEIGHTS, map_steps: int = 100,
                symmetries: tuple[str, ...] = ("none",),
-               anneal_factors: tuple[float, ...] = ()) -> list[tuple[str, dict]]:
+               anneal_factors: tuple[float, ...] = (),
+               anneal_steps: tuple[int, ...] = ANNEAL_STEPS) -> list[tuple[str, dict]]:
     """(method, options) pairs tried for one task family; ``symmetries``: the groups tried for
-    the one-step denoiser (``none`` means the plain prior); ``anneal_factors``: the annealed
-    sampler's step factors (none: the sampler is not tried)."""
+    the one-step denoiser (``none`` means the plain prior); ``anneal_factors`` x
+    ``anneal_steps``: the annealed sampler's step factors and steps per chain (no factors: the
+    sampler is not tried)."""
     trials = [("map", {"prior_weight": w, "steps": map_steps}) for w in weights]
     if family == "denoise":
         trials += [("hqs", {"steps": 1, "prior_weight": w} |
@@ -88,7 +93,8 @@ def candidates(family: str, weights=WEIGHTS, map_steps: int = 100,
     else:
         trials += [("hqs", {"steps": 40, "sigma_start": s, "prior_weight": w})
                    for s in HQS_SIGMA_STARTS for w in HQS_WEIGHTS]
-    trials += [("anneal", {**ANNEAL_BUDGET, "step_factor": f}) for f in anneal_factors]
+    trials += [("anneal", {"chains": ANNEAL_CHAINS, "steps": n, "step_factor": f})
+               for n in anneal_steps for f in anneal_factors]
     return trials
 
 
@@ -118,9 +124,11 @@ def fashion_training_images(count: int) -> list[torch.Tensor]:
 
 
 def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps: int = 100,
-               tasks=TUNING_TASKS, progress=None) -> dict:
+               anneal_steps: tuple[int, ...] = ANNEAL_STEPS, tasks=TUNING_TASKS,
+               progress=None) -> dict:
     """``{"solve_defaults": {family: {"method": m, "map": {...}, "hqs": {...}}}, "trials": [...],
-    "validation": {...}}`` for ``prior``; ``steps`` is the MAP iteration budget per trial.
+    "validation": {...}}`` for ``prior``; ``steps`` is the MAP iteration budget per trial,
+    ``anneal_steps`` the annealed sampler's budgets tried (fixed-size priors only).
 
     Fixed-size priors (Fashion-MNIST) are tuned on their own training images (garments have an
     orientation: no symmetry trials), fully convolutional ones on crops of the natural training
@@ -150,7 +158,8 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
             trials.append({"task": task.name, "method": "start",
                            "psnr": round(float(np.mean(start)), 3)})
         best: dict[str, tuple[float, dict]] = {}
-        for method, options in candidates(family, weights, steps, symmetries, anneal_factors):
+        for method, options in candidates(family, weights, steps, symmetries, anneal_factors,
+                                          anneal_steps):
             means = []
             for task, simulated in cases:
                 scores = []
