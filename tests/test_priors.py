@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from em_inverse.errors import UserError
-from em_inverse.priors.nets import build_net
+from em_inverse.priors.nets import _ReplicatePad, build_net, fold_edges
 from em_inverse.priors import (ConvEnergy, EnergyPrior, GlobalEnergy, MLPEnergy, load_prior,
                                save_prior)
 from em_inverse.priors.colour import opponent_prior
@@ -25,6 +25,18 @@ def test_conv_energy_is_a_sum_of_per_pixel_terms_and_works_at_any_size():
         x = torch.rand(2, 3, *size)
         assert net(x).shape == (2,)
         assert torch.allclose(net(x), net.pixel_energy(x).flatten(1).sum(1))
+
+
+@pytest.mark.parametrize("size", [(5, 7), (1, 4), (1, 1)])
+def test_the_cuda_padding_backward_is_the_exact_adjoint_of_replicate_padding(size):
+    """On CUDA, ConvEnergy's replicate padding folds gradients back with ``fold_edges`` (no
+    atomics): it must be exactly torch's backward, and differentiable for the training loss."""
+    h = torch.randn(2, 3, *size, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 3, size[0] + 2, size[1] + 2, dtype=torch.float64)
+    reference, = torch.autograd.grad(torch.nn.functional.pad(h, (1, 1, 1, 1), "replicate"), h, g)
+    assert torch.allclose(fold_edges(g), reference, rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(_ReplicatePad.apply, (h,))
+    assert torch.autograd.gradgradcheck(_ReplicatePad.apply, (h,))
 
 
 def test_global_energy_maps_fixed_size_images_to_one_scalar_and_rejects_other_sizes():

@@ -28,8 +28,55 @@ class MLPEnergy(nn.Module):
         return self.body(x).squeeze(-1)
 
 
+def replicate_pad(h: torch.Tensor) -> torch.Tensor:
+    """Pad (..., H, W) by one pixel on each side, repeating the edge pixels: (..., H+2, W+2).
+
+    The values are ``F.pad(h, (1, 1, 1, 1), mode="replicate")``'s; on CUDA the backward is
+    :func:`fold_edges` instead of PyTorch's, which accumulates with atomics, so that grad V,
+    and every seeded sampler built on it, repeats itself bit for bit there too."""
+    if h.is_cuda:
+        return _ReplicatePad.apply(h)
+    return F.pad(h, (1, 1, 1, 1), mode="replicate")
+
+
+def fold_edges(g: torch.Tensor) -> torch.Tensor:
+    """Adjoint of one-pixel replicate padding, (..., H+2, W+2) -> (..., H, W): each padded row
+    and column is added onto the edge it repeats, in a fixed order (no atomics)."""
+    rows = g[..., 1:-1, :].clone()
+    rows[..., 0, :] += g[..., 0, :]
+    rows[..., -1, :] += g[..., -1, :]
+    out = rows[..., 1:-1].clone()
+    out[..., 0] += rows[..., 0]
+    out[..., -1] += rows[..., -1]
+    return out
+
+
+class _ReplicatePad(torch.autograd.Function):
+    """Replicate padding whose backward is :func:`fold_edges` (itself differentiable, so the
+    training losses on grad V can backpropagate through it)."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor) -> torch.Tensor:
+        return F.pad(h, (1, 1, 1, 1), mode="replicate")
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> torch.Tensor:
+        return fold_edges(g)
+
+
+class _ReplicateConv3x3(nn.Conv2d):
+    """3x3 convolution of the edge-replicated input (``padding_mode="replicate"``, the same
+    parameters), with the padding of :func:`replicate_pad`."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__(c_in, c_out, 3, stride=stride, padding=0)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(replicate_pad(h), self.weight, self.bias, self.stride)
+
+
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, padding_mode="replicate")
+    return _ReplicateConv3x3(c_in, c_out, stride)
 
 
 class _Block(nn.Module):

@@ -7,7 +7,9 @@ V(x)/eps (up to a constant) and whose ``grad`` avoids deepinv's ``create_graph=T
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 
 import torch
 from deepinv.optim import Prior
@@ -15,6 +17,23 @@ from torch import nn
 
 from em_inverse.priors.nets import count_parameters
 from em_inverse.priors.symmetry import SymmetrizedEnergy
+
+
+@contextlib.contextmanager
+def _deterministic_cudnn(active: bool) -> Iterator[None]:
+    """While active, cuDNN runs deterministic algorithms only: its default heuristics may pick
+    backward kernels that accumulate with atomics, and then a seeded sampler on CUDA would not
+    repeat itself bit for bit."""
+    if not active:
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    saved = cudnn.deterministic, cudnn.benchmark
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = saved
 
 
 class EnergyPrior(Prior):
@@ -114,9 +133,10 @@ class EnergyPrior(Prior):
         """(V(x) of shape (B,), grad_x V(x) of x's shape), from one forward and one backward
         (a symmetrised V: one per batch of its orbit, so memory does not grow with |G|)."""
         if isinstance(self.net, SymmetrizedEnergy) and not create_graph:
-            v, g = self.net.energy_and_grad(self.to_internal(x.detach()))
+            with _deterministic_cudnn(x.is_cuda):
+                v, g = self.net.energy_and_grad(self.to_internal(x.detach()))
             return v, g * self.scale  # d x_int / d x = scale
-        with torch.enable_grad():
+        with torch.enable_grad(), _deterministic_cudnn(x.is_cuda):
             x_ = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
             v = self.energy(x_)
             (g,) = torch.autograd.grad(v.sum(), x_, create_graph=create_graph)
