@@ -64,11 +64,11 @@ WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 HQS_SIGMA_STARTS = (0.02, 0.05, 0.1)
 HQS_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 #: The annealed sampler's trials: its budget and step factors. Larger factors mix faster
-#: within the same steps (Fashion-MNIST box hole, first 20 training images: 20.6 dB at 0.2,
-#: 23.1 at 0.7; see the prior's tuning table). The grid stops at 0.7: the step at level s is then
-#: 0.7 s^2, close to the 1 / curvature = s^2 of the level-s noise itself.
-#: Longer chains anneal more slowly through the levels; the budgets stop at 600 steps (16 chains
-#: x 600 steps is about 11 s per 28x28 image on one CPU core).
+#: within the same steps (Fashion-MNIST box hole, first 20 training images, 300 steps: 20.6 dB
+#: at 0.2, 23.1 at 0.7; see the prior's tuning table). The grid stops at 0.7: the step at level
+#: s is then 0.7 s^2, close to the 1 / curvature = s^2 of the level-s noise itself.
+#: Longer chains anneal more slowly through the levels (600 steps: 23.4 dB at 0.5); the budgets
+#: stop at 600 steps (16 chains x 600 steps: about 10 s per 28x28 image on one CPU core).
 ANNEAL_CHAINS = 4
 ANNEAL_STEPS = (300, 600)
 ANNEAL_STEP_FACTORS = (0.2, 0.5, 0.7)
