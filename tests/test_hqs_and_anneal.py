@@ -143,6 +143,44 @@ def test_tuning_picks_a_method_per_family_from_every_task_of_that_family():
     assert tried == {"none", "flips", "dihedral"}
 
 
+def test_tuning_some_families_replaces_only_their_defaults_and_trial_rows(tmp_path):
+    from em_inverse.bench.tuning import tune_prior, write_tuning
+    from em_inverse.priors import ConvEnergy, EnergyPrior, load_prior, save_prior
+
+    torch.manual_seed(0)
+    earlier = {"deblur": {"method": "map", "map": {"prior_weight": 3.0}},
+               "denoise": {"method": "map", "map": {"prior_weight": 5.0}}}
+    save_prior(EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny",
+                           solve_defaults=earlier), tmp_path / "prior")
+    write_tuning(tmp_path / "prior", {"solve_defaults": earlier, "validation": {},
+                                      "trials": [{"task": "deblur-gauss", "method": "map",
+                                                  "prior_weight": 3.0, "psnr": 20.0},
+                                                 {"task": "denoise-25", "method": "map",
+                                                  "prior_weight": 5.0, "psnr": 21.0}]})
+    prior = load_prior(str(tmp_path / "prior"))
+    tuning = tune_prior(prior, size=32, count=1, weights=(1.0,), steps=2, families=("denoise",))
+    assert set(tuning["solve_defaults"]) == {"denoise"}
+    assert {row["task"] for row in tuning["trials"]} == {"denoise-25"}
+    write_tuning(tmp_path / "prior", tuning)
+    updated = load_prior(str(tmp_path / "prior"))
+    assert updated.solve_defaults["deblur"] == earlier["deblur"]
+    assert updated.solve_defaults["denoise"] == tuning["solve_defaults"]["denoise"]
+    rows = updated.card["tuning"]["trials"]
+    assert [r for r in rows if r["task"] == "deblur-gauss"] == [
+        {"task": "deblur-gauss", "method": "map", "prior_weight": 3.0, "psnr": 20.0}]
+    assert [r for r in rows if r["task"] == "denoise-25"] == tuning["trials"]  # old row gone
+
+
+def test_the_annealed_sampler_is_tried_with_the_chain_count_solve_runs():
+    """The best step settings depend on the chain count, so trials use solve()'s own."""
+    from em_inverse.bench.tuning import candidates
+    from em_inverse.solvers.api import DEFAULTS
+
+    sampled = [o for m, o in candidates("inpaint", weights=(1.0,), anneal_factors=(0.7,))
+               if m == "anneal"]
+    assert sampled and all(o["chains"] == DEFAULTS["anneal"]["chains"] for o in sampled)
+
+
 def test_the_denoiser_is_tried_with_symmetries_only_where_asked():
     from em_inverse.bench.tuning import candidates
 
@@ -178,3 +216,19 @@ def test_the_annealed_sampler_is_tried_only_with_step_factors_and_its_chains_are
         assert "anneal" in family and "chains" not in family["anneal"]
         assert family["anneal"]["step_factor"] in (0.2, 0.5, 0.7)
         assert family["anneal"]["steps"] in (3, 5)
+
+
+def test_the_tune_command_rejects_unknown_families_before_touching_the_prior(tmp_path):
+    from typer.testing import CliRunner
+
+    from em_inverse.cli.app import app
+    from em_inverse.priors import ConvEnergy, EnergyPrior, save_prior
+
+    save_prior(EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny"),
+               tmp_path / "prior")
+    before = (tmp_path / "prior" / "config.json").read_bytes()
+    result = CliRunner().invoke(app, ["tune", str(tmp_path / "prior"), "--families", "paint"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("error: --families: unknown paint; choose from denoise, "
+                                     "deblur, superres, inpaint")
+    assert (tmp_path / "prior" / "config.json").read_bytes() == before

@@ -11,8 +11,8 @@ from the SPEC 6 training images (Fashion-MNIST training images for fixed-size pr
   denoiser's self-ensemble, cheap for one iteration); otherwise a grid of first coupling levels
   and weights);
 - ``anneal`` (fixed-size priors only, whose images are small enough to sample on a CPU within
-  the tuning budget): the annealed Langevin sampler's posterior mean with 4 chains, over a
-  grid of step factors (its step at level s is step_factor * s^2) and of step budgets;
+  the tuning budget): the annealed Langevin sampler's posterior mean with solve()'s 16 chains,
+  over a grid of step factors (its step at level s is step_factor * s^2) and of step budgets;
 
 keeping, per method, the settings with the best mean PSNR over the family's tasks, and as the
 family's default method the best of those tried. The table also holds a ``start`` row per task:
@@ -21,7 +21,9 @@ fill), so one can see what the prior adds. The result is written into the prior 
 ``config.json`` as ``solve_defaults`` (which ``solve`` reads), together with the table of every
 trial under ``card.tuning``, so the choice can be audited and rerun:
 
-    em-inverse tune PRIOR_FOLDER
+    em-inverse tune PRIOR_FOLDER [--families inpaint]
+
+(``--families``: re-tune some families only; the others keep their settings and trial rows.)
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ import torch
 
 from em_inverse.bench.metrics import psnr
 from em_inverse.bench.tasks import Task
+from em_inverse.solvers.api import DEFAULTS as SOLVE_DEFAULTS
 from em_inverse.atomic import atomic_write_bytes
 from em_inverse.priors.checkpoint import CONFIG, read_json
 from em_inverse.priors.symmetry import GROUPS
@@ -67,14 +70,18 @@ HQS_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 #: within the same steps (Fashion-MNIST box hole, first 20 training images, 300 steps: 20.6 dB
 #: at 0.2, 23.1 at 0.7; see the prior's tuning table). The grid stops at 0.7: the step at level
 #: s is then 0.7 s^2, close to the 1 / curvature = s^2 of the level-s noise itself.
-#: Longer chains anneal more slowly through the levels (600 steps: 23.4 dB at 0.5); the budgets
-#: stop at 600 steps (16 chains x 600 steps: about 10 s per 28x28 image on one CPU core).
-ANNEAL_CHAINS = 4
+#: Longer chains anneal more slowly through the levels; the budgets stop at 600 steps (16 chains
+#: x 600 steps: about 10 s per 28x28 image on one CPU core).
+#: The trials run solve()'s own chain count: the best step settings depend on it (box hole, the
+#: same 20 images: with 4 chains 600 steps at 0.5 led, 23.37 vs 23.14 dB for 300 at 0.7; with
+#: 16 chains 300 at 0.7 led, 23.65 vs 23.29: a faster-mixing sampler gains more from more chains).
+ANNEAL_CHAINS = SOLVE_DEFAULTS["anneal"]["chains"]
 ANNEAL_STEPS = (300, 600)
 ANNEAL_STEP_FACTORS = (0.2, 0.5, 0.7)
-#: Trial budgets that are not defaults: MAP's iteration cap, and the sampler's chain count (more
-#: chains only lower the Monte-Carlo error of the mean: solve()'s default of 16 is kept).
+#: Trial budgets that are not defaults: MAP's iteration cap, and the sampler's chain count
+#: (solve()'s default already).
 TRIAL_ONLY = {"map": ("steps",), "anneal": ("chains",)}
+FAMILIES = ("denoise", "deblur", "superres", "inpaint")
 
 
 def candidates(family: str, weights=WEIGHTS, map_steps: int = 100,
@@ -125,10 +132,11 @@ def fashion_training_images(count: int) -> list[torch.Tensor]:
 
 def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps: int = 100,
                anneal_steps: tuple[int, ...] = ANNEAL_STEPS, tasks=TUNING_TASKS,
-               progress=None) -> dict:
+               families: tuple[str, ...] = FAMILIES, progress=None) -> dict:
     """``{"solve_defaults": {family: {"method": m, "map": {...}, "hqs": {...}}}, "trials": [...],
     "validation": {...}}`` for ``prior``; ``steps`` is the MAP iteration budget per trial,
-    ``anneal_steps`` the annealed sampler's budgets tried (fixed-size priors only).
+    ``anneal_steps`` the annealed sampler's budgets tried (fixed-size priors only); only the
+    task ``families`` named are tuned (see :func:`write_tuning` for merging a partial tuning).
 
     Fixed-size priors (Fashion-MNIST) are tuned on their own training images (garments have an
     orientation: no symmetry trials), fully convolutional ones on crops of the natural training
@@ -143,6 +151,7 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     images = [x.to(prior.device) for x in images]
     if fixed:
         tasks = [t for t in tasks if t.family != "inpaint"] + [FIXED_SIZE_INPAINT]
+    tasks = [t for t in tasks if t.family in families]
     symmetries = ("none",) if fixed else GROUPS  # garments have an orientation
     anneal_factors = ANNEAL_STEP_FACTORS if fixed else ()
     families = {}
@@ -186,9 +195,16 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
 
 
 def write_tuning(folder: str | Path, tuning: dict) -> None:
-    """Store ``solve_defaults`` and the trial table in ``folder/config.json`` (atomically)."""
+    """Store ``solve_defaults`` and the trial table in ``folder/config.json`` (atomically).
+
+    The families tuned replace their defaults and trial rows; other families keep theirs (a
+    tuning of some families only updates those)."""
     path = Path(folder) / CONFIG
     config = read_json(path)
-    config["solve_defaults"] = tuning["solve_defaults"]
-    config.setdefault("card", {})["tuning"] = {k: tuning[k] for k in ("trials", "validation")}
+    tuned_tasks = {row["task"] for row in tuning["trials"]}
+    kept = [row for row in config.get("card", {}).get("tuning", {}).get("trials", [])
+            if row["task"] not in tuned_tasks]
+    config["solve_defaults"] = {**config.get("solve_defaults", {}), **tuning["solve_defaults"]}
+    config.setdefault("card", {})["tuning"] = {"trials": kept + tuning["trials"],
+                                               "validation": tuning["validation"]}
     atomic_write_bytes(path, json.dumps(config, indent=2).encode())

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from em_inverse.cli.common import DeviceOption, QuietOption, say, user_errors
+from em_inverse.errors import UserError
 
 
 @user_errors
@@ -15,18 +16,29 @@ def tune(
     size: Annotated[int, typer.Option(help="Validation crop size (pixels).")] = 128,
     count: Annotated[int, typer.Option(help="Validation crops per task.")] = 6,
     steps: Annotated[int, typer.Option(help="MAP iterations per trial.")] = 100,
+    families: Annotated[str, typer.Option(
+        help="Task families to tune, comma-separated (the others keep their settings).")]
+        = "denoise,deblur,superres,inpaint",
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
 ):
     """Choose the default method (map or hqs; for fixed-size priors also the annealed
     sampler's posterior mean) and its settings per task family, on crops of TRAINING images
     (Fashion-MNIST training images for fixed-size priors)."""
-    from em_inverse.bench.tuning import tune_prior, write_tuning
+    from em_inverse.bench.tuning import FAMILIES, tune_prior, write_tuning
     from em_inverse.devices import resolve_device
     from em_inverse.priors import load_prior_folder
 
+    chosen = tuple(f.strip() for f in families.split(",") if f.strip())
+    unknown = [f for f in chosen if f not in FAMILIES]
+    if unknown or not chosen:
+        raise UserError(f"--families: unknown {', '.join(unknown) or '(none given)'}; "
+                        f"choose from {', '.join(FAMILIES)}")
+    for name, value in (("--size", size), ("--count", count), ("--steps", steps)):
+        if value < 1:
+            raise UserError(f"{name} must be positive")
     model = load_prior_folder(prior, device=resolve_device(device))
-    tuning = tune_prior(model, size=size, count=count, steps=steps,
+    tuning = tune_prior(model, size=size, count=count, steps=steps, families=chosen,
                         progress=None if quiet else (lambda m: say(False, m)))
     write_tuning(prior, tuning)
     for family, settings in tuning["solve_defaults"].items():
