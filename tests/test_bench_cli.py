@@ -196,3 +196,15 @@ def test_a_prior_for_other_channels_asks_for_groups(app, tmp_path):
                      str(tmp_path / "out"))
     assert result.exit_code == 2, result.output
     assert "--groups" in result.output
+
+
+def test_report_headers_credit_the_commit_a_run_started_at():
+    """Priors and settings are read when a suite starts; a commit made while it runs (a long
+    benchmark in the background) must not be credited with its numbers."""
+    from em_inverse.bench.common import SuiteSettings, header
+
+    settings = SuiteSettings(command="em-inverse bench speed")
+    started = settings.commit
+    settings.commit = "abc1234"  # as if HEAD moved on after the start
+    text = header("Speed", settings, [])
+    assert "(started at commit abc1234)" in text and started != "abc1234"

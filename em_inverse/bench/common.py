@@ -53,6 +53,9 @@ class SuiteSettings:
     posterior_chains: int | None = None
     deepinv_steps: int | None = None
     extra_priors: tuple[tuple[str, str], ...] = ()
+    #: the code's commit when the run started (priors and settings are read then; a commit
+    #: made while a long run goes on must not be credited with its numbers)
+    commit: str = field(default_factory=lambda: _git_commit())
 
 
 @dataclass
@@ -264,7 +267,6 @@ def environment(device: torch.device) -> dict:
             "cpu_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
-    info["commit"] = _git_commit()
     return info
 
 
@@ -282,9 +284,8 @@ def header(title: str, settings: SuiteSettings, lines: list[str]) -> str:
     env = environment(settings.device)
     text = [f"# {title}\n",
             f"Produced by `{settings.command or 'em-inverse bench'}` on "
-            f"{time.strftime('%Y-%m-%d %H:%M %Z')} (commit {env['commit']}).\n",
-            "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items() if k != "commit")
-            + ".\n"]
+            f"{time.strftime('%Y-%m-%d %H:%M %Z')} (started at commit {settings.commit}).\n",
+            "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()) + ".\n"]
     if settings.quick:
         text.append("**Quick mode**: tiny inputs and few steps, to check the machinery; these "
                     "numbers say nothing about quality.\n")
