@@ -201,9 +201,10 @@ def write_tuning(folder: str | Path, tuning: dict) -> None:
     tuning of some families only updates those)."""
     path = Path(folder) / CONFIG
     config = read_json(path)
-    tuned_tasks = {row["task"] for row in tuning["trials"]}
+    family_of = {t.name: t.family for t in (*TUNING_TASKS, FIXED_SIZE_INPAINT)}
+    tuned = set(tuning["solve_defaults"])
     kept = [row for row in config.get("card", {}).get("tuning", {}).get("trials", [])
-            if row["task"] not in tuned_tasks]
+            if family_of.get(row["task"]) not in tuned]
     config["solve_defaults"] = {**config.get("solve_defaults", {}), **tuning["solve_defaults"]}
     config.setdefault("card", {})["tuning"] = {"trials": kept + tuning["trials"],
                                                "validation": tuning["validation"]}
