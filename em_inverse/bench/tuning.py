@@ -67,14 +67,15 @@ WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 HQS_SIGMA_STARTS = (0.02, 0.05, 0.1)
 HQS_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 #: The annealed sampler's trials: its budget and step factors. Larger factors mix faster
-#: within the same steps (Fashion-MNIST box hole, first 20 training images, 300 steps: 20.6 dB
-#: at 0.2, 23.1 at 0.7; see the prior's tuning table). The grid stops at 0.7: the step at level
+#: within the same steps (Fashion-MNIST box hole, first 20 training images, 300 steps: 21.4 dB
+#: at 0.2, 23.7 at 0.7; see the prior's tuning table). The grid stops at 0.7: the step at level
 #: s is then 0.7 s^2, close to the 1 / curvature = s^2 of the level-s noise itself.
 #: Longer chains anneal more slowly through the levels; the budgets stop at 600 steps (16 chains
 #: x 600 steps: about 10 s per 28x28 image on one CPU core).
 #: The trials run solve()'s own chain count: the best step settings depend on it (box hole, the
-#: same 20 images: with 4 chains 600 steps at 0.5 led, 23.37 vs 23.14 dB for 300 at 0.7; with
-#: 16 chains 300 at 0.7 led, 23.65 vs 23.29: a faster-mixing sampler gains more from more chains).
+#: same 20 images: with 4 chains 600 steps at 0.5 led, 23.37 vs 23.14 dB for 300 at 0.7, the
+#: card's tuning table at commit 6336996; with 16 chains 300 at 0.7 led, 23.65 vs 23.29, the
+#: table now: a faster-mixing sampler gains more from more chains).
 ANNEAL_CHAINS = SOLVE_DEFAULTS["anneal"]["chains"]
 ANNEAL_STEPS = (300, 600)
 ANNEAL_STEP_FACTORS = (0.2, 0.5, 0.7)
