@@ -182,19 +182,63 @@ def test_the_annealed_sampler_is_tried_with_the_chain_count_solve_runs():
 
 
 def test_the_denoiser_is_tried_with_symmetries_only_where_asked():
-    from em_inverse.bench.tuning import candidates
+    from em_inverse.bench.tuning import DENOISER_WEIGHTS, candidates
 
     plain = candidates("denoise", weights=(1.0,))
     assert all("symmetry" not in options for _, options in plain)
     both = candidates("denoise", weights=(1.0,), symmetries=("none", "dihedral"))
-    assert len(both) == len(plain) + 3
+    assert len(both) == len(plain) + len(DENOISER_WEIGHTS)
     assert all("symmetry" not in options for _, options in candidates(
         "deblur", weights=(1.0,), symmetries=("none", "dihedral")))
 
 
-def test_the_annealed_sampler_is_tried_only_with_step_factors_and_its_chains_are_no_default():
+def test_a_grid_whose_best_value_lies_on_its_edge_is_continued_beyond_it():
+    from em_inverse.bench.tuning import beyond_edges
+
+    axes = {"prior_weight": (1 / 64, 64.0), "sigma_start": (0.01, 0.5)}
+    grid = [{"steps": 40, "sigma_start": s, "prior_weight": w}
+            for s in (0.02, 0.05, 0.1) for w in (0.25, 0.5, 1.0, 2.0)]
+    # the smallest weight and the largest level: one step beyond each, at the grid's spacing
+    assert beyond_edges({"steps": 40, "sigma_start": 0.1, "prior_weight": 0.25}, grid, axes) == [
+        {"steps": 40, "sigma_start": 0.1, "prior_weight": 0.125},
+        {"steps": 40, "sigma_start": 0.2, "prior_weight": 0.25}]
+    # inside the grid on both options: nothing to add
+    assert beyond_edges({"steps": 40, "sigma_start": 0.05, "prior_weight": 0.5}, grid, axes) == []
+    # once the value beyond was tried (and lost), the best is inside again
+    tried = grid + [{"steps": 40, "sigma_start": 0.05, "prior_weight": 0.125}]
+    assert beyond_edges({"steps": 40, "sigma_start": 0.05, "prior_weight": 0.25}, tried, axes) == []
+    # the smallest level steps down to 0.008, below its bound: not proposed
+    assert beyond_edges({"steps": 40, "sigma_start": 0.02, "prior_weight": 1.0}, grid, axes) == []
+    # only settings that agree on the other options form the line (the denoiser's symmetries)
+    denoisers = [{"steps": 1, "prior_weight": w} for w in (0.75, 1.0)] + \
+        [{"steps": 1, "prior_weight": w, "symmetry": "flips"} for w in (1.0, 1.25)]
+    assert beyond_edges({"steps": 1, "prior_weight": 1.0}, denoisers, axes) == [
+        {"steps": 1, "prior_weight": 1.333333}]
+
+
+def test_tuning_continues_the_grid_past_its_edge_until_the_best_is_inside(monkeypatch):
+    """A prior weight that keeps improving downwards is followed past the grid's edge."""
+    from em_inverse.bench import tuning
+    from em_inverse.priors import ConvEnergy, EnergyPrior
+
+    def fake_solve(y, physics, prior, method, progress, **options):  # best at w = 1/8
+        from types import SimpleNamespace
+        error = abs(math.log2(options["prior_weight"] * 8)) + 1
+        return SimpleNamespace(estimate=(y + 0.01 * error).clamp(0, 1))
+
+    monkeypatch.setattr("em_inverse.solvers.solve", fake_solve)
+    prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny")
+    tuning = tuning.tune_prior(prior, size=32, count=1, weights=(0.5, 1.0), steps=2,
+                               families=("deblur",))
+    weights = [t["prior_weight"] for t in tuning["trials"] if t["method"] == "map"]
+    assert weights == [0.5, 1.0, 0.25, 0.125, 0.0625]
+    assert tuning["solve_defaults"]["deblur"]["map"] == {"prior_weight": 0.125}
+
+
+def test_the_annealed_sampler_is_tried_only_with_step_factors_then_with_more_chains():
     """Fixed-size priors (whole small images) also try the annealed sampler's posterior mean,
-    over step factors x budgets; the budget becomes a default, the trial's chain count not."""
+    over step factors x budgets, then with doubled chains while that gains 0.05 dB; the budget
+    and the chain count reached become defaults."""
     from em_inverse.bench.images import fashion_available
     from em_inverse.bench.tuning import candidates, tune_prior
     from em_inverse.priors import EnergyPrior, GlobalEnergy
@@ -213,7 +257,7 @@ def test_the_annealed_sampler_is_tried_only_with_step_factors_and_its_chains_are
     defaults = tune_prior(tiny, count=1, weights=(1.0,), steps=2,
                           anneal_steps=(3, 5))["solve_defaults"]
     for family in defaults.values():
-        assert "anneal" in family and "chains" not in family["anneal"]
+        assert family["anneal"]["chains"] in (16, 32, 64)
         assert family["anneal"]["step_factor"] in (0.2, 0.5, 0.7)
         assert family["anneal"]["steps"] in (3, 5)
 

@@ -12,10 +12,13 @@ from the SPEC 6 training images (Fashion-MNIST training images for fixed-size pr
   and weights);
 - ``anneal`` (fixed-size priors only, whose images are small enough to sample on a CPU within
   the tuning budget): the annealed Langevin sampler's posterior mean with solve()'s 16 chains,
-  over a grid of step factors (its step at level s is step_factor * s^2) and of step budgets;
+  over a grid of step factors (its step at level s is step_factor * s^2) and of step budgets,
+  then with twice the chains of the best setting while that gains at least 0.05 dB;
 
 keeping, per method, the settings with the best mean PSNR over the family's tasks, and as the
-family's default method the best of those tried. The table also holds a ``start`` row per task:
+family's default method the best of those tried. A grid whose best value lies on its edge (a
+weight, a first coupling level) is continued beyond that edge until the best is inside it
+(``beyond_edges``). The table also holds a ``start`` row per task:
 the PSNR of the solvers' starting point (the measurement, bicubic upsampling or the biharmonic
 fill), so one can see what the prior adds. The result is written into the prior folder's
 ``config.json`` as ``solve_defaults`` (which ``solve`` reads), together with the table of every
@@ -79,9 +82,25 @@ HQS_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
 ANNEAL_CHAINS = SOLVE_DEFAULTS["anneal"]["chains"]
 ANNEAL_STEPS = (300, 600)
 ANNEAL_STEP_FACTORS = (0.2, 0.5, 0.7)
-#: Trial budgets that are not defaults: MAP's iteration cap, and the sampler's chain count
-#: (solve()'s default already).
-TRIAL_ONLY = {"map": ("steps",), "anneal": ("chains",)}
+#: Then the best sampler setting's chain count is doubled while its posterior mean gains at
+#: least CHAIN_GAIN_DB (the Monte-Carlo variance of a mean over n chains falls as 1/n, the cost
+#: grows as n), up to MAX_CHAINS; the count reached becomes the family's default.
+CHAIN_GAIN_DB = 0.05
+MAX_CHAINS = 64
+#: The one-step denoiser's weights: Tweedie's formula is exact at w = 1 for a perfectly
+#: calibrated V, and PSNR falls steeply away from the best w (bundled natural-gray, first
+#: tuning: 28.9 / 31.0 / 27.9 dB at 0.75 / 1 / 1.25), so the grid is fine around 1.
+DENOISER_WEIGHTS = (0.75, 0.9, 1.0, 1.1, 1.25)
+#: Options whose grid is continued when the best setting lies on its edge: the value beyond
+#: the edge (the grid's own ratio between its two outermost values) is tried, up to
+#: MAX_REFINEMENTS times per method and within (lowest, highest). A best value on the edge of
+#: a grid says the optimum lies outside it: the bundled natural priors' first tuning chose the
+#: smallest HQS weight on the grid (0.25) for every family but denoising.
+REFINED_OPTIONS = {"map": {"prior_weight": (1 / 64, 64.0)},
+                   "hqs": {"prior_weight": (1 / 64, 64.0), "sigma_start": (0.01, 0.5)}}
+MAX_REFINEMENTS = 4
+#: Trial budgets that are not defaults: MAP's iteration cap.
+TRIAL_ONLY = {"map": ("steps",)}
 FAMILIES = ("denoise", "deblur", "superres", "inpaint")
 
 
@@ -97,13 +116,36 @@ def candidates(family: str, weights=WEIGHTS, map_steps: int = 100,
     if family == "denoise":
         trials += [("hqs", {"steps": 1, "prior_weight": w} |
                     ({} if g == "none" else {"symmetry": g}))
-                   for g in symmetries for w in (0.75, 1.0, 1.25)]
+                   for g in symmetries for w in DENOISER_WEIGHTS]
     else:
         trials += [("hqs", {"steps": 40, "sigma_start": s, "prior_weight": w})
                    for s in HQS_SIGMA_STARTS for w in HQS_WEIGHTS]
     trials += [("anneal", {"chains": ANNEAL_CHAINS, "steps": n, "step_factor": f})
                for n in anneal_steps for f in anneal_factors]
     return trials
+
+
+def beyond_edges(best: dict, tried: list[dict], axes: dict[str, tuple[float, float]]
+                 ) -> list[dict]:
+    """Settings one grid step beyond ``best`` along each option in ``axes`` on which ``best``
+    holds the smallest or largest value among the ``tried`` settings that agree with it on
+    every other option; the step continues the grid's spacing (value * value / its inner
+    neighbour). Values outside the option's (lowest, highest) are not proposed."""
+    beyond = []
+    for key, (lowest, highest) in axes.items():
+        if key not in best:
+            continue
+        rest = {k: v for k, v in best.items() if k != key}
+        line = sorted({o[key] for o in tried
+                       if key in o and {k: v for k, v in o.items() if k != key} == rest})
+        value = best[key]
+        if len(line) < 2 or line[0] < value < line[-1]:
+            continue
+        inner = line[1] if value == line[0] else line[-2]
+        step = round(value * value / inner, 6)
+        if lowest <= step <= highest:
+            beyond.append({**best, key: step})
+    return beyond
 
 
 def validation_images(channels: int, size: int, count: int) -> list[torch.Tensor]:
@@ -167,9 +209,10 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
                           border=0 if fixed else 8) for x, (physics, y) in zip(images, simulated)]
             trials.append({"task": task.name, "method": "start",
                            "psnr": round(float(np.mean(start)), 3)})
-        best: dict[str, tuple[float, dict]] = {}
-        for method, options in candidates(family, weights, steps, symmetries, anneal_factors,
-                                          anneal_steps):
+        tried: dict[str, list[dict]] = {}
+
+        def score(method: str, options: dict) -> float:
+            """Mean PSNR of one setting over the family's tasks (one trial row per task)."""
             means = []
             for task, simulated in cases:
                 scores = []
@@ -182,9 +225,34 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
                                "psnr": round(means[-1], 3)})
                 if progress:
                     progress(f"{task.name}: {method} {options} -> {means[-1]:.2f} dB")
-            mean = float(np.mean(means))
+            tried.setdefault(method, []).append(options)
+            return float(np.mean(means))
+
+        best: dict[str, tuple[float, dict]] = {}
+
+        def consider(method: str, options: dict) -> None:
+            mean = score(method, options)
             if mean > best.get(method, (-math.inf, None))[0]:
                 best[method] = (mean, options)
+
+        for method, options in candidates(family, weights, steps, symmetries, anneal_factors,
+                                          anneal_steps):
+            consider(method, options)
+        for method, axes in REFINED_OPTIONS.items():
+            for _ in range(MAX_REFINEMENTS):
+                beyond = beyond_edges(best[method][1], tried[method], axes) \
+                    if method in best else []
+                if not beyond:
+                    break
+                for options in beyond:
+                    consider(method, options)
+        while "anneal" in best and best["anneal"][1]["chains"] * 2 <= MAX_CHAINS:
+            mean, options = best["anneal"]
+            more = {**options, "chains": options["chains"] * 2}
+            gained = score("anneal", more) - mean
+            if gained < CHAIN_GAIN_DB:
+                break
+            best["anneal"] = (mean + gained, more)
         chosen = max(best, key=lambda m: best[m][0])
         defaults[family] = {"method": chosen, **{
             m: {k: v for k, v in options.items() if k not in TRIAL_ONLY.get(m, ())}
