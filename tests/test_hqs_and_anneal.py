@@ -143,6 +143,28 @@ def test_tuning_picks_a_method_per_family_from_every_task_of_that_family():
     assert tried == {"none", "flips", "dihedral"}
 
 
+def test_tuning_trials_ignore_the_settings_of_an_earlier_tuning(monkeypatch):
+    """A trial that leaves an option out runs solve()'s default, not the prior's tuned one."""
+    from em_inverse.bench import tuning
+    from em_inverse.priors import ConvEnergy, EnergyPrior
+
+    seen = []
+
+    def fake_solve(y, physics, prior, method, progress, **options):
+        from types import SimpleNamespace
+        seen.append((prior.solve_defaults, options.get("symmetry", "none")))
+        return SimpleNamespace(estimate=y)
+
+    monkeypatch.setattr("em_inverse.solvers.solve", fake_solve)
+    earlier = {"denoise": {"method": "hqs", "hqs": {"steps": 1, "symmetry": "dihedral"}}}
+    prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny",
+                        solve_defaults=earlier)
+    tuning.tune_prior(prior, size=32, count=1, weights=(1.0,), steps=2, families=("denoise",))
+    assert all(defaults == {} for defaults, _ in seen)
+    assert {symmetry for _, symmetry in seen} == {"none", "flips", "dihedral"}
+    assert prior.solve_defaults == earlier  # the caller's prior is untouched
+
+
 def test_tuning_some_families_replaces_only_their_defaults_and_trial_rows(tmp_path):
     from em_inverse.bench.tuning import tune_prior, write_tuning
     from em_inverse.priors import ConvEnergy, EnergyPrior, load_prior, save_prior

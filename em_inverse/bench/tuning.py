@@ -188,6 +188,10 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     from em_inverse.solvers import solve
     from em_inverse.solvers.init import initial_estimate
 
+    # Every trial runs its own options on solve()'s defaults: settings from an earlier tuning
+    # must not fill in the options a trial leaves out (a plain one-step denoiser trial would
+    # otherwise inherit a tuned ``symmetry``).
+    prior = prior.copy_with(solve_defaults={})
     fixed = prior.image_size is not None
     images = fashion_training_images(count) if fixed else \
         validation_images(prior.channels, size, count)
