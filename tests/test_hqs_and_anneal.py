@@ -131,7 +131,7 @@ def test_tuning_picks_a_method_per_family_from_every_task_of_that_family():
     assert set(defaults) == {"denoise", "inpaint", "deblur", "superres"}
     for family in defaults.values():
         assert family["method"] in ("map", "hqs") and "map" in family and "hqs" in family
-        assert "steps" not in family["map"]  # the trial budget is not a default
+        assert family["map"]["steps"] == 2  # the budget tuned is the budget run
     tasks = {trial["task"] for trial in tuning["trials"]}
     assert {"inpaint-50", "inpaint-box"} <= tasks
     # every task has a reference row with its starting point's PSNR (never a chosen method)
@@ -254,7 +254,7 @@ def test_tuning_continues_the_grid_past_its_edge_until_the_best_is_inside(monkey
                                families=("deblur",))
     weights = [t["prior_weight"] for t in tuning["trials"] if t["method"] == "map"]
     assert weights == [0.5, 1.0, 0.25, 0.125, 0.0625]
-    assert tuning["solve_defaults"]["deblur"]["map"] == {"prior_weight": 0.125}
+    assert tuning["solve_defaults"]["deblur"]["map"] == {"prior_weight": 0.125, "steps": 2}
 
 
 def test_the_annealed_sampler_is_tried_only_with_step_factors_then_with_more_chains():
