@@ -250,11 +250,39 @@ def test_tuning_continues_the_grid_past_its_edge_until_the_best_is_inside(monkey
 
     monkeypatch.setattr("em_inverse.solvers.solve", fake_solve)
     prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny")
-    tuning = tuning.tune_prior(prior, size=32, count=1, weights=(0.5, 1.0), steps=2,
+    result = tuning.tune_prior(prior, size=32, count=1, weights=(0.5, 1.0), steps=2,
                                families=("deblur",))
-    weights = [t["prior_weight"] for t in tuning["trials"] if t["method"] == "map"]
+    weights = [t["prior_weight"] for t in result["trials"] if t["method"] == "map"]
     assert weights == [0.5, 1.0, 0.25, 0.125, 0.0625]
-    assert tuning["solve_defaults"]["deblur"]["map"] == {"prior_weight": 0.125, "steps": 2}
+    assert result["solve_defaults"]["deblur"]["map"] == {"prior_weight": 0.125, "steps": 2}
+
+
+def test_the_sampler_chains_double_while_the_posterior_mean_gains_enough(monkeypatch):
+    """16 -> 32 chains gains 0.1 dB (kept), 32 -> 64 only 0.02 (below 0.05: not kept)."""
+    from types import SimpleNamespace
+
+    from em_inverse.bench import tuning
+    from em_inverse.bench.images import fashion_available
+    from em_inverse.priors import EnergyPrior, GlobalEnergy
+
+    if not fashion_available():
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    gain = {16: 20.0, 32: 20.1, 64: 20.12}
+
+    def fake_solve(y, physics, prior, method, progress, **options):  # the score, in the pixels
+        score = gain[options["chains"]] if method == "anneal" else 10.0
+        return SimpleNamespace(estimate=torch.full_like(y, score / 100))
+
+    monkeypatch.setattr("em_inverse.solvers.solve", fake_solve)
+    monkeypatch.setattr(tuning, "psnr", lambda estimate, x, border: float(estimate.mean()) * 100)
+    prior = EnergyPrior(GlobalEnergy(channels=1, image_size=(28, 28), width=4, hidden=8),
+                        eps=0.05, name="tiny-fixed",
+                        data={"kind": "image", "channels": 1, "image_size": [28, 28]})
+    result = tuning.tune_prior(prior, count=1, weights=(1.0,), steps=2, families=("inpaint",))
+    tried = [t["chains"] for t in result["trials"] if t["method"] == "anneal"]
+    assert tried[-2:] == [32, 64] and set(tried[:-2]) == {16}
+    assert result["solve_defaults"]["inpaint"]["anneal"]["chains"] == 32
+    assert result["solve_defaults"]["inpaint"]["method"] == "anneal"
 
 
 def test_the_annealed_sampler_is_tried_only_with_step_factors_then_with_more_chains():

@@ -88,8 +88,8 @@ ANNEAL_STEP_FACTORS = (0.2, 0.5, 0.7)
 CHAIN_GAIN_DB = 0.05
 MAX_CHAINS = 64
 #: The one-step denoiser's weights: Tweedie's formula is exact at w = 1 for a perfectly
-#: calibrated V, and PSNR falls steeply away from the best w (bundled natural-gray, first
-#: tuning: 28.9 / 31.0 / 27.9 dB at 0.75 / 1 / 1.25), so the grid is fine around 1.
+#: calibrated V, and PSNR falls steeply away from the best w (bundled natural-gray, dihedral
+#: average: 28.95 / 30.95 / 27.87 dB at 0.75 / 1 / 1.25), so the grid is fine around 1.
 DENOISER_WEIGHTS = (0.75, 0.9, 1.0, 1.1, 1.25)
 #: Options whose grid is continued when the best setting lies on its edge: the value beyond
 #: the edge (the grid's own ratio between its two outermost values) is tried, up to
@@ -175,9 +175,10 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
                anneal_steps: tuple[int, ...] = ANNEAL_STEPS, tasks=TUNING_TASKS,
                families: tuple[str, ...] = FAMILIES, progress=None) -> dict:
     """``{"solve_defaults": {family: {"method": m, "map": {...}, "hqs": {...}}}, "trials": [...],
-    "validation": {...}}`` for ``prior``; ``steps`` is the MAP iteration budget per trial,
-    ``anneal_steps`` the annealed sampler's budgets tried (fixed-size priors only); only the
-    task ``families`` named are tuned (see :func:`write_tuning` for merging a partial tuning).
+    "validation": {...}}`` for ``prior``; ``steps`` is the MAP iteration budget per trial (and
+    so the default's), ``anneal_steps`` the annealed sampler's budgets tried (fixed-size priors
+    only); only the task ``families`` named are tuned (see :func:`write_tuning` for merging a
+    partial tuning).
 
     Fixed-size priors (Fashion-MNIST) are tuned on their own training images (garments have an
     orientation: no symmetry trials), fully convolutional ones on crops of the natural training
@@ -258,7 +259,8 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
         chosen = max(best, key=lambda m: best[m][0])
         # Every option of the best trial becomes a default, budgets included: MAP stopped
         # early is a different estimate (natural-gray, inpainting crops, w = 1/8: 34.64 and
-        # 30.94 dB after 100 L-BFGS iterations, 34.00 and 30.64 after solve()'s 200).
+        # 30.94 dB after 100 L-BFGS iterations, 34.00 and 30.64 after solve()'s 200:
+        # benchmarks/map_budget_check.py).
         defaults[family] = {"method": chosen,
                             **{m: dict(options) for m, (_, options) in best.items()}}
     source = (f"first {count} Fashion-MNIST training images" if fixed else

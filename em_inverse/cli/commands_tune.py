@@ -15,7 +15,8 @@ def tune(
     prior: Annotated[Path, typer.Argument(help="Prior folder to tune (its config.json is updated).")],
     size: Annotated[int, typer.Option(help="Validation crop size (pixels).")] = 128,
     count: Annotated[int, typer.Option(help="Validation crops per task.")] = 6,
-    steps: Annotated[int, typer.Option(help="MAP iterations per trial (the chosen budget becomes the default).")] = 100,
+    steps: Annotated[int, typer.Option(
+        help="MAP iterations per trial (the best trial's budget becomes the default).")] = 100,
     families: Annotated[str, typer.Option(
         help="Task families to tune, comma-separated (the others keep their settings).")]
         = "denoise,deblur,superres,inpaint",
