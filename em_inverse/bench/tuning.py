@@ -203,70 +203,77 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     families = {}
     for task in tasks:
         families.setdefault(task.family, []).append(task)
+    border = 0 if fixed else 8
     trials, defaults = [], {}
     for family, family_tasks in families.items():
         cases = [(task, [task.simulate(x, seed=100 + k) for k, x in enumerate(images)])
                  for task in family_tasks]
         for task, simulated in cases:  # a reference row: what the solvers start from
-            start = [psnr(initial_estimate(y, physics, x.shape).clamp(0, 1), x,
-                          border=0 if fixed else 8) for x, (physics, y) in zip(images, simulated)]
+            start = [psnr(initial_estimate(y, physics, x.shape).clamp(0, 1), x, border=border)
+                     for x, (physics, y) in zip(images, simulated)]
             trials.append({"task": task.name, "method": "start",
                            "psnr": round(float(np.mean(start)), 3)})
-        tried: dict[str, list[dict]] = {}
 
         def score(method: str, options: dict) -> float:
             """Mean PSNR of one setting over the family's tasks (one trial row per task)."""
             means = []
             for task, simulated in cases:
-                scores = []
-                for x, (physics, y) in zip(images, simulated):
-                    estimate = solve(y, physics, prior, method=method, progress=False,
-                                     **options).estimate
-                    scores.append(psnr(estimate.clamp(0, 1), x, border=0 if fixed else 8))
-                means.append(float(np.mean(scores)))
+                means.append(float(np.mean([
+                    psnr(solve(y, physics, prior, method=method, progress=False,
+                               **options).estimate.clamp(0, 1), x, border=border)
+                    for x, (physics, y) in zip(images, simulated)])))
                 trials.append({"task": task.name, "method": method, **options,
                                "psnr": round(means[-1], 3)})
                 if progress:
                     progress(f"{task.name}: {method} {options} -> {means[-1]:.2f} dB")
-            tried.setdefault(method, []).append(options)
             return float(np.mean(means))
 
-        best: dict[str, tuple[float, dict]] = {}
-
-        def consider(method: str, options: dict) -> None:
-            mean = score(method, options)
-            if mean > best.get(method, (-math.inf, None))[0]:
-                best[method] = (mean, options)
-
-        for method, options in candidates(family, weights, steps, symmetries, anneal_factors,
-                                          anneal_steps):
-            consider(method, options)
-        for method, axes in REFINED_OPTIONS.items():
-            for _ in range(MAX_REFINEMENTS):
-                beyond = beyond_edges(best[method][1], tried[method], axes) \
-                    if method in best else []
-                if not beyond:
-                    break
-                for options in beyond:
-                    consider(method, options)
-        while "anneal" in best and best["anneal"][1]["chains"] * 2 <= MAX_CHAINS:
-            mean, options = best["anneal"]
-            more = {**options, "chains": options["chains"] * 2}
-            gained = score("anneal", more) - mean
-            if gained < CHAIN_GAIN_DB:
-                break
-            best["anneal"] = (mean + gained, more)
-        chosen = max(best, key=lambda m: best[m][0])
+        best = _search(score, candidates(family, weights, steps, symmetries, anneal_factors,
+                                         anneal_steps))
         # Every option of the best trial becomes a default, budgets included: MAP stopped
         # early is a different estimate (natural-gray, inpainting crops, w = 1/8: 34.64 and
         # 30.94 dB after 100 L-BFGS iterations, 34.00 and 30.64 after solve()'s 200:
         # benchmarks/map_budget_check.py).
-        defaults[family] = {"method": chosen,
+        defaults[family] = {"method": max(best, key=lambda m: best[m][0]),
                             **{m: dict(options) for m, (_, options) in best.items()}}
     source = (f"first {count} Fashion-MNIST training images" if fixed else
               f"{size}x{size} crops of " + ", ".join(c[0] for c in VALIDATION_CROPS[:count]))
     return {"solve_defaults": defaults, "trials": trials,
             "validation": {"images": source, "map_steps": steps}}
+
+
+def _search(score, grid: list[tuple[str, dict]]) -> dict[str, tuple[float, dict]]:
+    """The best (mean PSNR, options) per method: ``score(method, options)`` over the ``grid``,
+    then past the edges of the grid (``REFINED_OPTIONS``), then, for the annealed sampler, with
+    doubled chains while that gains at least ``CHAIN_GAIN_DB``."""
+    best: dict[str, tuple[float, dict]] = {}
+    tried: dict[str, list[dict]] = {}
+
+    def consider(method: str, options: dict) -> None:
+        mean = score(method, options)
+        tried.setdefault(method, []).append(options)
+        if mean > best.get(method, (-math.inf, None))[0]:
+            best[method] = (mean, options)
+
+    for method, options in grid:
+        consider(method, options)
+    for method, axes in REFINED_OPTIONS.items():
+        if method not in best:
+            continue
+        for _ in range(MAX_REFINEMENTS):
+            beyond = beyond_edges(best[method][1], tried[method], axes)
+            if not beyond:
+                break
+            for options in beyond:
+                consider(method, options)
+    while "anneal" in best and best["anneal"][1]["chains"] * 2 <= MAX_CHAINS:
+        mean, options = best["anneal"]
+        more = {**options, "chains": options["chains"] * 2}
+        gained = score("anneal", more) - mean
+        if gained < CHAIN_GAIN_DB:
+            break
+        best["anneal"] = (mean + gained, more)
+    return best
 
 
 def write_tuning(folder: str | Path, tuning: dict) -> None:
