@@ -1,6 +1,6 @@
 """Does MAP's iteration budget matter? Inpainting on the TRAINING crops ``em-inverse tune`` uses.
 
-    python benchmarks/map_budget_check.py [PRIOR] [WEIGHT]     # default: natural-gray 0.125
+    python benchmarks/map_budget_check.py [PRIOR] [WEIGHT]     # default: natural-gray, its tuned w
 
 Runs MAP (L-BFGS on U = fidelity + w V/eps) with the tuner's trial budget (100 iterations) and
 with solve()'s default cap (200) on the two inpainting tasks of the tuning table, and prints the
@@ -18,8 +18,10 @@ from em_inverse.bench.metrics import psnr
 from em_inverse.bench.tuning import TUNING_TASKS, validation_images
 
 name = sys.argv[1] if len(sys.argv) > 1 else "natural-gray"
-weight = float(sys.argv[2]) if len(sys.argv) > 2 else 0.125
-prior = load_prior(name).copy_with(solve_defaults={})
+prior = load_prior(name)
+weight = (float(sys.argv[2]) if len(sys.argv) > 2 else
+          prior.solve_defaults.get("inpaint", {}).get("map", {}).get("prior_weight", 1.0))
+prior = prior.copy_with(solve_defaults={})
 images = validation_images(prior.channels, 128, 6)
 for task in [t for t in TUNING_TASKS if t.family == "inpaint"]:
     cases = [task.simulate(x, seed=100 + k) for k, x in enumerate(images)]

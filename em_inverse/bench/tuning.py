@@ -231,8 +231,8 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
         best = _search(score, candidates(family, weights, steps, symmetries, anneal_factors,
                                          anneal_steps))
         # Every option of the best trial becomes a default, budgets included: MAP stopped
-        # early is a different estimate (natural-gray, inpainting crops, w = 1/8: 34.64 and
-        # 30.94 dB after 100 L-BFGS iterations, 34.00 and 30.64 after solve()'s 200:
+        # early is a different estimate (natural-gray, inpainting crops, w = 1/2: 35.51 and
+        # 30.94 dB after 100 L-BFGS iterations, 35.32 and 30.85 after solve()'s 200:
         # benchmarks/map_budget_check.py).
         defaults[family] = {"method": max(best, key=lambda m: best[m][0]),
                             **{m: dict(options) for m, (_, options) in best.items()}}
