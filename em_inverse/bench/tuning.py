@@ -89,7 +89,8 @@ CHAIN_GAIN_DB = 0.05
 MAX_CHAINS = 64
 #: The one-step denoiser's weights: Tweedie's formula is exact at w = 1 for a perfectly
 #: calibrated V, and PSNR falls steeply away from the best w (bundled natural-gray, dihedral
-#: average: 28.95 / 30.95 / 27.87 dB at 0.75 / 1 / 1.25), so the grid is fine around 1.
+#: average: 29.09 / 31.16 / 27.93 dB at 0.75 / 1 / 1.25: its card's tuning table), so the grid
+#: is fine around 1.
 DENOISER_WEIGHTS = (0.75, 0.9, 1.0, 1.1, 1.25)
 #: Options whose grid is continued when the best setting lies on its edge: the value beyond
 #: the edge (the grid's own ratio between its two outermost values) is tried, up to
