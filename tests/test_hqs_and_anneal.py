@@ -252,9 +252,118 @@ def test_tuning_continues_the_grid_past_its_edge_until_the_best_is_inside(monkey
     prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny")
     result = tuning.tune_prior(prior, size=32, count=1, weights=(0.5, 1.0), steps=2,
                                families=("deblur",))
-    weights = [t["prior_weight"] for t in result["trials"] if t["method"] == "map"]
+    weights = [t["prior_weight"] for t in result["trials"]
+               if t["method"] == "map" and "symmetry" not in t]
     assert weights == [0.5, 1.0, 0.25, 0.125, 0.0625]
     assert result["solve_defaults"]["deblur"]["map"] == {"prior_weight": 0.125, "steps": 2}
+
+
+def _symmetry_sensitive_solve(gains: dict, best_weight: dict):
+    """A fake solve() whose PSNR (in the estimate's pixels, see ``_psnr_from_pixels``) is 20 dB
+    plus ``gains[symmetry]``, minus 0.1 dB per factor 2 between w and ``best_weight[symmetry]``."""
+    from types import SimpleNamespace
+
+    def fake_solve(y, physics, prior, method, progress, **options):
+        group = options.get("symmetry", "none")
+        off = abs(math.log2(options["prior_weight"] / best_weight[group]))
+        return SimpleNamespace(estimate=torch.full_like(y, (20 + gains[group] - 0.1 * off) / 100))
+    return fake_solve
+
+
+def _psnr_from_pixels(estimate, x, border):
+    return float(estimate.mean()) * 100
+
+
+def test_the_best_setting_is_retried_with_symmetries_kept_only_when_they_gain_enough(monkeypatch):
+    """Flips gain 0.2 dB at the plain prior's weight (kept; then the weight moves up to the
+    flips' own best, one factor 2 away); the dihedral group only 0.05 more (below
+    SYMMETRY_GAIN_DB: the cheaper flips stay)."""
+    from em_inverse.bench import tuning
+    from em_inverse.priors import ConvEnergy, EnergyPrior
+
+    assert tuning.SYMMETRY_GAIN_DB == 0.1
+    monkeypatch.setattr("em_inverse.solvers.solve", _symmetry_sensitive_solve(
+        gains={"none": 0.0, "flips": 0.3, "dihedral": 0.35},
+        best_weight={"none": 1.0, "flips": 2.0, "dihedral": 2.0}))
+    monkeypatch.setattr(tuning, "psnr", _psnr_from_pixels)
+    prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny")
+    result = tuning.tune_prior(prior, size=32, count=1, weights=(0.5, 1.0, 2.0), steps=2,
+                               families=("inpaint",))
+    retried = [(t["symmetry"], t["prior_weight"]) for t in result["trials"]
+               if "symmetry" in t and t["task"] == "inpaint-50"]
+    # the leader (MAP at w = 1) retried over flips, then dihedral, then w x2 while it gains
+    assert retried == [("flips", 1.0), ("dihedral", 1.0), ("flips", 2.0), ("flips", 4.0)]
+    chosen = result["solve_defaults"]["inpaint"]
+    assert chosen["method"] == "map"
+    assert chosen["map"] == {"prior_weight": 2.0, "steps": 2, "symmetry": "flips"}
+
+
+def test_a_symmetry_that_gains_too_little_is_not_kept_nor_is_the_next_group_tried(monkeypatch):
+    from em_inverse.bench import tuning
+    from em_inverse.priors import ConvEnergy, EnergyPrior
+
+    monkeypatch.setattr("em_inverse.solvers.solve", _symmetry_sensitive_solve(
+        gains={"none": 0.0, "flips": 0.05, "dihedral": 0.5},
+        best_weight={"none": 1.0, "flips": 1.0, "dihedral": 1.0}))
+    monkeypatch.setattr(tuning, "psnr", _psnr_from_pixels)
+    prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny")
+    result = tuning.tune_prior(prior, size=32, count=1, weights=(0.5, 1.0, 2.0), steps=2,
+                               families=("deblur",))
+    assert {t.get("symmetry") for t in result["trials"]} == {None, "flips"}
+    assert "symmetry" not in result["solve_defaults"]["deblur"]["map"]
+
+
+def test_the_symmetry_stage_alone_starts_from_the_tuned_setting_and_keeps_earlier_rows(
+        monkeypatch, tmp_path):
+    from em_inverse.bench import tuning
+    from em_inverse.priors import ConvEnergy, EnergyPrior, load_prior, save_prior
+
+    monkeypatch.setattr("em_inverse.solvers.solve", _symmetry_sensitive_solve(
+        gains={"none": 0.0, "flips": 0.3, "dihedral": 0.3},
+        best_weight={"none": 0.5, "flips": 0.5, "dihedral": 0.5}))
+    monkeypatch.setattr(tuning, "psnr", _psnr_from_pixels)
+    tuned = {"method": "hqs", "map": {"prior_weight": 2.0, "steps": 2},
+             "hqs": {"steps": 40, "sigma_start": 0.1, "prior_weight": 0.5}}
+    earlier_rows = [{"task": "superres-x2", "method": "start", "psnr": 18.0},
+                    {"task": "superres-x2", "method": "map", "prior_weight": 2.0, "steps": 2,
+                     "psnr": 19.0},
+                    {"task": "superres-x2", "method": "hqs", "steps": 40, "sigma_start": 0.1,
+                     "prior_weight": 0.5, "psnr": 20.0},
+                    {"task": "deblur-gauss", "method": "map", "prior_weight": 1.0, "psnr": 9.0}]
+    save_prior(EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny",
+                           solve_defaults={"superres": tuned}), tmp_path / "prior")
+    tuning.write_tuning(tmp_path / "prior", {"solve_defaults": {"superres": tuned},
+                                             "trials": earlier_rows, "validation": {}})
+    prior = load_prior(str(tmp_path / "prior"))
+    result = tuning.tune_prior(prior, size=32, count=1, families=("superres",),
+                               symmetry_only=True)
+    rows = result["trials"]
+    # the earlier grid row stays; the start row and the tuned setting's row are rescored
+    assert rows[0] == earlier_rows[1]
+    assert [(r["method"], r.get("symmetry")) for r in rows[1:]] == [
+        ("start", None), ("hqs", None), ("hqs", "flips"), ("hqs", "dihedral"),
+        ("hqs", "flips"), ("hqs", "flips")]  # flips at w x2, w / 2: both lose
+    assert rows[2]["psnr"] == pytest.approx(20.0, abs=1e-3)
+    assert result["solve_defaults"]["superres"] == {
+        **tuned, "hqs": {**tuned["hqs"], "symmetry": "flips"}}
+    tuning.write_tuning(tmp_path / "prior", result)
+    kept = load_prior(str(tmp_path / "prior")).card["tuning"]["trials"]
+    assert kept == [earlier_rows[3]] + rows
+
+
+def test_the_symmetry_stage_alone_needs_a_tuned_family_and_an_orientation_free_prior():
+    from em_inverse.bench.tuning import tune_prior
+    from em_inverse.errors import UserError
+    from em_inverse.priors import ConvEnergy, EnergyPrior, GlobalEnergy
+
+    prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny")
+    with pytest.raises(UserError, match="no tuned settings to start from for deblur"):
+        tune_prior(prior, families=("deblur",), symmetry_only=True)
+    fixed = EnergyPrior(GlobalEnergy(channels=1, image_size=(28, 28), width=4, hidden=8),
+                        eps=0.05, name="tiny-fixed",
+                        data={"kind": "image", "channels": 1, "image_size": [28, 28]})
+    with pytest.raises(UserError, match="fixed-size images"):
+        tune_prior(fixed, families=("inpaint",), symmetry_only=True)
 
 
 def test_the_sampler_chains_double_while_the_posterior_mean_gains_enough(monkeypatch):

@@ -98,3 +98,33 @@ def test_solve_with_a_symmetry_records_it_and_costs_one_evaluation_per_step():
     assert not torch.allclose(symmetric.estimate, plain.estimate)
     with pytest.raises(UserError, match="symmetry"):
         solve(y, physics, prior, method="hqs", symmetry="rotations", progress=False)
+
+
+@pytest.mark.parametrize("group", ["none", "flips"])
+def test_the_deepinv_cross_check_runs_the_symmetry_that_our_map_used(group, monkeypatch):
+    import deepinv.optim
+
+    from em_inverse.bench.baselines import Problem
+    from em_inverse.bench.methods import Case, run_deepinv_pgd
+    from em_inverse.priors.symmetry import SymmetrizedEnergy
+
+    built = []
+    real_builder = deepinv.optim.optim_builder
+
+    def spy(*args, prior, **kwargs):
+        built.append(prior)
+        return real_builder(*args, prior=prior, **kwargs)
+
+    monkeypatch.setattr(deepinv.optim, "optim_builder", spy)
+    prior = conv_prior()
+    x = torch.rand(1, 1, 12, 12)
+    physics = denoising(0.1)
+    case = Case(physics(x), physics, Problem("denoise", 0.1, tuple(x.shape), border=0), x,
+                prior, options={"deepinv": {"steps": 2, "hessian_iterations": 1,
+                                            "symmetry": group}})
+    run_deepinv_pgd(case)
+    net = built[0].net
+    if group == "none":
+        assert net is prior.net
+    else:
+        assert isinstance(net, SymmetrizedEnergy) and net.group == group

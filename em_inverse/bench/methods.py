@@ -10,8 +10,9 @@ Methods:
 - ``em-inverse MAP``: ``em_inverse.solve(..., method="map")``;
 - ``em-inverse HQS``: ``em_inverse.solve(..., method="hqs")`` (annealed half-quadratic
   splitting; for denoising with the tuned defaults, Tweedie's denoiser);
-- ``em-inverse HQS (no symmetry)``: the same with ``symmetry="none"``: an ablation row for the
-  tuned defaults that average V over the image's symmetries (``priors.symmetry``);
+- ``em-inverse MAP (no symmetry)`` / ``em-inverse HQS (no symmetry)``: the same with
+  ``symmetry="none"``: ablation rows for the tuned defaults that average V over the image's
+  symmetries (``priors.symmetry``);
 - ``em-inverse MAP [LABEL]`` / ``em-inverse HQS [LABEL]``: the same with another prior
   (``--extra-prior LABEL=PATH``) and its own tuned defaults: an ablation row, e.g. the Energy
   Matching recipe alone vs with an addition;
@@ -19,8 +20,8 @@ Methods:
 - ``em-inverse annealed posterior mean``: ``em_inverse.solve(..., method="anneal")``;
 - ``deepinv PGD + prior``: the same ``EnergyPrior`` inside deepinv's own proximal gradient
   solver (``deepinv.optim.optim_builder("PGD", g_first=True)``: a gradient step on the prior,
-  then the data term's proximal map), with the same data term, prior weight and initialisation
-  as our MAP: a cross-check that the prior, not our solver, is what the numbers measure.
+  then the data term's proximal map), with the same data term, prior weight, symmetry and
+  initialisation as our MAP: a cross-check that the prior, not our solver, is what the numbers measure.
 """
 from __future__ import annotations
 
@@ -101,13 +102,14 @@ def baseline_methods() -> list[Method]:
 
 # -- the energy prior ------------------------------------------------------------------------------
 MAP = "em-inverse MAP"
+MAP_NO_SYMMETRY = "em-inverse MAP (no symmetry)"
 HQS = "em-inverse HQS"
 HQS_NO_SYMMETRY = "em-inverse HQS (no symmetry)"
 POSTERIOR = "em-inverse posterior mean"
 ANNEAL = "em-inverse annealed posterior mean"
 DEEPINV = "deepinv PGD + prior (cross-check)"
 #: The rows computed with the suite's own prior (not an ``--extra-prior``).
-OWN_PRIOR_METHODS = (MAP, HQS, HQS_NO_SYMMETRY, POSTERIOR, ANNEAL, DEEPINV)
+OWN_PRIOR_METHODS = (MAP, MAP_NO_SYMMETRY, HQS, HQS_NO_SYMMETRY, POSTERIOR, ANNEAL, DEEPINV)
 
 
 def _solve(case: Case, method: str, overrides: dict | None = None):
@@ -171,7 +173,7 @@ def run_deepinv_pgd(case: Case) -> Outcome:
     f is deepinv's ``L2(sigma)`` data fidelity ||Ax - y||^2 / (2 sigma^2) with sigma the task's
     noise (at least ``MIN_SIGMA``); gamma = 1 / (weight * ||Hess V/eps||) at the initial point,
     halved on divergence; ``steps`` iterations (default 100). Options: ``steps``,
-    ``prior_weight`` (default 1; the suites pass the weight our MAP used),
+    ``prior_weight`` (default 1) and ``symmetry`` ("none"; the suites pass those our MAP used),
     ``hessian_iterations`` (10).
     """
     from deepinv.optim import L2, optim_builder
@@ -182,11 +184,12 @@ def run_deepinv_pgd(case: Case) -> Outcome:
     steps = int(options.get("steps", 100))
     weight = float(options.get("prior_weight", 1.0))
     sigma = max(case.problem.sigma, MIN_SIGMA)
+    prior = case.prior.symmetrized(options.get("symmetry", "none"))
     x0 = initial_guess(case.y, case.physics, case.problem)
-    curvature = weight * hessian_norm(case.prior, x0, int(options.get("hessian_iterations", 10)))
+    curvature = weight * hessian_norm(prior, x0, int(options.get("hessian_iterations", 10)))
     stepsize = 1.0 / max(curvature, 1e-8)
     for _ in range(5):
-        solver = optim_builder("PGD", prior=case.prior, data_fidelity=L2(sigma=sigma),
+        solver = optim_builder("PGD", prior=prior, data_fidelity=L2(sigma=sigma),
                                params_algo={"stepsize": stepsize, "lambda": weight},
                                max_iter=steps, g_first=True, early_stop=False,
                                custom_init=lambda y, physics, _x=x0: {"est": (_x.clone(), _x.clone())})
@@ -199,9 +202,11 @@ def run_deepinv_pgd(case: Case) -> Outcome:
 
 
 def prior_methods() -> list[Method]:
-    """MAP, HQS (with the tuned symmetry and without), the two posterior means and the deepinv
-    cross-check (all need the energy prior)."""
+    """MAP and HQS (with the tuned symmetry and without), the two posterior means and the
+    deepinv cross-check (all need the energy prior)."""
     return [Method(MAP, run_point_estimate, needs_prior=True),
+            Method(MAP_NO_SYMMETRY, partial(run_point_estimate, overrides={"symmetry": "none"}),
+                   needs_prior=True),
             Method(HQS, partial(run_point_estimate, method="hqs"), needs_prior=True),
             Method(HQS_NO_SYMMETRY, partial(run_point_estimate, method="hqs",
                                             overrides={"symmetry": "none"}), needs_prior=True),

@@ -213,10 +213,13 @@ def _run_case(suite, group, task, item, choice: PriorChoice, methods: list[Metho
             say(settings, "FAILED " + message + "\n" + traceback.format_exc(limit=3))
             rows.append(dict(row, psnr=math.nan, ssim=math.nan, note=f"failed: {exc}"[:200]))
             continue
-        if method.name == MAP:  # the deepinv cross-check uses the prior weight MAP used
-            weight = outcome.info.get("settings", {}).get("prior_weight")
-            if weight is not None:
-                case.options.setdefault("deepinv", {})["prior_weight"] = float(weight)
+        if method.name == MAP:  # the deepinv cross-check uses the weight and symmetry MAP used
+            used = outcome.info.get("settings", {})
+            cross_check = case.options.setdefault("deepinv", {})
+            if used.get("prior_weight") is not None:
+                cross_check["prior_weight"] = float(used["prior_weight"])
+            if used.get("symmetry") is not None:
+                cross_check["symmetry"] = used["symmetry"]
         score = psnr(outcome.estimate, x, border)
         rows.append(dict(row, psnr=score, ssim=ssim(outcome.estimate, x, border),
                          time_s=outcome.seconds, steps=outcome.steps,

@@ -18,15 +18,18 @@ from the SPEC 6 training images (Fashion-MNIST training images for fixed-size pr
 keeping, per method, the settings with the best mean PSNR over the family's tasks, and as the
 family's default method the best of those tried. A grid whose best value lies on its edge (a
 weight, a first coupling level) is continued beyond that edge until the best is inside it
-(``beyond_edges``). The table also holds a ``start`` row per task:
-the PSNR of the solvers' starting point (the measurement, bicubic upsampling or the biharmonic
-fill), so one can see what the prior adds. The result is written into the prior folder's
-``config.json`` as ``solve_defaults`` (which ``solve`` reads), together with the table of every
-trial under ``card.tuning``, so the choice can be audited and rerun:
+(``beyond_edges``). For fully convolutional priors the family's best setting is then retried
+with V averaged over the image's flips and over the 8 symmetries of the square, each kept only
+if it gains ``SYMMETRY_GAIN_DB`` for its cost (the symmetry stage). The table also holds a
+``start`` row per task: the PSNR of the solvers' starting point (the measurement, bicubic
+upsampling or the biharmonic fill), so one can see what the prior adds. The result is written
+into the prior folder's ``config.json`` as ``solve_defaults`` (which ``solve`` reads), together
+with the table of every trial under ``card.tuning``, so the choice can be audited and rerun:
 
-    em-inverse tune PRIOR_FOLDER [--families inpaint]
+    em-inverse tune PRIOR_FOLDER [--families inpaint] [--symmetry-only]
 
-(``--families``: re-tune some families only; the others keep their settings and trial rows.)
+(``--families``: re-tune some families only; the others keep their settings and trial rows.
+``--symmetry-only``: start from the tuned settings and run the symmetry stage alone.)
 """
 from __future__ import annotations
 
@@ -100,6 +103,13 @@ DENOISER_WEIGHTS = (0.75, 0.9, 1.0, 1.1, 1.25)
 REFINED_OPTIONS = {"map": {"prior_weight": (1 / 64, 64.0)},
                    "hqs": {"prior_weight": (1 / 64, 64.0), "sigma_start": (0.01, 0.5)}}
 MAX_REFINEMENTS = 4
+#: Then, for fully convolutional priors, the family's best setting is retried with V averaged
+#: over the image's flips, then over the 8 symmetries of the square (the one-step denoiser
+#: tries the groups on its whole grid instead: there they are cheap). Each group costs 4x / 8x
+#: the plain solve, so one is kept only if it gains at least SYMMETRY_GAIN_DB over the best
+#: smaller one, and the next is tried only then. Averaging makes V smoother, so the prior
+#: weight of a kept group is then moved (x2 or /2) while that gains.
+SYMMETRY_GAIN_DB = 0.1
 FAMILIES = ("denoise", "deblur", "superres", "inpaint")
 
 
@@ -174,20 +184,33 @@ def fashion_training_images(count: int) -> list[torch.Tensor]:
 
 def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps: int = 100,
                anneal_steps: tuple[int, ...] = ANNEAL_STEPS, tasks=TUNING_TASKS,
-               families: tuple[str, ...] = FAMILIES, progress=None) -> dict:
+               families: tuple[str, ...] = FAMILIES, symmetry_only: bool = False,
+               progress=None) -> dict:
     """``{"solve_defaults": {family: {"method": m, "map": {...}, "hqs": {...}}}, "trials": [...],
     "validation": {...}}`` for ``prior``; ``steps`` is the MAP iteration budget per trial (and
     so the default's), ``anneal_steps`` the annealed sampler's budgets tried (fixed-size priors
     only); only the task ``families`` named are tuned (see :func:`write_tuning` for merging a
-    partial tuning).
+    partial tuning). ``symmetry_only``: no grid search; each family starts from the prior's
+    tuned method and settings (rescored) and runs the symmetry stage alone, and the family's
+    earlier trial rows are kept in the table.
 
     Fixed-size priors (Fashion-MNIST) are tuned on their own training images (garments have an
     orientation: no symmetry trials), fully convolutional ones on crops of the natural training
     images.
     """
     from em_inverse.solvers import solve
+    from em_inverse.errors import UserError
     from em_inverse.solvers.init import initial_estimate
 
+    earlier, earlier_rows = prior.solve_defaults, prior.card.get("tuning", {}).get("trials", [])
+    if symmetry_only:
+        if prior.image_size is not None:
+            raise UserError(f"prior {prior.name!r} takes fixed-size images (an orientation): "
+                            f"it has no symmetry stage")
+        untuned = [f for f in families if "method" not in earlier.get(f, {})]
+        if untuned:
+            raise UserError(f"no tuned settings to start from for {', '.join(untuned)}: "
+                            f"run a full tuning of these families first")
     # Every trial runs its own options on solve()'s defaults: settings from an earlier tuning
     # must not fill in the options a trial leaves out (a plain one-step denoiser trial would
     # otherwise inherit a tuned ``symmetry``).
@@ -205,7 +228,13 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     for task in tasks:
         families.setdefault(task.family, []).append(task)
     border = 0 if fixed else 8
-    trials, defaults = [], {}
+    task_family = {t.name: t.family for t in (*TUNING_TASKS, FIXED_SIZE_INPAINT)}
+    # symmetry_only: the families' earlier rows stay, but for the start rows and the tuned
+    # setting's rows, which are rescored
+    trials = [row for row in earlier_rows if symmetry_only and row["method"] != "start"
+              and task_family.get(row["task"]) in families
+              and not _is_tuned_row(row, earlier[task_family[row["task"]]])]
+    defaults = {}
     for family, family_tasks in families.items():
         cases = [(task, [task.simulate(x, seed=100 + k) for k, x in enumerate(images)])
                  for task in family_tasks]
@@ -229,13 +258,21 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
                     progress(f"{task.name}: {method} {options} -> {means[-1]:.2f} dB")
             return float(np.mean(means))
 
-        best = _search(score, candidates(family, weights, steps, symmetries, anneal_factors,
-                                         anneal_steps))
+        if symmetry_only:
+            leader = earlier[family]["method"]
+            options = dict(earlier[family][leader])
+            best = {leader: (score(leader, options), options)}
+        else:
+            best = _search(score, candidates(family, weights, steps, symmetries, anneal_factors,
+                                             anneal_steps))
+            leader = max(best, key=lambda m: best[m][0])
+        if not fixed and "symmetry" not in best[leader][1]:
+            best[leader] = _symmetrise(score, leader, *best[leader])
         # Every option of the best trial becomes a default, budgets included: MAP stopped
         # early is a different estimate (natural-gray, inpainting crops, w = 1/2: 35.51 and
         # 30.94 dB after 100 L-BFGS iterations, 35.32 and 30.85 after solve()'s 200:
         # benchmarks/map_budget_check.py).
-        defaults[family] = {"method": max(best, key=lambda m: best[m][0]),
+        defaults[family] = {**(earlier[family] if symmetry_only else {}), "method": leader,
                             **{m: dict(options) for m, (_, options) in best.items()}}
     source = (f"first {count} Fashion-MNIST training images" if fixed else
               f"{size}x{size} crops of " + ", ".join(c[0] for c in VALIDATION_CROPS[:count]))
@@ -275,6 +312,41 @@ def _search(score, grid: list[tuple[str, dict]]) -> dict[str, tuple[float, dict]
             break
         best["anneal"] = (mean + gained, more)
     return best
+
+
+def _is_tuned_row(row: dict, tuned: dict) -> bool:
+    """Whether a trial ``row`` ran a family's ``tuned`` method with its tuned options."""
+    options = {k: v for k, v in row.items() if k not in ("task", "method", "psnr")}
+    return row["method"] == tuned["method"] and options == tuned.get(row["method"])
+
+
+def _symmetrise(score, method: str, mean: float, options: dict) -> tuple[float, dict]:
+    """(mean PSNR, options) of ``method`` after the symmetry stage (``SYMMETRY_GAIN_DB``):
+    the groups in order of size while each gains enough, then the weight of a kept group moved
+    by factors of 2 while that gains (within ``REFINED_OPTIONS``' bounds)."""
+    for group in GROUPS[1:]:
+        trial = {**options, "symmetry": group}
+        gained = score(method, trial) - mean
+        if gained < SYMMETRY_GAIN_DB:
+            break
+        mean, options = mean + gained, trial
+    if "symmetry" not in options or "prior_weight" not in options:
+        return mean, options
+    lowest, highest = REFINED_OPTIONS[method]["prior_weight"]
+    for factor in (2.0, 0.5):
+        moved = False
+        for _ in range(MAX_REFINEMENTS):
+            weight = options["prior_weight"] * factor
+            if not lowest <= weight <= highest:
+                break
+            trial = {**options, "prior_weight": weight}
+            value = score(method, trial)
+            if value <= mean:
+                break
+            mean, options, moved = value, trial, True
+        if moved:
+            break
+    return mean, options
 
 
 def write_tuning(folder: str | Path, tuning: dict) -> None:

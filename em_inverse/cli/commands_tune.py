@@ -20,6 +20,10 @@ def tune(
     families: Annotated[str, typer.Option(
         help="Task families to tune, comma-separated (the others keep their settings).")]
         = "denoise,deblur,superres,inpaint",
+    symmetry_only: Annotated[bool, typer.Option(
+        "--symmetry-only", help="Skip the grid: start from the prior's tuned settings and only "
+                                "retry them with V averaged over the image's symmetries.")]
+        = False,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
 ):
@@ -40,7 +44,7 @@ def tune(
             raise UserError(f"{name} must be positive")
     model = load_prior_folder(prior, device=resolve_device(device))
     tuning = tune_prior(model, size=size, count=count, steps=steps, families=chosen,
-                        progress=None if quiet else (lambda m: say(False, m)))
+                        symmetry_only=symmetry_only, progress=None if quiet else (lambda m: say(False, m)))
     write_tuning(prior, tuning)
     for family, settings in tuning["solve_defaults"].items():
         say(quiet, f"{family}: {settings}")
