@@ -111,7 +111,10 @@ def test_calibration_quick_reports_coverage_and_reliability(app, tmp_path):
         assert f"natural denoise-25, {sampler}" in settings
         assert (f"fashion inpaint-box, {sampler}" in settings) == fashion_available()
     at90 = [r for r in rows if float(r["level"]) == 0.9]
-    assert all(0.0 <= float(r["coverage_gaussian"]) <= 1.0 for r in at90)
+    assert all(0.0 <= float(r[column]) <= 1.0 for r in at90
+               for column in ("coverage_predictive", "coverage_gaussian"))
+    # the predictive interval is the wider one: it counts the few draws behind mean and std
+    assert all(float(r["coverage_predictive"]) >= float(r["coverage_gaussian"]) for r in at90)
     assert (tmp_path / "reliability.png").exists()
     assert "corr(std, |error|)" in (tmp_path / "results.md").read_text()
 

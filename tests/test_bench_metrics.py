@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -79,3 +81,21 @@ def test_fashion_loader_reads_the_t10k_split_or_skips():
 def test_fashion_loader_honours_the_environment_variable(tmp_path, monkeypatch):
     monkeypatch.setenv(images.FASHION_DIR_ENV, str(tmp_path))
     assert not images.fashion_available()
+
+
+@pytest.mark.parametrize("chains", [4, 8, 16])
+def test_exact_posterior_draws_cover_90_percent_of_truths_with_the_predictive_interval(chains):
+    """A perfect sampler: the truth and the chains are independent draws of one posterior per
+    pixel. The n-draw predictive interval covers 90% for any n; read as a Gaussian std, the
+    chains' spread covers less (0.835 for 8 chains), so that column cannot grade a sampler."""
+    from em_inverse.bench.calibration import interval_coverage
+
+    rng = np.random.default_rng(0)
+    pixels = 200_000
+    centre, spread = rng.uniform(0, 1, pixels), rng.uniform(0.01, 0.2, pixels)
+    truth = centre + spread * rng.standard_normal(pixels)
+    draws = centre + spread * rng.standard_normal((chains, pixels))
+    mean, std = draws.mean(0), draws.std(0, ddof=1)
+    assert interval_coverage(mean, std, truth, 0.9, draws=chains) == pytest.approx(0.90, abs=0.005)
+    expected = {4: 0.762, 8: 0.835, 16: 0.869}[chains]
+    assert interval_coverage(mean, std, truth, 0.9) == pytest.approx(expected, abs=0.005)
