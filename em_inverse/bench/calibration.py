@@ -11,9 +11,9 @@ Metrics, pooled over the pixels of all images of a setting (inpainting: the miss
 where the answer is uncertain; denoising: every pixel but a 16-pixel border):
 
 - coverage of the central 90% interval: fraction of true pixel values inside the n-draw
-  predictive interval mean +- t_{n-1} sqrt(1 + 1/n) std (``predictive_factor``), with n the
-  independent draws behind mean and std (the annealed sampler: its chains' end states;
-  Langevin: solve()'s effective sample size, its kept states being correlated); goal 0.85 to
+  predictive interval mean +- t_{n-1} sqrt(1 + 1/n) std (``Solution.interval``), with n the
+  independent draws behind mean and std (``Solution.draws``: the annealed sampler's chains;
+  Langevin: its effective sample size, its kept states being correlated); goal 0.85 to
   0.95. A truth drawn from the same posterior as the n draws lies inside it with probability
   exactly 90% (for a Gaussian posterior), whatever n is;
 - the same with the plain Gaussian interval mean +- 1.645 std, which is what one gets by
@@ -34,28 +34,19 @@ from statistics import NormalDist
 
 import numpy as np
 import torch
-from scipy.stats import t as student_t
 
 from em_inverse.bench import report
 from em_inverse.bench.common import SuiteResult, SuiteSettings, choose_prior, header, say
 from em_inverse.bench.images import fashion_available, fashion_dir, load_fashion_images, \
     load_test_images
 from em_inverse.bench.tasks import fashion_tasks, natural_tasks
+from em_inverse.solvers.stats import predictive_factor
 
 LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
 MIN_CHAINS_FOR_QUANTILES = 16
 CSV_COLUMNS = ("setting", "images", "pixels", "level", "coverage_predictive",
                "coverage_gaussian", "coverage_samples", "std_error_corr", "rmse", "rms_std",
                "chains", "steps", "draws", "seconds", "note")
-
-
-def predictive_factor(level: float, draws) -> np.ndarray:
-    """Half-width, in sample stds, of the central ``level`` interval for one more draw from a
-    Gaussian whose mean and (ddof 1) std were estimated from ``draws`` independent draws:
-    t_{n-1} quantile x sqrt(1 + 1/n); tends to the Gaussian z as n grows. ``draws``: a number
-    or an array (at least 2)."""
-    n = np.asarray(draws, dtype=np.float64)
-    return student_t.ppf(0.5 + level / 2, n - 1) * np.sqrt(1 + 1 / n)
 
 
 def interval_coverage(mean: np.ndarray, std: np.ndarray, truth: np.ndarray, level: float,
@@ -65,14 +56,6 @@ def interval_coverage(mean: np.ndarray, std: np.ndarray, truth: np.ndarray, leve
     k = (NormalDist().inv_cdf(0.5 + level / 2) if draws is None
          else predictive_factor(level, draws))
     return float(np.mean(np.abs(truth - mean) <= k * std))
-
-
-def independent_draws(method: str, solution) -> float:
-    """The independent draws behind ``solution``'s mean and std (at least 2): the chains of
-    the annealed sampler (one end state each), the effective sample size of Langevin chains."""
-    if method == "anneal":
-        return float(max(int(solution.settings.get("chains", 0)), 2))
-    return float(max(solution.diagnostics.ess or 0.0, 2.0))
 
 
 def sample_coverage(samples: np.ndarray, truth: np.ndarray, level: float) -> float:
@@ -117,7 +100,7 @@ def run_setting(name: str, task, images, prior, border: int, settings: SuiteSett
         means.append(solution.estimate[region].cpu().numpy())
         stds.append(solution.std[region].cpu().numpy())
         truths.append(x[region].cpu().numpy())
-        draws.append(np.full(truths[-1].shape, independent_draws(method, solution)))
+        draws.append(np.full(truths[-1].shape, solution.draws))
         if solution.samples is not None:
             s = solution.samples[0]  # (S, C, H, W)
             sample_sets.append(s[:, region[0]].cpu().numpy())

@@ -62,12 +62,37 @@ class Solution:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
     settings: dict = field(default_factory=dict)
 
+    @property
+    def draws(self) -> float | None:
+        """Independent posterior draws behind ``estimate`` and ``std`` (at least 2): the chains
+        where each gives its end state (``anneal``, ``em``), the effective sample size of the
+        correlated kept states of ``posterior``; None without a std (``map``, ``hqs``)."""
+        if self.std is None:
+            return None
+        if self.settings.get("method") == "posterior":
+            return max(float(self.diagnostics.ess or 0.0), 2.0)
+        return float(max(int(self.settings.get("chains", 0)), 2))
+
+    def interval(self, level: float = 0.9) -> tuple[torch.Tensor, torch.Tensor]:
+        """Central ``level`` credible interval per pixel, (lower, upper) like ``estimate``:
+        estimate -+ k std with k = ``stats.predictive_factor(level, draws)``, which a posterior
+        draw falls in with probability ``level`` however few chains ran (k = 2.01 at 90% for 8
+        chains, not the Gaussian 1.645)."""
+        from em_inverse.solvers.stats import predictive_factor
+
+        if self.std is None:
+            raise ValueError(f"method {self.settings.get('method')!r} gives no posterior std: "
+                             f"use a sampler (posterior, anneal, em)")
+        half = float(predictive_factor(level, self.draws)) * self.std
+        return self.estimate - half, self.estimate + half
+
     def summary(self) -> dict:
         """A JSON-friendly summary (settings and diagnostics, final energy)."""
         final = self.energy_trace[-1].tolist() if len(self.energy_trace) else None
         return {"settings": _jsonable(self.settings), "diagnostics": self.diagnostics.as_dict(),
                 "final_energy": final, "shape": list(self.estimate.shape),
-                "samples": 0 if self.samples is None else int(self.samples.shape[1])}
+                "samples": 0 if self.samples is None else int(self.samples.shape[1]),
+                "draws": self.draws}
 
 
 def _jsonable(value):

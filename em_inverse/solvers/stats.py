@@ -1,7 +1,9 @@
-"""Streaming statistics for samplers: Welford mean/std and effective sample size."""
+"""Statistics for samplers: Welford mean/std, effective sample size, predictive intervals."""
 from __future__ import annotations
 
+import numpy as np
 import torch
+from scipy.stats import t as student_t
 
 
 class RunningMoments:
@@ -77,3 +79,16 @@ def effective_sample_size(trace: torch.Tensor) -> torch.Tensor:
             lag += 2
         ess[i] = min(t * k / max(tau, 1e-12), t * k * 1.0)
     return ess
+
+
+def predictive_factor(level: float, draws) -> np.ndarray:
+    """Half-width, in sample stds, of the central ``level`` interval for one more draw from a
+    Gaussian whose mean and (ddof 1) std were estimated from ``draws`` independent draws:
+    t_{n-1} quantile x sqrt(1 + 1/n). A truth drawn from the same posterior as the n draws lies
+    within mean +- factor std with probability ``level`` for any n; the Gaussian z (1.645 at
+    90%) that it tends to as n grows covers only 0.835 for n = 8. ``draws``: a number or an
+    array, each at least 2."""
+    n = np.asarray(draws, dtype=np.float64)
+    if not (0 < level < 1) or np.any(n < 2):
+        raise ValueError(f"need 0 < level < 1 and at least 2 draws, got {level}, {draws}")
+    return student_t.ppf(0.5 + level / 2, n - 1) * np.sqrt(1 + 1 / n)
