@@ -198,8 +198,8 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     orientation: no symmetry trials), fully convolutional ones on crops of the natural training
     images.
     """
-    from em_inverse.solvers import solve
     from em_inverse.errors import UserError
+    from em_inverse.solvers import solve
     from em_inverse.solvers.init import initial_estimate
 
     earlier, earlier_rows = prior.solve_defaults, prior.card.get("tuning", {}).get("trials", [])
@@ -332,7 +332,7 @@ def _symmetrise(score, method: str, mean: float, options: dict) -> tuple[float, 
         mean, options = mean + gained, trial
     if "symmetry" not in options or "prior_weight" not in options:
         return mean, options
-    lowest, highest = REFINED_OPTIONS[method]["prior_weight"]
+    lowest, highest = REFINED_OPTIONS.get(method, {}).get("prior_weight", (1 / 64, 64.0))
     for factor in (2.0, 0.5):
         moved = False
         for _ in range(MAX_REFINEMENTS):
