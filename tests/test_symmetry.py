@@ -46,16 +46,20 @@ def test_symmetrized_energy_is_the_average_over_the_orbit():
 
 
 def test_large_orbits_are_evaluated_in_bounded_batches_with_the_same_result():
-    """The memory guard: one backward per batch of at most batch_pixels pixels gives the same
-    energy and gradient as one call on the whole orbit."""
+    """The memory guard: one backward per batch of at most batch_elements values gives the
+    same energy and gradient as one call on the whole orbit."""
     from em_inverse.priors.symmetry import SymmetrizedEnergy
 
     prior = conv_prior()
     x = torch.rand(2, 1, 8, 12)
     whole = prior.symmetrized("dihedral")
-    small = prior.copy_with(net=SymmetrizedEnergy(prior.net, "dihedral", batch_pixels=2 * 96))
+    small = prior.copy_with(net=SymmetrizedEnergy(prior.net, "dihedral", batch_elements=2 * 96))
     assert len(small.net._batches(orbit(x, "dihedral"))) == 8
     assert len(whole.net._batches(orbit(x, "dihedral"))) == 2  # one per shape
+    # the budget counts values, channels included: a 256x256 colour image per call, but a
+    # whole orbit of small images in one
+    assert len(whole.net._batches(orbit(torch.zeros(1, 3, 256, 256), "flips"))) == 4
+    assert len(whole.net._batches(orbit(torch.zeros(4, 1, 32, 32), "dihedral"))) == 1
     v_whole, g_whole = whole.energy_and_grad(x)
     v_small, g_small = small.energy_and_grad(x)
     assert torch.allclose(v_small, v_whole, atol=1e-5)
