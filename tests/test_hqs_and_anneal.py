@@ -258,20 +258,30 @@ def test_tuning_continues_the_grid_past_its_edge_until_the_best_is_inside(monkey
     assert result["solve_defaults"]["deblur"]["map"] == {"prior_weight": 0.125, "steps": 2}
 
 
-def _symmetry_sensitive_solve(gains: dict, best_weight: dict):
-    """A fake solve() whose PSNR (in the estimate's pixels, see ``_psnr_from_pixels``) is 20 dB
-    plus ``gains[symmetry]``, minus 0.1 dB per factor 2 between w and ``best_weight[symmetry]``."""
+def _score_symmetries(monkeypatch, gains: dict, best_weight: dict) -> None:
+    """Make the tuner's trials score 20 dB plus ``gains[symmetry]``, minus 0.1 dB per factor 2
+    between w and ``best_weight[symmetry]`` (a fake solve() writes the score into the estimate's
+    pixels, a fake psnr reads it back)."""
     from types import SimpleNamespace
+
+    from em_inverse.bench import tuning
 
     def fake_solve(y, physics, prior, method, progress, **options):
         group = options.get("symmetry", "none")
         off = abs(math.log2(options["prior_weight"] / best_weight[group]))
         return SimpleNamespace(estimate=torch.full_like(y, (20 + gains[group] - 0.1 * off) / 100))
-    return fake_solve
+
+    monkeypatch.setattr("em_inverse.solvers.solve", fake_solve)
+    monkeypatch.setattr(tuning, "psnr", lambda estimate, x, border: float(estimate.mean()) * 100)
 
 
-def _psnr_from_pixels(estimate, x, border):
-    return float(estimate.mean()) * 100
+def _tune_tiny_conv_prior(family: str) -> dict:
+    from em_inverse.bench.tuning import tune_prior
+    from em_inverse.priors import ConvEnergy, EnergyPrior
+
+    prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny")
+    return tune_prior(prior, size=32, count=1, weights=(0.5, 1.0, 2.0), steps=2,
+                      families=(family,))
 
 
 def test_the_best_setting_is_retried_with_symmetries_kept_only_when_they_gain_enough(monkeypatch):
@@ -279,16 +289,11 @@ def test_the_best_setting_is_retried_with_symmetries_kept_only_when_they_gain_en
     flips' own best, one factor 2 away); the dihedral group only 0.05 more (below
     SYMMETRY_GAIN_DB: the cheaper flips stay)."""
     from em_inverse.bench import tuning
-    from em_inverse.priors import ConvEnergy, EnergyPrior
 
     assert tuning.SYMMETRY_GAIN_DB == 0.1
-    monkeypatch.setattr("em_inverse.solvers.solve", _symmetry_sensitive_solve(
-        gains={"none": 0.0, "flips": 0.3, "dihedral": 0.35},
-        best_weight={"none": 1.0, "flips": 2.0, "dihedral": 2.0}))
-    monkeypatch.setattr(tuning, "psnr", _psnr_from_pixels)
-    prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny")
-    result = tuning.tune_prior(prior, size=32, count=1, weights=(0.5, 1.0, 2.0), steps=2,
-                               families=("inpaint",))
+    _score_symmetries(monkeypatch, gains={"none": 0.0, "flips": 0.3, "dihedral": 0.35},
+                      best_weight={"none": 1.0, "flips": 2.0, "dihedral": 2.0})
+    result = _tune_tiny_conv_prior("inpaint")
     retried = [(t["symmetry"], t["prior_weight"]) for t in result["trials"]
                if "symmetry" in t and t["task"] == "inpaint-50"]
     # the leader (MAP at w = 1) retried over flips, then dihedral, then w x2 while it gains
@@ -299,16 +304,9 @@ def test_the_best_setting_is_retried_with_symmetries_kept_only_when_they_gain_en
 
 
 def test_a_symmetry_that_gains_too_little_is_not_kept_nor_is_the_next_group_tried(monkeypatch):
-    from em_inverse.bench import tuning
-    from em_inverse.priors import ConvEnergy, EnergyPrior
-
-    monkeypatch.setattr("em_inverse.solvers.solve", _symmetry_sensitive_solve(
-        gains={"none": 0.0, "flips": 0.05, "dihedral": 0.5},
-        best_weight={"none": 1.0, "flips": 1.0, "dihedral": 1.0}))
-    monkeypatch.setattr(tuning, "psnr", _psnr_from_pixels)
-    prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny")
-    result = tuning.tune_prior(prior, size=32, count=1, weights=(0.5, 1.0, 2.0), steps=2,
-                               families=("deblur",))
+    _score_symmetries(monkeypatch, gains={"none": 0.0, "flips": 0.05, "dihedral": 0.5},
+                      best_weight={"none": 1.0, "flips": 1.0, "dihedral": 1.0})
+    result = _tune_tiny_conv_prior("deblur")
     assert {t.get("symmetry") for t in result["trials"]} == {None, "flips"}
     assert "symmetry" not in result["solve_defaults"]["deblur"]["map"]
 
@@ -318,10 +316,8 @@ def test_the_symmetry_stage_alone_starts_from_the_tuned_setting_and_keeps_earlie
     from em_inverse.bench import tuning
     from em_inverse.priors import ConvEnergy, EnergyPrior, load_prior, save_prior
 
-    monkeypatch.setattr("em_inverse.solvers.solve", _symmetry_sensitive_solve(
-        gains={"none": 0.0, "flips": 0.3, "dihedral": 0.3},
-        best_weight={"none": 0.5, "flips": 0.5, "dihedral": 0.5}))
-    monkeypatch.setattr(tuning, "psnr", _psnr_from_pixels)
+    _score_symmetries(monkeypatch, gains={"none": 0.0, "flips": 0.3, "dihedral": 0.3},
+                      best_weight={"none": 0.5, "flips": 0.5, "dihedral": 0.5})
     tuned = {"method": "hqs", "map": {"prior_weight": 2.0, "steps": 2},
              "hqs": {"steps": 40, "sigma_start": 0.1, "prior_weight": 0.5}}
     earlier_rows = [{"task": "superres-x2", "method": "start", "psnr": 18.0},
