@@ -21,7 +21,8 @@ Methods:
 - ``deepinv PGD + prior``: the same ``EnergyPrior`` inside deepinv's own proximal gradient
   solver (``deepinv.optim.optim_builder("PGD", g_first=True)``: a gradient step on the prior,
   then the data term's proximal map), with the same data term, prior weight, symmetry and
-  initialisation as our MAP: a cross-check that the prior, not our solver, is what the numbers measure.
+  initialisation as our MAP: a cross-check that the prior, not our solver, is what the numbers
+  measure.
 """
 from __future__ import annotations
 

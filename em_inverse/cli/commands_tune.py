@@ -44,7 +44,8 @@ def tune(
             raise UserError(f"{name} must be positive")
     model = load_prior_folder(prior, device=resolve_device(device))
     tuning = tune_prior(model, size=size, count=count, steps=steps, families=chosen,
-                        symmetry_only=symmetry_only, progress=None if quiet else (lambda m: say(False, m)))
+                        symmetry_only=symmetry_only,
+                        progress=None if quiet else (lambda m: say(False, m)))
     write_tuning(prior, tuning)
     for family, settings in tuning["solve_defaults"].items():
         say(quiet, f"{family}: {settings}")
