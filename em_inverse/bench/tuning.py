@@ -260,7 +260,7 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
 
         if symmetry_only:
             leader = earlier[family]["method"]
-            options = dict(earlier[family][leader])
+            options = dict(earlier[family].get(leader, {}))
             best = {leader: (score(leader, options), options)}
         else:
             best = _search(score, candidates(family, weights, steps, symmetries, anneal_factors,

@@ -55,9 +55,9 @@ class SymmetrizedEnergy(nn.Module):
     """
 
     #: Values of orbit images per batched call: one 256x256 gray image. Larger calls fall out of
-    #: the CPU caches: grad V of the flips average of one 256x256 image on one core costs 3.1x
-    #: / 3.6x the plain prior's with calls of 1 / 4 such gray images, and 4.0x / 6.9x in colour
-    #: with 1 / 4 colour images per call (.dev measurement, natural-gray and natural-rgb).
+    #: the CPU caches: grad V of natural-rgb averaged over the flips of a 256x256 image costs
+    #: 4.1x the plain prior's on one core with one colour image per call, 7.7x with the whole
+    #: orbit in one call; natural-gray 3.7x either way (``benchmarks/symmetry_cost.py``).
     BATCH_ELEMENTS = 256 * 256
 
     def __init__(self, net: nn.Module, group: str, batch_elements: int = BATCH_ELEMENTS):

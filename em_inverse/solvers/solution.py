@@ -65,8 +65,9 @@ class Solution:
     @property
     def draws(self) -> float | None:
         """Independent posterior draws behind ``estimate`` and ``std`` (at least 2): the chains
-        where each gives its end state (``anneal``, ``em``), the effective sample size of the
-        correlated kept states of ``posterior``; None without a std (``map``, ``hqs``)."""
+        of ``anneal`` (one end state each) and of ``em`` (a lower bound: it also averages each
+        chain's correlated states after t = 1), the effective sample size of the correlated
+        kept states of ``posterior``; None without a std (``map``, ``hqs``)."""
         if self.std is None:
             return None
         if self.settings.get("method") == "posterior":
