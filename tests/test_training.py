@@ -205,6 +205,36 @@ def test_the_model_card_records_each_stretch_of_hardware_a_run_was_trained_on(tm
     assert card.startswith("steps 0-40: NVIDIA H200") and "steps 40-60: CPU" in card
 
 
+def test_a_warm_restart_starts_from_the_earlier_runs_weights_and_its_card_adds_both_times(tmp_path):
+    Trainer(toy_config(steps=40, phase2_steps=0), tmp_path / "first", torch.device("cpu"),
+            quiet=True).fit()
+    earlier, _ = load_checkpoint(tmp_path / "first" / "checkpoint.safetensors")
+    config = toy_config(steps=20, phase2_steps=5, init_from=str(tmp_path / "first"))
+    trainer = Trainer(config, tmp_path / "second", torch.device("cpu"), quiet=True)
+    for key, value in trainer.net.state_dict().items():
+        assert torch.equal(value, earlier[f"model.{key}"]), key
+    for key, value in trainer.ema.items():
+        assert torch.equal(value, earlier[f"ema.{key}"]), key
+    assert trainer.learning_rate(0) < trainer.learning_rate(config.warmup)  # a fresh schedule
+    prior = trainer.fit()
+    assert prior.training["trained_steps"] == 20
+    assert prior.training["started_from"]["trained_steps"] == 40
+    assert "for 20 steps after 40 steps of" in prior.card["training_time"]
+    assert "min in all" in prior.card["training_time"]
+
+
+def test_a_warm_restart_from_another_architecture_or_no_run_is_a_clear_error(tmp_path):
+    Trainer(toy_config(steps=20, phase2_steps=0), tmp_path / "first", torch.device("cpu"),
+            quiet=True).fit()
+    wider = toy_config(arch={"type": "MLPEnergy", "dim": 2, "width": 64, "depth": 2},
+                       init_from=str(tmp_path / "first"))
+    with pytest.raises(UserError, match="architecture"):
+        Trainer(wider, tmp_path / "second", torch.device("cpu"), quiet=True)
+    with pytest.raises(UserError, match="holds no checkpoint"):
+        Trainer(toy_config(init_from=str(tmp_path / "nothing")), tmp_path / "third",
+                torch.device("cpu"), quiet=True)
+
+
 def test_starting_over_an_existing_run_without_resume_is_refused(tmp_path):
     (tmp_path / "checkpoint.safetensors").write_bytes(b"x")
     result = subprocess.run(train_command(tmp_path), capture_output=True, text=True)

@@ -38,6 +38,8 @@ def train(
     dsm_weight: Annotated[Optional[float], _opt("Weight of the optional denoising-score term.")] = None,
     checkpoint_every: Annotated[Optional[int], _opt("Checkpoint every N steps.")] = None,
     sample_every: Annotated[Optional[int], _opt("Write plots every N steps (0: at the end).")] = None,
+    init_from: Annotated[Optional[str], _opt("Run folder whose weights and EMA this run starts "
+                                             "from (a warm restart).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT's checkpoint.")] = False,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
     device: DeviceOption = "auto",
@@ -52,7 +54,8 @@ def train(
                  "phase2_steps": phase2_steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay,
                  "eps_max": eps_max, "tau_star": tau_star, "lambda_cd": lambda_cd, "beta": beta,
                  "langevin_steps": langevin_steps, "dsm_weight": dsm_weight,
-                 "checkpoint_every": checkpoint_every, "sample_every": sample_every, "seed": seed}
+                 "checkpoint_every": checkpoint_every, "sample_every": sample_every, "seed": seed,
+                 "init_from": init_from}
     if arch is not None:
         try:
             overrides["arch"] = json.loads(arch)

@@ -53,6 +53,8 @@ class TrainConfig:
     log_every: int = 10
     sample_every: int = 0                 # 0 = only at the end
     seed: int = 0
+    init_from: str | None = None          # a run folder: start from its weights and EMA (a warm
+                                          # restart: a fresh optimiser and schedule, phase 2 again)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "TrainConfig":

@@ -157,11 +157,27 @@ class Trainer:
         rank_seed = config.seed * 1000 + self.dist.rank
         self.data_gen = make_generator(rank_seed)
         self.noise_gen = make_generator(rank_seed + 500, device)
+        self.parent = self.start_from(Path(config.init_from)) if config.init_from else None
         self.step = 0
         self.train_seconds = 0.0
         # [{"hardware", "first_step", "last_step", "seconds"}]: one entry per stretch of the run
         # on one kind of machine (a run started on a GPU can be finished on a CPU and back)
         self.segments: list[dict] = []
+
+    def start_from(self, run: Path) -> dict:
+        """Load the weights and EMA of the run folder ``run`` (same architecture) as this run's
+        starting point; returns what the model card says about that earlier run."""
+        if not (run / CHECKPOINT).is_file():
+            raise UserError(f"cannot start from {run}: it holds no {CHECKPOINT}")
+        tensors, meta = load_checkpoint(run / CHECKPOINT)
+        if meta["extra"]["arch"] != self.arch:
+            raise UserError(f"cannot start from {run}: its architecture {meta['extra']['arch']} "
+                            f"differs from this run's {self.arch}")
+        self.net.load_state_dict(section(tensors, "model."))
+        self.dist.broadcast_parameters(self.net)
+        self.ema = {k: v.to(self.device) for k, v in section(tensors, "ema.").items()}
+        return {"run": str(run), "trained_steps": meta["step"],
+                "train_seconds": round(meta["extra"].get("train_seconds", 0.0), 1)}
 
     # -- pieces of a step ------------------------------------------------------------------------
     def learning_rate(self, step: int) -> float:
@@ -251,9 +267,16 @@ class Trainer:
             "seed")}
         recipe.update(trained_steps=self.step, world_size=self.dist.world,
                       train_seconds=round(self.train_seconds, 1), device=self.device.type)
+        training_time = f"{self.train_seconds / 60:.1f} min for {self.step} steps"
+        if self.parent is not None:
+            recipe["started_from"] = self.parent
+            total = (self.train_seconds + self.parent["train_seconds"]) / 60
+            training_time += (f" after {self.parent['trained_steps']} steps of "
+                              f"{self.parent['run']} ({self.parent['train_seconds'] / 60:.1f} "
+                              f"min): {total:.1f} min in all")
         card = {"architecture": self.arch["type"], "parameters": count_parameters(net),
                 "data": c.data, "hardware": self.hardware_summary(),
-                "training_time": f"{self.train_seconds / 60:.1f} min for {self.step} steps",
+                "training_time": training_time,
                 "recipe": "Energy Matching (phase 1 flow on -grad V, then "
                 f"{c.phase2_length} contrastive steps)" + (
                     f" + denoising-score term (weight {c.dsm_weight})" if c.dsm_weight else "")}
