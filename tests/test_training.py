@@ -211,6 +211,7 @@ def test_a_warm_restart_starts_from_the_earlier_runs_weights_and_its_card_adds_b
     earlier, _ = load_checkpoint(tmp_path / "first" / "checkpoint.safetensors")
     config = toy_config(steps=20, phase2_steps=5, init_from=str(tmp_path / "first"))
     trainer = Trainer(config, tmp_path / "second", torch.device("cpu"), quiet=True)
+    assert trainer.start_from(tmp_path / "first")["trained_steps"] == 40
     for key, value in trainer.net.state_dict().items():
         assert torch.equal(value, earlier[f"model.{key}"]), key
     for key, value in trainer.ema.items():
@@ -220,7 +221,13 @@ def test_a_warm_restart_starts_from_the_earlier_runs_weights_and_its_card_adds_b
     assert prior.training["trained_steps"] == 20
     assert prior.training["started_from"]["trained_steps"] == 40
     assert "for 20 steps after 40 steps of" in prior.card["training_time"]
-    assert "min in all" in prior.card["training_time"]
+    # a restart of the restart counts both earlier runs; a resumed restart keeps its parent
+    third = toy_config(steps=10, phase2_steps=0, init_from=str(tmp_path / "second"))
+    assert Trainer(third, tmp_path / "third", torch.device("cpu"), quiet=True).fit() \
+        .training["started_from"]["trained_steps"] == 60
+    resumed = Trainer(toy_config(steps=30, phase2_steps=5, init_from=str(tmp_path / "first")),
+                      tmp_path / "second", torch.device("cpu"), quiet=True)
+    assert resumed.fit(resume=True).training["started_from"]["trained_steps"] == 40
 
 
 def test_a_warm_restart_from_another_architecture_or_no_run_is_a_clear_error(tmp_path):
@@ -229,10 +236,11 @@ def test_a_warm_restart_from_another_architecture_or_no_run_is_a_clear_error(tmp
     wider = toy_config(arch={"type": "MLPEnergy", "dim": 2, "width": 64, "depth": 2},
                        init_from=str(tmp_path / "first"))
     with pytest.raises(UserError, match="architecture"):
-        Trainer(wider, tmp_path / "second", torch.device("cpu"), quiet=True)
+        Trainer(wider, tmp_path / "second", torch.device("cpu"), quiet=True).fit()
     with pytest.raises(UserError, match="holds no checkpoint"):
         Trainer(toy_config(init_from=str(tmp_path / "nothing")), tmp_path / "third",
-                torch.device("cpu"), quiet=True)
+                torch.device("cpu"), quiet=True).fit()
+    assert not (tmp_path / "second").exists() and not (tmp_path / "third").exists()
 
 
 def test_starting_over_an_existing_run_without_resume_is_refused(tmp_path):

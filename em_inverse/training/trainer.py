@@ -157,7 +157,7 @@ class Trainer:
         rank_seed = config.seed * 1000 + self.dist.rank
         self.data_gen = make_generator(rank_seed)
         self.noise_gen = make_generator(rank_seed + 500, device)
-        self.parent = self.start_from(Path(config.init_from)) if config.init_from else None
+        self.parent: dict | None = None  # the run a warm restart started from (for the card)
         self.step = 0
         self.train_seconds = 0.0
         # [{"hardware", "first_step", "last_step", "seconds"}]: one entry per stretch of the run
@@ -166,7 +166,8 @@ class Trainer:
 
     def start_from(self, run: Path) -> dict:
         """Load the weights and EMA of the run folder ``run`` (same architecture) as this run's
-        starting point; returns what the model card says about that earlier run."""
+        starting point. Returns the card's summary of that run: its folder, and its steps and
+        seconds in all (its own warm restarts included)."""
         if not (run / CHECKPOINT).is_file():
             raise UserError(f"cannot start from {run}: it holds no {CHECKPOINT}")
         tensors, meta = load_checkpoint(run / CHECKPOINT)
@@ -176,8 +177,10 @@ class Trainer:
         self.net.load_state_dict(section(tensors, "model."))
         self.dist.broadcast_parameters(self.net)
         self.ema = {k: v.to(self.device) for k, v in section(tensors, "ema.").items()}
-        return {"run": str(run), "trained_steps": meta["step"],
-                "train_seconds": round(meta["extra"].get("train_seconds", 0.0), 1)}
+        earlier = meta["extra"].get("started_from") or {"trained_steps": 0, "train_seconds": 0.0}
+        return {"run": str(run), "trained_steps": meta["step"] + earlier["trained_steps"],
+                "train_seconds": round(meta["extra"].get("train_seconds", 0.0)
+                                       + earlier["train_seconds"], 1)}
 
     # -- pieces of a step ------------------------------------------------------------------------
     def learning_rate(self, step: int) -> float:
@@ -311,7 +314,8 @@ class Trainer:
                         generators={"data": self.data_gen, "noise": self.noise_gen},
                         extra={"config": self.config.to_dict(), "arch": self.arch,
                                "train_seconds": self.train_seconds,
-                               "segments": self.segments, "device": self.device.type})
+                               "segments": self.segments, "device": self.device.type,
+                               "started_from": self.parent})
         save_prior(self.ema_prior(), self.out)
 
     def resume(self) -> None:
@@ -337,6 +341,7 @@ class Trainer:
             self.noise_gen.manual_seed(self.config.seed * 1000 + self.dist.rank + 500 + self.step)
         self.train_seconds = meta["extra"].get("train_seconds", 0.0)
         self.segments = meta["extra"].get("segments", [])
+        self.parent = meta["extra"].get("started_from")
         self.truncate_log()
 
     # -- logging ---------------------------------------------------------------------------------
@@ -359,6 +364,8 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> EnergyPrior:
         c = self.config
+        if c.init_from and not resume:  # checked before anything is written to the run folder
+            self.parent = self.start_from(Path(c.init_from))
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
         self.dist.barrier()
