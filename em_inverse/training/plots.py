@@ -41,13 +41,14 @@ def plot_samples(samples: torch.Tensor, path: Path, title: str, data: torch.Tens
     fig = plt.figure(figsize=(5, 5))
     if samples.ndim == 2:
         if data is not None:
-            plt.scatter(*data.cpu().T, s=2, c="0.75", label="data")
-        plt.scatter(*samples.T, s=2, c="C3", label="samples")
+            plt.scatter(*data.cpu().numpy().T, s=2, c="0.75", label="data")
+        plt.scatter(*samples.numpy().T, s=2, c="C3", label="samples")
         plt.axis("equal")
         plt.legend(loc="upper right", markerscale=4)
     else:
         grid = image_grid(samples)
-        plt.imshow(grid.squeeze(-1), cmap="gray" if grid.shape[-1] == 1 else None, vmin=0, vmax=1)
+        plt.imshow(grid.squeeze(-1).numpy(), cmap="gray" if grid.shape[-1] == 1 else None,
+                   vmin=0, vmax=1)
         plt.axis("off")
     plt.title(title)
     save_figure(fig, path)
