@@ -269,9 +269,9 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
         if not fixed and "symmetry" not in best[leader][1]:
             best[leader] = _symmetrise(score, leader, *best[leader])
         # Every option of the best trial becomes a default, budgets included: MAP stopped
-        # early is a different estimate (natural-gray, inpainting crops, w = 1/2: 35.51 and
-        # 30.94 dB after 100 L-BFGS iterations, 35.32 and 30.85 after solve()'s 200:
-        # benchmarks/map_budget_check.py).
+        # early is a different estimate (the 20000-step natural-gray, inpainting crops,
+        # w = 1/2: 35.51 and 30.94 dB after 100 L-BFGS iterations, 35.32 and 30.85 after
+        # solve()'s 200: benchmarks/map_budget_check.py at commit d502a14).
         defaults[family] = {**(earlier[family] if symmetry_only else {}), "method": leader,
                             **{m: dict(options) for m, (_, options) in best.items()}}
     source = (f"first {count} Fashion-MNIST training images" if fixed else
