@@ -119,8 +119,45 @@ def test_the_prior_chooses_the_method_and_its_tuned_settings_per_task():
     assert named.settings["prior_weight"] == 3.0 and named.settings["steps"] == 5
 
 
+def test_masks_with_holes_take_the_priors_hole_settings_where_it_has_them():
+    """A box hole runs ``inpaint-hole``'s settings, scattered pixels ``inpaint``'s; a prior
+    tuned without a hole entry uses its ``inpaint`` settings for every mask."""
+    prior = quadratic_prior(MU, S)
+    shape = (1, 1, 32, 32)
+    scattered = op.inpainting(
+        op.random_mask(shape[-2:], 0.5, torch.Generator().manual_seed(0)), shape)
+    hole = op.inpainting(op.box_mask(shape[-2:]), shape)  # 16x16
+    y = torch.full(shape, MU)
+    prior.solve_defaults = {"inpaint": {"method": "hqs", "hqs": {"steps": 3}},
+                            "inpaint-hole": {"method": "map", "map": {"steps": 4}}}
+    for physics, method, entry in ((scattered, "hqs", "inpaint"), (hole, "map", "inpaint-hole")):
+        chosen = solve(physics.A(y), physics, prior, progress=False)
+        assert chosen.settings["method"] == method
+        assert chosen.settings["tuned_defaults"] == entry
+    prior.solve_defaults = {"inpaint": {"method": "hqs", "hqs": {"steps": 3}}}
+    chosen = solve(hole.A(y), hole, prior, progress=False)
+    assert chosen.settings["method"] == "hqs" and chosen.settings["tuned_defaults"] == "inpaint"
+    prior.solve_defaults = {}
+    assert solve(hole.A(y), hole, prior, steps=2, progress=False).settings["tuned_defaults"] \
+        is None
+
+
+def test_the_tuner_tunes_the_entry_solve_takes_for_each_tuning_task():
+    from em_inverse.bench.tuning import FIXED_SIZE_INPAINT, TUNING_TASKS, defaults_key_of
+    from em_inverse.solvers.api import defaults_key
+
+    x = torch.rand(1, 1, 128, 128, generator=torch.Generator().manual_seed(0))
+    for task in TUNING_TASKS:
+        physics, _ = task.simulate(x, seed=100)
+        assert defaults_key_of(task, fixed=False) == defaults_key(physics)
+    assert defaults_key_of(TUNING_TASKS[2], fixed=False) == "inpaint-hole"  # the box
+    # a fixed-size prior has one inpainting entry, tuned on its box, for every mask
+    assert defaults_key_of(FIXED_SIZE_INPAINT, fixed=True) == "inpaint"
+
+
 def test_tuning_picks_a_method_per_family_from_every_task_of_that_family():
-    """On training crops only; inpainting is scored on random pixels and on a centred box."""
+    """On training crops only; inpainting is tuned on random pixels (``inpaint``) and,
+    apart, on a centred box (``inpaint-hole``)."""
     from em_inverse.bench.tuning import tune_prior
     from em_inverse.priors import ConvEnergy, EnergyPrior
 
@@ -128,12 +165,17 @@ def test_tuning_picks_a_method_per_family_from_every_task_of_that_family():
     prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny")
     tuning = tune_prior(prior, size=32, count=1, weights=(1.0,), steps=2)
     defaults = tuning["solve_defaults"]
-    assert set(defaults) == {"denoise", "inpaint", "deblur", "superres"}
+    assert set(defaults) == {"denoise", "inpaint", "inpaint-hole", "deblur", "superres"}
     for family in defaults.values():
         assert family["method"] in ("map", "hqs") and "map" in family and "hqs" in family
         assert family["map"]["steps"] == 2  # the budget tuned is the budget run
     tasks = {trial["task"] for trial in tuning["trials"]}
     assert {"inpaint-50", "inpaint-box"} <= tasks
+    inpaint_weights = {t["task"]: t["prior_weight"] for t in tuning["trials"]
+                       if t["method"] == "map" and "symmetry" not in t
+                       and t["task"].startswith("inpaint")}
+    # (one weight on the grid: the refinements stop at once) each entry ran its own task
+    assert set(inpaint_weights) == {"inpaint-50", "inpaint-box"}
     # every task has a reference row with its starting point's PSNR (never a chosen method)
     assert {t["task"] for t in tuning["trials"] if t["method"] == "start"} == tasks
     assert "crops of astronaut" in tuning["validation"]["images"]

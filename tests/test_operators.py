@@ -96,6 +96,23 @@ def test_generated_masks_are_seeded_and_sized():
             op.parse_mask(bad, shape, gen(0))
 
 
+def test_a_mask_has_holes_when_most_missing_pixels_have_no_observed_neighbour():
+    """Scattered missing pixels (even 80% of them) are filled from their neighbours; boxes
+    and brush strokes are solid holes."""
+    from em_inverse.operators.masks import HOLE_SHARE, has_holes, hole_share
+
+    g = torch.Generator().manual_seed(0)
+    assert hole_share(op.random_mask((256, 256), 0.5, g)) < 0.01
+    assert not has_holes(op.random_mask((256, 256), 0.8, g))
+    assert hole_share(op.box_mask((256, 256), (64, 64, 64, 64))) == pytest.approx((62 / 64)**2)
+    assert has_holes(op.box_mask((28, 28), (8, 8, 12, 12)))  # 10x10 of 12x12 inside
+    assert has_holes(op.stroke_mask((256, 256), g))
+    assert hole_share(torch.ones(1, 1, 8, 8)) == 0.0
+    line = torch.ones(1, 1, 16, 16)
+    line[..., 8, :] = 0  # a one-pixel scratch: every missing pixel touches observed ones
+    assert hole_share(line) == 0.0 and HOLE_SHARE == 0.5
+
+
 def test_kernels_are_normalised_and_parsed(tmp_path):
     g = op.parse_kernel("gaussian:2")
     assert g.shape == (1, 1, 13, 13) and abs(float(g.sum()) - 1) < 1e-6

@@ -16,9 +16,12 @@ from the SPEC 6 training images (Fashion-MNIST training images for fixed-size pr
   then with twice the chains of the best setting while that gains at least 0.05 dB;
 
 keeping, per method, the settings with the best mean PSNR over the family's tasks, and as the
-family's default method the best of those tried. A grid whose best value lies on its edge (a
-weight, a first coupling level) is continued beyond that edge until the best is inside it
-(``beyond_edges``). For fully convolutional priors the family's best setting is then retried
+family's default method the best of those tried. For fully convolutional priors the two
+inpainting tasks are tuned apart: scattered pixels for the ``inpaint`` entry, the box for
+``inpaint-hole``, which ``solve`` takes for masks with solid holes (``defaults_key_of``; on the
+crops the best plain MAP prior weight for the box was 8 to 32 times that for scattered
+pixels). A grid whose best value lies on its edge (a weight, a first coupling level) is
+continued beyond that edge until the best is inside it (``beyond_edges``). For fully convolutional priors the family's best setting is then retried
 with V averaged over the image's flips and over the 8 symmetries of the square, each kept only
 if it gains ``SYMMETRY_GAIN_DB`` for its cost (the symmetry stage). The table also holds a
 ``start`` row per task: the PSNR of the solvers' starting point (the measurement, bicubic
@@ -42,7 +45,7 @@ import torch
 
 from em_inverse.bench.metrics import psnr
 from em_inverse.bench.tasks import Task
-from em_inverse.solvers.api import DEFAULTS as SOLVE_DEFAULTS
+from em_inverse.solvers.api import DEFAULTS as SOLVE_DEFAULTS, HOLE_KEY
 from em_inverse.atomic import atomic_write_bytes
 from em_inverse.priors.checkpoint import CONFIG, read_json
 from em_inverse.priors.symmetry import GROUPS
@@ -111,6 +114,13 @@ MAX_REFINEMENTS = 4
 #: weight of a kept group is then moved (x2 or /2) while that gains.
 SYMMETRY_GAIN_DB = 0.1
 FAMILIES = ("denoise", "deblur", "superres", "inpaint")
+
+
+def defaults_key_of(task: Task, fixed: bool) -> str:
+    """The ``solve_defaults`` entry a tuning ``task`` tunes: the one ``solve`` takes for its
+    operator (``solvers.api.defaults_key``): the task family, and ``HOLE_KEY`` for the box hole;
+    but a ``fixed``-size prior keeps one inpainting entry for every mask (tuned on the box)."""
+    return HOLE_KEY if task.box is not None and not fixed else task.family
 
 
 def candidates(family: str, weights=WEIGHTS, map_steps: int = 100,
@@ -186,13 +196,14 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
                anneal_steps: tuple[int, ...] = ANNEAL_STEPS, tasks=TUNING_TASKS,
                families: tuple[str, ...] = FAMILIES, symmetry_only: bool = False,
                progress=None) -> dict:
-    """``{"solve_defaults": {family: {"method": m, "map": {...}, "hqs": {...}}}, "trials": [...],
-    "validation": {...}}`` for ``prior``; ``steps`` is the MAP iteration budget per trial (and
-    so the default's), ``anneal_steps`` the annealed sampler's budgets tried (fixed-size priors
-    only); only the task ``families`` named are tuned (see :func:`write_tuning` for merging a
-    partial tuning). ``symmetry_only``: no grid search; each family starts from the prior's
-    tuned method and settings (rescored) and runs the symmetry stage alone, and the family's
-    earlier trial rows are kept in the table.
+    """``{"solve_defaults": {key: {"method": m, "map": {...}, "hqs": {...}}}, "trials": [...],
+    "validation": {...}}`` for ``prior``, one ``solve_defaults`` entry per key of
+    :func:`defaults_key_of` (the task families, with ``inpaint-hole`` apart); ``steps`` is the
+    MAP iteration budget per trial (and so the default's), ``anneal_steps`` the annealed
+    sampler's budgets tried (fixed-size priors only); only the task ``families`` named are
+    tuned (see :func:`write_tuning` for merging a partial tuning). ``symmetry_only``: no grid
+    search; each entry starts from the prior's tuned method and settings (rescored) and runs
+    the symmetry stage alone, and its earlier trial rows are kept in the table.
 
     Fixed-size priors (Fashion-MNIST) are tuned on their own training images (garments have an
     orientation: no symmetry trials), fully convolutional ones on crops of the natural training
@@ -202,12 +213,20 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     from em_inverse.solvers import solve
     from em_inverse.solvers.init import initial_estimate
 
+    fixed = prior.image_size is not None
+    if fixed:
+        tasks = [t for t in tasks if t.family != "inpaint"] + [FIXED_SIZE_INPAINT]
+    tasks = [t for t in tasks if t.family in families]
+    groups: dict[str, list[Task]] = {}  # solve_defaults entry -> the tasks that tune it
+    for task in tasks:
+        groups.setdefault(defaults_key_of(task, fixed), []).append(task)
+    key_of_task = {t.name: defaults_key_of(t, fixed) for t in tasks}
     earlier, earlier_rows = prior.solve_defaults, prior.card.get("tuning", {}).get("trials", [])
     if symmetry_only:
-        if prior.image_size is not None:
+        if fixed:
             raise UserError(f"prior {prior.name!r} takes fixed-size images (an orientation): "
                             f"it has no symmetry stage")
-        untuned = [f for f in families if "method" not in earlier.get(f, {})]
+        untuned = [key for key in groups if "method" not in earlier.get(key, {})]
         if untuned:
             raise UserError(f"no tuned settings to start from for {', '.join(untuned)}: "
                             f"run a full tuning of these families first")
@@ -215,29 +234,22 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     # must not fill in the options a trial leaves out (a plain one-step denoiser trial would
     # otherwise inherit a tuned ``symmetry``).
     prior = prior.copy_with(solve_defaults={})
-    fixed = prior.image_size is not None
     images = fashion_training_images(count) if fixed else \
         validation_images(prior.channels, size, count)
     images = [x.to(prior.device) for x in images]
-    if fixed:
-        tasks = [t for t in tasks if t.family != "inpaint"] + [FIXED_SIZE_INPAINT]
-    tasks = [t for t in tasks if t.family in families]
     symmetries = ("none",) if fixed else GROUPS  # garments have an orientation
     anneal_factors = ANNEAL_STEP_FACTORS if fixed else ()
-    families = {}
-    for task in tasks:
-        families.setdefault(task.family, []).append(task)
     border = 0 if fixed else 8
-    task_family = {t.name: t.family for t in (*TUNING_TASKS, FIXED_SIZE_INPAINT)}
-    # symmetry_only: the families' earlier rows stay, but for the start rows and the tuned
-    # setting's rows, which are rescored
+    # symmetry_only: the tuned entries' earlier rows stay, but for the start rows and the
+    # tuned setting's rows, which are rescored
     trials = [row for row in earlier_rows if symmetry_only and row["method"] != "start"
-              and task_family.get(row["task"]) in families
-              and not _is_tuned_row(row, earlier[task_family[row["task"]]])]
+              and row["task"] in key_of_task
+              and not _is_tuned_row(row, earlier[key_of_task[row["task"]]])]
     defaults = {}
-    for family, family_tasks in families.items():
+    for key, key_tasks in groups.items():
+        family = key_tasks[0].family
         cases = [(task, [task.simulate(x, seed=100 + k) for k, x in enumerate(images)])
-                 for task in family_tasks]
+                 for task in key_tasks]
         for task, simulated in cases:  # a reference row: what the solvers start from
             start = [psnr(initial_estimate(y, physics, x.shape).clamp(0, 1), x, border=border)
                      for x, (physics, y) in zip(images, simulated)]
@@ -245,7 +257,7 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
                            "psnr": round(float(np.mean(start)), 3)})
 
         def score(method: str, options: dict) -> float:
-            """Mean PSNR of one setting over the family's tasks (one trial row per task)."""
+            """Mean PSNR of one setting over the entry's tasks (one trial row per task)."""
             means = []
             for task, simulated in cases:
                 means.append(float(np.mean([
@@ -259,8 +271,8 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
             return float(np.mean(means))
 
         if symmetry_only:
-            leader = earlier[family]["method"]
-            options = dict(earlier[family].get(leader, {}))
+            leader = earlier[key]["method"]
+            options = dict(earlier[key].get(leader, {}))
             best = {leader: (score(leader, options), options)}
         else:
             best = _search(score, candidates(family, weights, steps, symmetries, anneal_factors,
@@ -272,8 +284,8 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
         # early is a different estimate (the 20000-step natural-gray, inpainting crops,
         # w = 1/2: 35.51 and 30.94 dB after 100 L-BFGS iterations, 35.32 and 30.85 after
         # solve()'s 200: benchmarks/map_budget_check.py at commit d502a14).
-        defaults[family] = {**(earlier[family] if symmetry_only else {}), "method": leader,
-                            **{m: dict(options) for m, (_, options) in best.items()}}
+        defaults[key] = {**(earlier[key] if symmetry_only else {}), "method": leader,
+                         **{m: dict(options) for m, (_, options) in best.items()}}
     source = (f"first {count} Fashion-MNIST training images" if fixed else
               f"{size}x{size} crops of " + ", ".join(c[0] for c in VALIDATION_CROPS[:count]))
     return {"solve_defaults": defaults, "trials": trials,
@@ -357,7 +369,7 @@ def write_tuning(folder: str | Path, tuning: dict) -> None:
     path = Path(folder) / CONFIG
     config = read_json(path)
     family_of = {t.name: t.family for t in (*TUNING_TASKS, FIXED_SIZE_INPAINT)}
-    tuned = set(tuning["solve_defaults"])
+    tuned = {"inpaint" if key == HOLE_KEY else key for key in tuning["solve_defaults"]}
     kept = [row for row in config.get("card", {}).get("tuning", {}).get("trials", [])
             if family_of.get(row["task"]) not in tuned]
     config["solve_defaults"] = {**config.get("solve_defaults", {}), **tuning["solve_defaults"]}

@@ -29,7 +29,9 @@ def tune(
 ):
     """Choose the default method (map or hqs; for fixed-size priors also the annealed
     sampler's posterior mean) and its settings per task family, on crops of TRAINING images
-    (Fashion-MNIST training images for fixed-size priors)."""
+    (Fashion-MNIST training images for fixed-size priors). Inpainting is tuned twice for
+    fully convolutional priors: on scattered missing pixels and on a solid hole (the settings
+    solve() takes for masks with holes)."""
     from em_inverse.bench.tuning import FAMILIES, tune_prior, write_tuning
     from em_inverse.devices import resolve_device
     from em_inverse.priors import load_prior_folder

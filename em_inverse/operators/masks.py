@@ -142,3 +142,25 @@ def dilate(keep: torch.Tensor, pixels: int) -> torch.Tensor:
     size = 2 * pixels + 1
     holes = F.max_pool2d(1 - keep, size, stride=1, padding=pixels)
     return 1 - holes
+
+
+#: A missing pixel lies inside a solid hole when none of its 8 neighbours is observed. Scattered
+#: missing pixels are filled from their neighbours (of 50% random missing pixels 0.4% lie inside
+#: a hole, of 80% 17%; thin scratches none), solid holes from context further away (a 12x12 box:
+#: 69% of its pixels, a 64x64 box 94%): the two call for different solver settings.
+HOLE_SHARE = 0.5
+
+
+def hole_share(keep: torch.Tensor) -> float:
+    """Share of the missing pixels of a keep mask (..., H, W) none of whose 8 neighbours is
+    observed (0.0 when no pixel is missing); the image border counts as unobserved."""
+    missing = keep.detach().reshape(-1, 1, *keep.shape[-2:]) <= 0.5
+    if not missing.any():
+        return 0.0
+    near_observed = F.max_pool2d((~missing).float(), 3, stride=1, padding=1) > 0
+    return float((missing & ~near_observed).sum() / missing.sum())
+
+
+def has_holes(keep: torch.Tensor) -> bool:
+    """Whether at least ``HOLE_SHARE`` of a keep mask's missing pixels lie inside solid holes."""
+    return hole_share(keep) >= HOLE_SHARE

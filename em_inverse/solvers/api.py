@@ -1,9 +1,12 @@
 """``solve(y, operator, prior, method, **options) -> Solution``: the one entry point.
 
 Options are resolved in this order: what the caller passes, then the prior's
-``solve_defaults[task][method]`` (calibrated for that prior by ``em-inverse tune``), then the
-method's defaults below. ``solve_defaults[task]["method"]`` is the method used when the caller
-names none, e.g. ``{"denoise": {"method": "hqs", "hqs": {"steps": 1}, "map": {...}}}``.
+``solve_defaults[key][method]`` (calibrated for that prior by ``em-inverse tune``), then the
+method's defaults below. ``solve_defaults[key]["method"]`` is the method used when the caller
+names none, e.g. ``{"denoise": {"method": "hqs", "hqs": {"steps": 1}, "map": {...}}}``. The
+key is the operator's task family (``denoise``, ``inpaint``, ``deblur``, ``superres``), except
+that an inpainting mask with solid holes (``operators.masks.has_holes``) takes the prior's
+``inpaint-hole`` settings where it has them (``defaults_key``).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from deepinv.physics import Inpainting
 from em_inverse.devices import make_generator
 from em_inverse.errors import UserError
 from em_inverse.operators.fidelity import GaussianFidelity
+from em_inverse.operators.masks import has_holes
 from em_inverse.operators.noise import MIN_SIGMA, estimate_noise_sigma, noise_sigma
 from em_inverse.operators.physics import lipschitz, task_of
 from em_inverse.priors.symmetry import check_group
@@ -57,13 +61,33 @@ COMMON = {"prior_weight": 1.0, "sigma": None, "samples": None, "init": None, "se
 def default_method(prior, operator) -> str:
     """The method ``solve`` uses when none is named: the prior's tuned one for the operator's
     task (``prior.solve_defaults[task]["method"]``), else ``map``."""
-    return _tuned(prior, operator).get("method") or "map"
+    return _tuned(prior, operator)[1].get("method") or "map"
 
 
-def _tuned(prior, operator) -> dict:
-    """The prior's tuned settings for the operator's task family ({} if none)."""
+#: The ``solve_defaults`` entry for inpainting masks with solid holes.
+HOLE_KEY = "inpaint-hole"
+
+
+def defaults_key(operator) -> str:
+    """Which ``solve_defaults`` entry fits ``operator``: its task family (``generic`` if
+    unknown), or ``HOLE_KEY`` for an inpainting mask with solid holes: large holes are filled
+    from context further away than scattered missing pixels, and the bundled priors' best
+    settings differ (a larger prior weight)."""
     task = task_of(operator) or "generic"
-    return dict(getattr(prior, "solve_defaults", {}) or {}).get(task, {})
+    if task == "inpaint" and isinstance(operator, Inpainting) and has_holes(operator.mask):
+        return HOLE_KEY
+    return task
+
+
+def _tuned(prior, operator) -> tuple[str | None, dict]:
+    """(entry, settings): the prior's tuned settings for ``defaults_key(operator)``; a prior
+    tuned without a ``HOLE_KEY`` entry uses its ``inpaint`` settings for every mask. (None,
+    {}) if the prior has none for the operator."""
+    tuned = dict(getattr(prior, "solve_defaults", {}) or {})
+    key = defaults_key(operator)
+    if key == HOLE_KEY and key not in tuned:
+        key = "inpaint"
+    return (key, tuned[key]) if key in tuned else (None, {})
 
 
 def solve(y, operator, prior, method: str | None = None, *,
@@ -120,8 +144,9 @@ def solve(y, operator, prior, method: str | None = None, *,
     """
     start = time.perf_counter()
     task = task_of(operator) or "generic"
-    method = method or default_method(prior, operator)
-    defaults = _tuned(prior, operator).get(method, {})
+    tuned_key, tuned = _tuned(prior, operator)
+    method = method or tuned.get("method") or "map"
+    defaults = tuned.get(method, {})
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     unknown = set(options) - set(COMMON) - set(DEFAULTS[method])
@@ -167,7 +192,7 @@ def solve(y, operator, prior, method: str | None = None, *,
     diag.evaluations = objective.evaluations
     diag.prior_time = objective.prior_time
     diag.wall_time = time.perf_counter() - start
-    settings.update(method=method, task=task, sigma=sigma.tolist(), sigma_source=sigma_source,
+    settings.update(method=method, task=task, tuned_defaults=tuned_key, sigma=sigma.tolist(), sigma_source=sigma_source,
                     prior=getattr(prior, "name", ""), eps=float(prior.eps),
                     init="given" if settings["init"] is not None else "auto")
     return Solution(estimate=estimate, std=std, samples=samples,
