@@ -21,9 +21,10 @@ inpainting tasks are tuned apart: scattered pixels for the ``inpaint`` entry, th
 ``inpaint-hole``, which ``solve`` takes for masks with solid holes (``defaults_key_of``; on the
 crops the best plain MAP prior weight for the box was 8 to 32 times that for scattered
 pixels). A grid whose best value lies on its edge (a weight, a first coupling level) is
-continued beyond that edge until the best is inside it (``beyond_edges``). For fully convolutional priors the family's best setting is then retried
-with V averaged over the image's flips and over the 8 symmetries of the square, each kept only
-if it gains ``SYMMETRY_GAIN_DB`` for its cost (the symmetry stage). The table also holds a
+continued beyond that edge until the best is inside it (``beyond_edges``). For fully
+convolutional priors each entry's best setting is then retried with V averaged over the image's
+flips and over the 8 symmetries of the square, each kept only if it gains ``SYMMETRY_GAIN_DB``
+for its cost (the symmetry stage). The table also holds a
 ``start`` row per task: the PSNR of the solvers' starting point (the measurement, bicubic
 upsampling or the biharmonic fill), so one can see what the prior adds. The result is written
 into the prior folder's ``config.json`` as ``solve_defaults`` (which ``solve`` reads), together
