@@ -87,6 +87,26 @@ def test_std_needs_no_method_where_the_priors_tuned_default_is_a_sampler(app, fi
     assert not (tmp_path / "b.png").exists() and not (tmp_path / "t.npy").exists()
 
 
+def test_solve_says_which_tuned_settings_it_runs_holes_or_scattered_pixels(app, tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    tuned = {"inpaint": {"method": "hqs", "hqs": {"steps": 2}},
+             "inpaint-hole": {"method": "map", "map": {"steps": 3, "prior_weight": 4.0}}}
+    save_prior(EnergyPrior(ConvEnergy(channels=1, width=8, levels=2), eps=0.05, name="tuned",
+                           solve_defaults=tuned), tmp_path / "prior")
+    write_image(tmp_path / "x.png", torch.rand(1, 1, 32, 32))
+    for mask, entry, method in (("random:0.5", "inpaint", "hqs"), ("box", "inpaint-hole", "map")):
+        solved = run(app, "solve", tmp_path / "x.png", "--op", "inpaint", "--mask", mask,
+                     "--prior", tmp_path / "prior", "-o", tmp_path / "y.png", "--json")
+        assert solved.exit_code == 0, solved.output
+        assert f"{method}: tuned's settings tuned for {entry}" in solved.stderr
+        settings = json.loads(solved.stdout)["settings"]
+        assert settings["tuned_defaults"] == entry and settings["method"] == method
+    assert "solid holes" in solved.stderr
+    assert settings["prior_weight"] == 4.0 and settings["steps"] == 3
+
+
 @pytest.mark.parametrize("op,extra", [("denoise", []), ("deblur", ["--kernel", "gaussian:1"]),
                                       ("superres", ["--factor", "2"])])
 def test_map_for_every_operator(app, files, tmp_path, op, extra):

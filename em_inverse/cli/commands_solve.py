@@ -122,7 +122,7 @@ def solve_command(
     from em_inverse.operators import build_operator, image_shape_for
     from em_inverse.priors import default_prior_name, load_prior
     from em_inverse.priors.symmetry import GROUPS
-    from em_inverse.solvers import METHODS, SAMPLERS, default_method, solve
+    from em_inverse.solvers import HOLE_KEY, METHODS, SAMPLERS, solve, tuned_defaults
 
     _operator_options(op, mask, kernel, factor, noise)
     if method is not None and method not in METHODS:
@@ -154,8 +154,12 @@ def solve_command(
     physics = build_operator(op, shape, mask=mask, mask_keeps=mask_keeps, kernel=kernel,
                              boundary=boundary, factor=factor, noise=noise,
                              generator=generator, device=dev)
-    method = method or default_method(model, physics)
+    tuned_key, tuned = tuned_defaults(model, physics)
+    method = method or tuned.get("method") or "map"
     _check_sampler_outputs(method, std, samples, tuned=True)
+    if tuned_key is not None:
+        why = " (most missing pixels lie in solid holes)" if tuned_key == HOLE_KEY else ""
+        say(quiet, f"{method}: {model.name}'s settings tuned for {tuned_key}{why}")
     options = {"steps": steps, "prior_weight": prior_weight, "symmetry": symmetry, "seed": seed}
     if method in SAMPLERS:
         options["samples"] = samples

@@ -61,7 +61,7 @@ COMMON = {"prior_weight": 1.0, "sigma": None, "samples": None, "init": None, "se
 def default_method(prior, operator) -> str:
     """The method ``solve`` uses when none is named: the prior's tuned one for the operator's
     task (``prior.solve_defaults[task]["method"]``), else ``map``."""
-    return _tuned(prior, operator)[1].get("method") or "map"
+    return tuned_defaults(prior, operator)[1].get("method") or "map"
 
 
 #: The ``solve_defaults`` entry for inpainting masks with solid holes.
@@ -79,7 +79,7 @@ def defaults_key(operator) -> str:
     return task
 
 
-def _tuned(prior, operator) -> tuple[str | None, dict]:
+def tuned_defaults(prior, operator) -> tuple[str | None, dict]:
     """(entry, settings): the prior's tuned settings for ``defaults_key(operator)``; a prior
     tuned without a ``HOLE_KEY`` entry uses its ``inpaint`` settings for every mask. (None,
     {}) if the prior has none for the operator."""
@@ -144,7 +144,7 @@ def solve(y, operator, prior, method: str | None = None, *,
     """
     start = time.perf_counter()
     task = task_of(operator) or "generic"
-    tuned_key, tuned = _tuned(prior, operator)
+    tuned_key, tuned = tuned_defaults(prior, operator)
     method = method or tuned.get("method") or "map"
     defaults = tuned.get(method, {})
     if method not in METHODS:
