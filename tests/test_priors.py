@@ -203,3 +203,19 @@ def test_the_opponent_command_builds_a_colour_prior_and_never_overwrites_one_sil
     again = subprocess.run(command, capture_output=True, text=True)
     assert again.returncode == 2 and "--force" in again.stderr
     assert subprocess.run(command + ["--force"], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("name", ["natural-gray", "natural-rgb"])
+def test_the_bundled_natural_priors_have_settings_for_scattered_pixels_and_for_holes(name):
+    """Brush strokes of 8 px (the default width at 128 px) are holes; 50% random pixels not."""
+    from em_inverse import operators as op
+    from em_inverse.solvers import tuned_defaults
+
+    prior = load_prior(name)
+    shape = (prior.channels, 128, 128)
+    g = torch.Generator().manual_seed(0)
+    for mask, entry in ((op.random_mask(shape[1:], 0.5, g), "inpaint"),
+                        (op.box_mask(shape[1:]), "inpaint-hole"),
+                        (op.stroke_mask(shape[1:], g), "inpaint-hole")):
+        key, settings = tuned_defaults(prior, op.inpainting(mask, shape))
+        assert key == entry and settings["method"] in ("map", "hqs")
