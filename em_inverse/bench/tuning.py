@@ -19,7 +19,7 @@ keeping, per method, the settings with the best mean PSNR over the family's task
 family's default method the best of those tried. For fully convolutional priors the two
 inpainting tasks are tuned apart: scattered pixels for the ``inpaint`` entry, the box for
 ``inpaint-hole``, which ``solve`` takes for masks with solid holes (``defaults_key_of``; on the
-crops the best plain MAP prior weight for the box was 8 to 32 times that for scattered
+crops the best plain MAP prior weight for the box was 8 to 64 times that for scattered
 pixels). A grid whose best value lies on its edge (a weight, a first coupling level) is
 continued beyond that edge until the best is inside it (``beyond_edges``). For fully
 convolutional priors each entry's best setting is then retried with V averaged over the image's
