@@ -59,8 +59,8 @@ COMMON = {"prior_weight": 1.0, "sigma": None, "samples": None, "init": None, "se
 
 
 def default_method(prior, operator) -> str:
-    """The method ``solve`` uses when none is named: the prior's tuned one for the operator's
-    task (``prior.solve_defaults[task]["method"]``), else ``map``."""
+    """The method ``solve`` uses when none is named: the prior's tuned one for the operator
+    (``tuned_defaults(prior, operator)[1]["method"]``), else ``map``."""
     return tuned_defaults(prior, operator)[1].get("method") or "map"
 
 
@@ -103,12 +103,13 @@ def solve(y, operator, prior, method: str | None = None, *,
         method: ``map``, ``hqs`` (annealed half-quadratic splitting), ``posterior``
             (Langevin/MALA chains at the prior's temperature), ``anneal`` (Langevin chains
             annealed over the prior's noise levels) or ``em`` (the Energy Matching sampler);
-            default ``prior.solve_defaults[task]["method"]``, else ``map``.
+            default ``prior.solve_defaults[key]["method"]`` (``key``: see
+            ``tuned_defaults``; recorded as ``settings["tuned_defaults"]``), else ``map``.
         generator: a ``torch.Generator`` on the prior's device (else one seeded with ``seed``).
         progress: tqdm bar on stderr (None: only when stderr is a terminal; False: never).
         callback: called as ``callback(step, total, info)`` after every step.
 
-    Options (caller > prior.solve_defaults[task][method] > defaults):
+    Options (caller > prior.solve_defaults[key][method] > defaults):
         common: ``prior_weight`` w (1.0), ``sigma`` noise std (default: the operator's
             Gaussian sigma, else estimated from y; at least 1/255), ``samples`` (number of
             chain end states returned, default: all chains), ``init`` (a tensor; default: a
@@ -192,8 +193,9 @@ def solve(y, operator, prior, method: str | None = None, *,
     diag.evaluations = objective.evaluations
     diag.prior_time = objective.prior_time
     diag.wall_time = time.perf_counter() - start
-    settings.update(method=method, task=task, tuned_defaults=tuned_key, sigma=sigma.tolist(), sigma_source=sigma_source,
-                    prior=getattr(prior, "name", ""), eps=float(prior.eps),
+    settings.update(method=method, task=task, tuned_defaults=tuned_key, sigma=sigma.tolist(),
+                    sigma_source=sigma_source, prior=getattr(prior, "name", ""),
+                    eps=float(prior.eps),
                     init="given" if settings["init"] is not None else "auto")
     return Solution(estimate=estimate, std=std, samples=samples,
                     energy_trace=torch.stack(trace) if trace else torch.zeros(0, y.shape[0]),
