@@ -106,7 +106,11 @@ def test_a_mask_has_holes_when_most_missing_pixels_have_no_observed_neighbour():
     assert not has_holes(op.random_mask((256, 256), 0.8, g))
     assert hole_share(op.box_mask((256, 256), (64, 64, 64, 64))) == pytest.approx((62 / 64)**2)
     assert has_holes(op.box_mask((28, 28), (8, 8, 12, 12)))  # 10x10 of 12x12 inside
-    assert has_holes(op.stroke_mask((256, 256), g))
+    assert has_holes(op.stroke_mask((256, 256), g))  # the default brush: 16 px
+    # brush strokes cross over near 5 px: 4-px strokes are mostly edge, 8-px ones mostly hole
+    thin, wide = (hole_share(op.stroke_mask((256, 256), torch.Generator().manual_seed(0),
+                                            width=w)) for w in (4, 8))
+    assert thin == pytest.approx(0.41, abs=0.01) and wide == pytest.approx(0.71, abs=0.01)
     assert hole_share(torch.ones(1, 1, 8, 8)) == 0.0
     line = torch.ones(1, 1, 16, 16)
     line[..., 8, :] = 0  # a one-pixel scratch: every missing pixel touches observed ones
