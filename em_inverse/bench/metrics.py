@@ -42,6 +42,12 @@ def psnr(estimate: torch.Tensor, truth: torch.Tensor, border: int = DEFAULT_BORD
     return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
 
 
+def mean_square(x: torch.Tensor, border: int = DEFAULT_BORDER) -> float:
+    """Mean of x^2 over the metric region, unclipped (e.g. of a per-pixel std map: the mean
+    variance)."""
+    return float(np.mean(_region(x, border) ** 2))
+
+
 def ssim(estimate: torch.Tensor, truth: torch.Tensor, border: int = DEFAULT_BORDER) -> float:
     """Structural similarity (scikit-image defaults, 7x7 window, data range 1) over the region.
 

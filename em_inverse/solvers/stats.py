@@ -1,4 +1,5 @@
-"""Statistics for samplers: Welford mean/std, effective sample size, predictive intervals."""
+"""Statistics for samplers: Welford mean/std, effective sample size, predictive intervals, and
+the error a mean over more chains would have."""
 from __future__ import annotations
 
 import numpy as np
@@ -92,3 +93,19 @@ def predictive_factor(level: float, draws) -> np.ndarray:
     if not (0 < level < 1) or np.any(n < 2):
         raise ValueError(f"need 0 < level < 1 and at least 2 draws, got {level}, {draws}")
     return student_t.ppf(0.5 + level / 2, n - 1) * np.sqrt(1 + 1 / n)
+
+
+def error_with_more_chains(squared_error, variance, chains: int, more: int):
+    """Expected squared error of the mean over ``more`` chains, from one mean over ``chains``.
+
+    For independent chains of one sampler (mean mu, per-pixel variance tr(Sigma) / pixels), the
+    mean m_n over n chains has E||m_n - x||^2 = ||mu - x||^2 + tr(Sigma) / n: only the second,
+    Monte-Carlo part falls with n. ``squared_error``: ||m_n - x||^2 / pixels of the run;
+    ``variance``: the chains' per-pixel sample variance (ddof 1) averaged over the same pixels,
+    an unbiased estimate of tr(Sigma) / pixels. The first part is estimated as their difference
+    squared_error - variance / chains (at least 0). Numbers or arrays (one entry per image)."""
+    if chains < 2 or more < 1:
+        raise ValueError(f"need at least 2 chains to measure and 1 to predict, got {chains}, {more}")
+    squared_error, variance = np.asarray(squared_error, float), np.asarray(variance, float)
+    bias = np.maximum(squared_error - variance / chains, 0.0)
+    return bias + variance / more
