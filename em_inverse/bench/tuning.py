@@ -319,7 +319,7 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
             "validation": {"images": source, "map_steps": steps}}
 
 
-def _search(score, grid: list[tuple[str, dict]], chain_errors=None
+def _search(score, grid: list[tuple[str, dict]], chain_errors
             ) -> dict[str, tuple[float, dict]]:
     """The best (mean PSNR, options) per method: ``score(method, options)`` over the ``grid``,
     then past the edges of the grid (``REFINED_OPTIONS``), then, for the annealed sampler, with
@@ -349,8 +349,7 @@ def _search(score, grid: list[tuple[str, dict]], chain_errors=None
         squared_error, variance = np.array(chain_errors("anneal", options)).T
         chains = chains_worth_running(squared_error, variance, options["chains"])
         if chains != options["chains"]:
-            predicted = float(np.mean(-10 * np.log10(error_with_more_chains(
-                squared_error, variance, options["chains"], chains))))
+            predicted = predicted_mean_psnr(squared_error, variance, options["chains"], chains)
             more = {**options, "chains": chains}
             best["anneal"] = (score("anneal", more, predicted=predicted), more)
     return best
@@ -363,13 +362,20 @@ def chains_worth_running(squared_error, variance, chains: int, bar: float = CHAI
     (``squared_error``, ``variance``: per image, as in ``error_with_more_chains``)."""
     measured = chains
 
-    def mean_psnr(count: int) -> float:
-        return float(np.mean(-10 * np.log10(np.maximum(
-            error_with_more_chains(squared_error, variance, measured, count), 1e-30))))
+    def gain(count: int) -> float:
+        return (predicted_mean_psnr(squared_error, variance, measured, count * 2)
+                - predicted_mean_psnr(squared_error, variance, measured, count))
 
-    while chains * 2 <= most and mean_psnr(chains * 2) - mean_psnr(chains) >= bar:
+    while chains * 2 <= most and gain(chains) >= bar:
         chains *= 2
     return chains
+
+
+def predicted_mean_psnr(squared_error, variance, chains: int, more: int) -> float:
+    """Mean PSNR (dB) over the images of posterior means over ``more`` chains, predicted from
+    a run of ``chains`` (per image ``squared_error`` and ``variance``)."""
+    error = error_with_more_chains(squared_error, variance, chains, more)
+    return float(np.mean(-10 * np.log10(np.maximum(error, 1e-30))))
 
 
 def _key(method: str, options: dict) -> str:
