@@ -291,8 +291,8 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
                               | ({} if predicted is None else
                                  {"predicted_gain_db": round(predicted, 3)}))
                 if progress:
-                    progress(f"{task.name}: {method} {options} -> {means[-1]:.2f} dB"
-                             + ("" if predicted is None else f" (predicted gain {predicted:.2f} dB)"))
+                    note = "" if predicted is None else f" (predicted gain {predicted:.2f} dB)"
+                    progress(f"{task.name}: {method} {options} -> {means[-1]:.2f} dB{note}")
             return float(np.mean(means))
 
         def chain_errors(method: str, options: dict) -> list[tuple[float, float]]:

@@ -105,7 +105,8 @@ def error_with_more_chains(squared_error, variance, chains: int, more: int):
     an unbiased estimate of tr(Sigma) / pixels. The first part is estimated as their difference
     squared_error - variance / chains (at least 0). Numbers or arrays (one entry per image)."""
     if chains < 2 or more < 1:
-        raise ValueError(f"need at least 2 chains to measure and 1 to predict, got {chains}, {more}")
+        raise ValueError(f"need at least 2 chains to measure and 1 to predict, "
+                         f"got {chains}, {more}")
     squared_error, variance = np.asarray(squared_error, float), np.asarray(variance, float)
     bias = np.maximum(squared_error - variance / chains, 0.0)
     return bias + variance / more
