@@ -406,8 +406,8 @@ def test_the_symmetry_stage_alone_needs_a_tuned_family_and_an_orientation_free_p
 
 
 def test_the_error_of_a_mean_over_more_chains_is_predicted_from_the_chains_spread():
-    """One run of 8 independent chains predicts the squared error of a mean over 32 (and over
-    2, fewer than measured): only the Monte-Carlo part, variance / chains, changes."""
+    """One run of 8 independent chains predicts the squared error of a mean over 32 chains, and
+    over 2 (fewer than it ran): only the Monte-Carlo part, variance / chains, changes."""
     from em_inverse.solvers.stats import error_with_more_chains
 
     g = torch.Generator().manual_seed(0)
@@ -435,8 +435,8 @@ def test_the_chain_count_doubles_while_the_predicted_gain_clears_the_bar():
     predicted to gain 0.22 dB, 64 another 0.12, 128 0.06 (below the 0.1 dB bar). The gain is
     that of the summed error: an easy image (error 0.0011, nearly all Monte-Carlo) weighs
     little, where its own dB gain would be 5 dB."""
-    from em_inverse.bench.tuning import CHAIN_GAIN_DB, MAX_CHAINS, chains_worth_running, \
-        predicted_gain
+    from em_inverse.bench.tuning import (CHAIN_GAIN_DB, MAX_CHAINS, chains_worth_running,
+                                         predicted_gain)
 
     assert CHAIN_GAIN_DB == 0.1 and MAX_CHAINS == 64
     error, variance = np.array([0.01, 0.01]), np.array([0.016, 0.016])  # variance / 16 = 0.001
