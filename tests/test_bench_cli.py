@@ -119,6 +119,23 @@ def test_calibration_quick_reports_coverage_and_reliability(app, tmp_path):
     assert "corr(std, |error|)" in (tmp_path / "results.md").read_text()
 
 
+def test_calibration_runs_only_the_chosen_groups_and_samplers(app, tmp_path):
+    result, _ = _run(app, "calibration", "--quick", "--groups", "natural", "--methods", "anneal",
+                     "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert {r["setting"] for r in _rows(tmp_path / "results.csv")} == {"natural denoise-25, anneal"}
+    assert "--methods anneal --groups natural" in (tmp_path / "results.md").read_text()
+
+
+def test_calibration_names_its_groups_and_samplers_on_a_typo(app, tmp_path):
+    for option, wrong, known in (("--groups", "gray", "'fashion', 'natural'"),
+                                 ("--methods", "mala", "'posterior', 'anneal'")):
+        result, _ = _run(app, "calibration", "--quick", option, wrong, "--out", str(tmp_path))
+        assert result.exit_code == 2
+        assert f"unknown {option[2:-1]} '{wrong}': use {known}" in result.output
+        assert not (tmp_path / "results.csv").exists()
+
+
 def test_unknown_suite_is_a_clean_user_error(app, tmp_path):
     result, _ = _run(app, "everything", "--quick", "--out", str(tmp_path))
     assert result.exit_code == 2

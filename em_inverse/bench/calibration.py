@@ -5,7 +5,8 @@ the data set) and natural-image denoising (sigma 25/255, gray test images, 128x1
 ``natural-gray``). Both samplers are measured: ``solve(method="posterior")`` (Langevin at
 the prior's temperature; mean and std by Welford over the kept states) and
 ``solve(method="anneal")`` (Langevin annealed over the prior's noise levels; mean and std
-over the chains' end states), with the same number of chains and steps.
+over the chains' end states), with the same number of chains and steps. ``--groups fashion`` /
+``--groups natural`` and ``--methods posterior`` / ``--methods anneal`` run a part of it.
 
 Metrics, pooled over the pixels of all images of a setting (inpainting: the missing pixels only,
 where the answer is uncertain; denoising: every pixel but a 16-pixel border):
@@ -29,17 +30,20 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
+from typing import Callable
 
 import numpy as np
 import torch
 
 from em_inverse.bench import report
-from em_inverse.bench.common import SuiteResult, SuiteSettings, choose_prior, header, say
+from em_inverse.bench.common import (SuiteResult, SuiteSettings, choose_prior, header, say,
+                                     select)
 from em_inverse.bench.images import fashion_available, fashion_dir, load_fashion_images, \
     load_test_images
-from em_inverse.bench.tasks import fashion_tasks, natural_tasks
+from em_inverse.bench.tasks import Task, fashion_tasks, natural_tasks
 from em_inverse.solvers.stats import predictive_factor
 
 LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -131,43 +135,75 @@ def run_setting(name: str, task, images, prior, border: int, settings: SuiteSett
     return rows, curve
 
 
-def run_calibration(settings: SuiteSettings) -> SuiteResult:
-    result = SuiteResult("calibration")
+@dataclass
+class Setting:
+    """One calibration setting: a task on images with a prior (``name``: its group name)."""
+    name: str
+    task: Task
+    load_images: Callable[[], list]
+    prior_name: str
+    image_size: tuple[int, int] | None
+    border: int
+    pixels: str
+
+
+@dataclass
+class Sampler:
+    name: str        # solve()'s method
+    options: dict    # its budget
+
+
+def calibration_settings(settings: SuiteSettings) -> list[Setting]:
+    """The suite's two settings, in report order (``fashion`` needs the t10k files)."""
     quick = settings.quick
-    steps = settings.posterior_steps or (20 if quick else None)
-    chains = settings.posterior_chains or (4 if quick else 16)
-    options = {"posterior": {"chains": chains}, "anneal": {"chains": chains}}
-    if steps:  # --posterior-steps: a smaller budget than solve()'s defaults
-        options["posterior"].update(steps=steps, burn_in=steps // 4)
-        options["anneal"]["steps"] = steps
-    curves, lines, skipped, setups = {}, [], [], []
-    if fashion_available():
-        choice = choose_prior(settings, "fashion-mnist", 1, (28, 28))
-        count = 2 if quick else (settings.limit or 100)
-        task = next(t for t in fashion_tasks() if t.name == "inpaint-box")
-        setups.append(("fashion inpaint-box", task, load_fashion_images(count),
-                       choice.prior, 0))
-        lines.append(f"fashion prior: {choice.description}; first {count} t10k images; "
-                     f"pixels: the 12x12 hole")
-    else:
-        skipped.append(f"Fashion-MNIST inpainting skipped: t10k not found in {fashion_dir()}")
-    choice = choose_prior(settings, "natural-gray", 1)
+    count = 2 if quick else (settings.limit or 100)
     size, border = (32, 4) if quick else (128, 16)
     limit = 1 if quick else settings.limit
-    task = next(t for t in natural_tasks() if t.name == "denoise-25")
-    setups.append(("natural denoise-25", task, load_test_images(1, size, limit),
-                   choice.prior, border))
-    lines.append(f"natural prior: {choice.description}; gray test images, {size}x{size} "
-                 f"centre crops; pixels: all but a {border}-pixel border")
-    for name, task, images, prior, border in setups:
-        for method, method_options in options.items():
-            label = f"{name}, {method}"
-            rows, curves[label] = run_setting(label, task, images, prior, border, settings,
-                                              method, method_options)
+    return [
+        Setting("fashion", next(t for t in fashion_tasks() if t.name == "inpaint-box"),
+                lambda: load_fashion_images(count), "fashion-mnist", (28, 28), 0,
+                f"first {count} t10k images; pixels: the 12x12 hole"),
+        Setting("natural", next(t for t in natural_tasks() if t.name == "denoise-25"),
+                lambda: load_test_images(1, size, limit), "natural-gray", None, border,
+                f"gray test images, {size}x{size} centre crops; pixels: all but a "
+                f"{border}-pixel border")]
+
+
+def samplers(settings: SuiteSettings) -> list[Sampler]:
+    """Langevin (``posterior``) and the annealed sampler, with the same chains and steps."""
+    steps = settings.posterior_steps or (20 if settings.quick else None)
+    chains = settings.posterior_chains or (4 if settings.quick else 16)
+    posterior, anneal = {"chains": chains}, {"chains": chains}
+    if steps:  # --posterior-steps: a smaller budget than solve()'s defaults
+        posterior.update(steps=steps, burn_in=steps // 4)
+        anneal["steps"] = steps
+    return [Sampler("posterior", posterior), Sampler("anneal", anneal)]
+
+
+def run_calibration(settings: SuiteSettings) -> SuiteResult:
+    """Every selected sampler (``--methods``) on every selected setting (``--groups``)."""
+    result = SuiteResult("calibration")
+    chosen = select(calibration_settings(settings), settings.groups, "group")
+    methods = select(samplers(settings), settings.methods, "method")
+    curves, lines, skipped, setups = {}, [], [], []
+    for setting in chosen:
+        if setting.name == "fashion" and not fashion_available():
+            skipped.append(f"Fashion-MNIST inpainting skipped: t10k not found in {fashion_dir()}")
+            continue
+        choice = choose_prior(settings, setting.prior_name, 1, setting.image_size)
+        setups.append((setting, choice.prior))
+        lines.append(f"{setting.name} prior: {choice.description}; {setting.pixels}")
+    for setting, prior in setups:
+        label = f"{setting.name} {setting.task.name}"
+        images = setting.load_images()
+        for sampler in methods:
+            name = f"{label}, {sampler.name}"
+            rows, curves[name] = run_setting(name, setting.task, images, prior, setting.border,
+                                             settings, sampler.name, sampler.options)
             result.rows += rows
-    for method, method_options in options.items():
-        lines.append(f"{method} options: " + ", ".join(f"{k}={v}" for k, v in
-                                                       method_options.items())
+    for sampler in methods:
+        lines.append(f"{sampler.name} options: " + ", ".join(f"{k}={v}" for k, v in
+                                                              sampler.options.items())
                      + " (others: solve()'s defaults)")
     _write(result, settings, lines + skipped, curves)
     return result

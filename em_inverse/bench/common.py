@@ -29,8 +29,9 @@ class SuiteSettings:
     many images per group (None: the suite's own count). quiet: no progress on stderr.
     command: the command line quoted in the report header.
 
-    Quality suites only (``natural``, ``fashion``): tasks / methods / groups: run only these
-    (names as in the tables; None: all). size: natural crop size (None: the suite's own).
+    Quality suites (``natural``, ``fashion``) and ``calibration``: tasks (quality suites only) /
+    methods / groups: run only these (names as in the tables; None: all). size: natural crop
+    size (None: the suite's own).
     posterior_steps / posterior_chains / deepinv_steps: the prior methods' budget (None: the
     suite's CPU budget, see ``quality.solver_options``). extra_priors: ``(label, name or
     folder)`` pairs, each adding ``em-inverse MAP [label]`` and ``em-inverse HQS [label]`` rows
@@ -291,3 +292,16 @@ def header(title: str, settings: SuiteSettings, lines: list[str]) -> str:
                     "numbers say nothing about quality.\n")
     text += [f"- {line}" for line in lines]
     return "\n".join(text) + "\n"
+
+
+def select(items: list, wanted, kind: str) -> list:
+    """The items whose ``.name`` is in ``wanted`` (all if None), in their own order; an unknown
+    name is a ``UserError`` listing the valid ones."""
+    if wanted is None:
+        return list(items)
+    known = list(dict.fromkeys(item.name for item in items))
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise UserError(f"unknown {kind} {', '.join(repr(u) for u in unknown)}: use "
+                        f"{', '.join(repr(k) for k in known)}")
+    return [item for item in items if item.name in wanted]

@@ -25,7 +25,7 @@ from pathlib import Path
 from em_inverse.bench import report
 from em_inverse.bench.baselines import Problem
 from em_inverse.bench.common import (PriorChoice, SuiteResult, SuiteSettings, choose_prior,
-                                     header, load_bench_prior, say)
+                                     header, load_bench_prior, say, select)
 from em_inverse.bench.methods import (ANNEAL, DEEPINV, HQS, MAP, OWN_PRIOR_METHODS, POSTERIOR,
                                       Case, Method, baseline_methods,
                                       extra_prior_methods, prior_methods)
@@ -99,19 +99,6 @@ def budget_note(settings: SuiteSettings) -> str:
             + f"; `{POSTERIOR}` {post['chains']} chains x {post['steps']} Langevin steps, "
               f"burn-in {post['burn_in']} (solve()'s default is 4 x 1000: "
               f"`--posterior-chains 4 --posterior-steps 1000`); `{DEEPINV}` {pgd['steps']} steps")
-
-
-def select(items: list, wanted, kind: str) -> list:
-    """The items whose ``.name`` is in ``wanted`` (all if None), in their own order; an unknown
-    name is a ``UserError`` listing the valid ones."""
-    if wanted is None:
-        return list(items)
-    known = list(dict.fromkeys(item.name for item in items))
-    unknown = [w for w in wanted if w not in known]
-    if unknown:
-        raise UserError(f"unknown {kind} {', '.join(repr(u) for u in unknown)}: use "
-                        f"{', '.join(repr(k) for k in known)}")
-    return [item for item in items if item.name in wanted]
 
 
 def extra_methods(settings: SuiteSettings, channels: int) -> tuple[list[Method], list[str]]:

@@ -11,9 +11,10 @@
 - ``speed``: see ``bench.speed``. ``calibration``: see ``bench.calibration``.
 
 The selection and budget options (``--tasks``, ``--methods``, ``--groups``, ``--extra-prior``,
-``--deepinv-steps``; ``--size`` for ``natural``) apply to the quality suites only,
-``--posterior-steps`` / ``--posterior-chains`` to them and ``calibration``; elsewhere they are a
-``UserError``.
+``--deepinv-steps``; ``--size`` for ``natural``) apply to the quality suites,
+``--methods`` / ``--groups`` / ``--posterior-steps`` / ``--posterior-chains`` to ``calibration``
+too (its groups: ``fashion``, ``natural``; its methods: ``posterior``, ``anneal``); elsewhere
+they are a ``UserError``.
 """
 from __future__ import annotations
 
@@ -102,19 +103,21 @@ def run_suite(name: str, *, quick: bool = False, out: str | Path | None = None,
               extra_priors: Sequence[str | tuple[str, str]] = ()) -> SuiteResult:
     """Run suite ``name`` and write its Markdown table, CSV and PNG plots under ``out``
     (default ``benchmarks/results/NAME``, or ``NAME-cuda`` on a GPU, relative to the current
-    folder). Quality suites only: ``tasks`` / ``methods`` / ``groups`` (names as in the tables),
-    ``size`` (natural crop), the prior methods' budget, and ``extra_priors`` (``"LABEL=PATH"``
-    or ``(label, path)``: ``em-inverse MAP [LABEL]`` and ``em-inverse HQS [LABEL]`` rows
-    each). Returns a :class:`SuiteResult`."""
+    folder). Quality suites (and calibration, see the module docstring): ``tasks`` /
+    ``methods`` / ``groups`` (names as in the tables), ``size`` (natural crop), the prior
+    methods' budget, and ``extra_priors`` (``"LABEL=PATH"`` or ``(label, path)``:
+    ``em-inverse MAP [LABEL]`` and ``em-inverse HQS [LABEL]`` rows each). Returns a
+    :class:`SuiteResult`."""
     if name not in SUITES:
         raise UserError(f"unknown suite {name!r}: use one of {', '.join(SUITES)}")
     extras = tuple(parse_extra_prior(e) for e in extra_priors)
-    where = {"--tasks": (tasks, QUALITY_SUITES), "--methods": (methods, QUALITY_SUITES),
-             "--groups": (groups, QUALITY_SUITES), "--size": (size, ("natural",)),
+    with_calibration = QUALITY_SUITES + ("calibration",)
+    where = {"--tasks": (tasks, QUALITY_SUITES), "--methods": (methods, with_calibration),
+             "--groups": (groups, with_calibration), "--size": (size, ("natural",)),
              "--deepinv-steps": (deepinv_steps, QUALITY_SUITES),
              "--extra-prior": (extras, QUALITY_SUITES),
-             "--posterior-steps": (posterior_steps, QUALITY_SUITES + ("calibration",)),
-             "--posterior-chains": (posterior_chains, QUALITY_SUITES + ("calibration",))}
+             "--posterior-steps": (posterior_steps, with_calibration),
+             "--posterior-chains": (posterior_chains, with_calibration)}
     misplaced = [f"{option} (only for {', '.join(suites)})"
                  for option, (value, suites) in where.items() if value and name not in suites]
     if misplaced:

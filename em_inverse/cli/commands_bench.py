@@ -32,10 +32,12 @@ def bench(
     methods: Annotated[Optional[str], typer.Option(
         "--methods", help="natural/fashion: only these methods, comma-separated, named as in "
                           "the tables (the deepinv cross-check reuses the MAP's prior weight: "
-                          "keep 'em-inverse MAP' with it).", show_default=False)] = None,
+                          "keep 'em-inverse MAP' with it); calibration: posterior and/or "
+                          "anneal.", show_default=False)] = None,
     groups: Annotated[Optional[str], typer.Option(
         "--groups", help="natural: gray and/or colour (e.g. gray while no natural-rgb "
-                         "prior exists).", show_default=False)] = None,
+                         "prior exists); calibration: fashion and/or natural.",
+        show_default=False)] = None,
     size: Annotated[Optional[int], typer.Option(
         "--size", min=16, help="natural: crop size (default 256, the issue's protocol; "
                                "quick 32).", show_default=False)] = None,
