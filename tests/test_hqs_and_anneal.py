@@ -72,6 +72,28 @@ def test_hqs_never_couples_below_the_measurement_noise_and_validates_its_options
             solve(y, physics, prior, method="hqs", progress=False, **bad)
 
 
+def test_hqs_goes_below_the_noise_only_when_asked_and_then_at_least_4x_below_it():
+    """end_at_noise=False: the levels start at the noise sigma and end at min(sigma_end,
+    sigma/4); two levels on denoising are Tweedie's formula, then the exact data step and one
+    more prior step at the finer level."""
+    g = torch.Generator().manual_seed(1)
+    y = torch.rand(SHAPE, generator=g) + SIGMA * torch.randn(SHAPE, generator=g)
+    prior = quadratic_prior(MU, S)
+    for asked, expected in ((0.001, 0.001), (0.04, SIGMA / 4)):
+        solution = solve(y, op.denoising(SIGMA), prior, method="hqs", steps=2, sigma_start=1 / 255,
+                         sigma_end=asked, end_at_noise=False, progress=False)
+        assert solution.settings["sigma_start"] == pytest.approx(SIGMA)
+        assert solution.settings["sigma_end"] == pytest.approx(expected)
+    finer = 0.001
+    tweedie = y - SIGMA**2 * (y - MU) / S**2
+    x2 = (finer**2 * y + SIGMA**2 * tweedie) / (SIGMA**2 + finer**2)
+    solution = solve(y, op.denoising(SIGMA), prior, method="hqs", steps=2, sigma_start=1 / 255,
+                     sigma_end=finer, end_at_noise=False, progress=False)
+    assert torch.allclose(solution.estimate, x2 - finer**2 * (x2 - MU) / S**2, atol=1e-6)
+    with pytest.raises(UserError, match="end_at_noise"):
+        solve(y, op.denoising(SIGMA), prior, method="hqs", end_at_noise="no", progress=False)
+
+
 def test_annealed_chains_end_near_the_posterior_and_spread_more_in_the_holes():
     physics, y, mean, std = problem("inpaint")
     solution = solve(y, physics, quadratic_prior(MU, S), method="anneal", chains=128,
@@ -247,14 +269,29 @@ def test_the_annealed_sampler_is_tried_with_the_chain_count_solve_runs():
 
 
 def test_the_denoiser_is_tried_with_symmetries_only_where_asked():
-    from em_inverse.bench.tuning import DENOISER_WEIGHTS, candidates
+    from em_inverse.bench.tuning import candidates
 
     plain = candidates("denoise", weights=(1.0,))
     assert all("symmetry" not in options for _, options in plain)
     both = candidates("denoise", weights=(1.0,), symmetries=("none", "dihedral"))
-    assert len(both) == len(plain) + len(DENOISER_WEIGHTS)
+    denoisers = [options for method, options in plain if method == "hqs"]
+    assert len(both) == len(plain) + len(denoisers)
     assert all("symmetry" not in options for _, options in candidates(
         "deblur", weights=(1.0,), symmetries=("none", "dihedral")))
+
+
+def test_the_denoiser_is_tried_in_one_step_and_with_a_finer_second_level():
+    from em_inverse.bench.tuning import DENOISER_WEIGHTS, REFINEMENT_LEVELS, candidates
+
+    denoisers = [options for method, options in candidates("denoise", weights=(1.0,))
+                 if method == "hqs"]
+    one_step = [o for o in denoisers if o["steps"] == 1]
+    two_levels = [o for o in denoisers if o["steps"] == 2]
+    assert len(one_step) == len(DENOISER_WEIGHTS)
+    assert len(two_levels) == len(DENOISER_WEIGHTS) * len(REFINEMENT_LEVELS)
+    assert {o["sigma_end"] for o in two_levels} == set(REFINEMENT_LEVELS)
+    # the first level is the noise sigma itself (solve raises sigma_start to it)
+    assert all(o["end_at_noise"] is False and o["sigma_start"] <= 1 / 255 for o in two_levels)
 
 
 def test_a_grid_whose_best_value_lies_on_its_edge_is_continued_beyond_it():

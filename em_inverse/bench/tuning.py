@@ -6,9 +6,10 @@ from the SPEC 6 training images (Fashion-MNIST training images for fixed-size pr
 
 - ``map``: a log grid of prior weights w (U = fidelity + w V/eps);
 - ``hqs``: annealed half-quadratic splitting (for denoising, one iteration: Tweedie's denoiser
-  with w near the calibrated value 1, for fully convolutional priors also with V averaged over
-  the image's flips and over the 8 symmetries of the square (``priors.symmetry``: the
-  denoiser's self-ensemble, cheap for one iteration); otherwise a grid of first coupling levels
+  with w near the calibrated value 1, or two, the second at a fine level below the noise
+  (``REFINEMENT_LEVELS``); for fully convolutional priors also with V averaged over the image's
+  flips and over the 8 symmetries of the square (``priors.symmetry``: the denoiser's
+  self-ensemble, cheap for one or two iterations); otherwise a grid of first coupling levels
   and weights);
 - ``anneal`` (fixed-size priors only, whose images are small enough to sample on a CPU within
   the tuning budget): the annealed Langevin sampler's posterior mean with solve()'s 16 chains,
@@ -47,6 +48,7 @@ import torch
 
 from em_inverse.bench.metrics import mean_square, psnr
 from em_inverse.bench.tasks import Task
+from em_inverse.operators.noise import MIN_SIGMA
 from em_inverse.solvers.api import DEFAULTS as SOLVE_DEFAULTS, HOLE_KEY
 from em_inverse.atomic import atomic_write_bytes
 from em_inverse.priors.checkpoint import CONFIG, read_json
@@ -111,6 +113,14 @@ MAX_CHAINS = 64
 #: average: 29.09 / 31.16 / 27.93 dB at 0.75 / 1 / 1.25: its card's tuning table), so the grid
 #: is fine around 1.
 DENOISER_WEIGHTS = (0.75, 0.9, 1.0, 1.1, 1.25)
+#: The denoiser is also tried with a second HQS level below the noise (``end_at_noise=False``:
+#: the noise sigma, then min(level, noise / 4)), at these levels. The second prior step refines
+#: the learned, inexact Tweedie estimate; it works at the finest levels the priors were trained
+#: on (their denoising-score term stops at 0.01 in pixel units): on natural-gray's tuning crops
+#: at 25/255, +0.31 dB at 0.01, +0.15 at 0.005, -1.6 at 0.02 (a coarse step smooths an image
+#: that is already denoised), and a third level made it unstable
+#: (``python benchmarks/denoiser_refinement_check.py natural-gray --sigma-end L``).
+REFINEMENT_LEVELS = (0.005, 0.01)
 #: Options whose grid is continued when the best setting lies on its edge: the value beyond
 #: the edge (the grid's own ratio between its two outermost values) is tried, up to
 #: MAX_REFINEMENTS times per method and within (lowest, highest). A best value on the edge of
@@ -146,9 +156,12 @@ def candidates(family: str, weights=WEIGHTS, map_steps: int = 100,
     sampler is not tried)."""
     trials = [("map", {"prior_weight": w, "steps": map_steps}) for w in weights]
     if family == "denoise":
-        trials += [("hqs", {"steps": 1, "prior_weight": w} |
+        schedules = [{"steps": 1}] + [
+            {"steps": 2, "sigma_start": MIN_SIGMA, "sigma_end": level, "end_at_noise": False}
+            for level in REFINEMENT_LEVELS]
+        trials += [("hqs", schedule | {"prior_weight": w} |
                     ({} if g == "none" else {"symmetry": g}))
-                   for g in symmetries for w in DENOISER_WEIGHTS]
+                   for g in symmetries for schedule in schedules for w in DENOISER_WEIGHTS]
     else:
         trials += [("hqs", {"steps": 40, "sigma_start": s, "prior_weight": w})
                    for s in HQS_SIGMA_STARTS for w in HQS_WEIGHTS]
