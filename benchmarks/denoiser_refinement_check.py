@@ -7,9 +7,11 @@ Denoises the validation crops ``em-inverse tune`` uses (6 crops of 128 px of the
 training images; Fashion-MNIST priors: the first 20 training images) at each noise level
 (/255) with the one-step Tweedie denoiser (HQS, one level: the noise sigma) and with
 ``--steps`` levels from the noise sigma down to ``sigma_end`` (``end_at_noise=False``), both with
-the prior's tuned symmetry for denoising, and prints the mean PSNR (dB, 8-px border, estimates clipped to
-[0, 1]). ``--below-noise`` overrides ``solvers.api.LEVELS_BELOW_NOISE`` (the second level is at
-most noise / that factor; 1 turns the guard off).
+the prior's tuned symmetry for denoising, next to the noisy input and to what ``solve`` does
+without a method (the prior's tuned default, MAP above its trained noise levels), as mean PSNR
+(dB, 8-px border, estimates clipped to [0, 1]). ``--below-noise`` overrides
+``solvers.api.LEVELS_BELOW_NOISE`` (the second level is at most noise / that factor; 1 turns the
+guard off).
 """
 import argparse
 
@@ -31,9 +33,9 @@ parser.add_argument("--below-noise", type=float, default=api.LEVELS_BELOW_NOISE)
 args = parser.parse_args()
 api.LEVELS_BELOW_NOISE = args.below_noise
 
-prior = load_prior(args.prior)
-symmetry = prior.solve_defaults.get("denoise", {}).get("hqs", {}).get("symmetry", "none")
-prior = prior.copy_with(solve_defaults={})
+tuned = load_prior(args.prior)
+symmetry = tuned.solve_defaults.get("denoise", {}).get("hqs", {}).get("symmetry", "none")
+prior = tuned.copy_with(solve_defaults={})
 fixed = prior.image_size is not None
 images = fashion_training_images(20) if fixed else validation_images(prior.channels, 128, 6)
 border = 0 if fixed else 8
@@ -44,13 +46,17 @@ print(f"{args.prior} (symmetry {symmetry}); {args.steps} levels down to {args.si
       f"most noise / {args.below_noise:g}")
 for level in (int(v) for v in args.levels.split(",")):
     sigma = level / 255
-    scores = {"one level": [], "finer": []}
+    scores = {"noisy": [], "one level": [], "finer": [], "default": []}
     for k, x in enumerate(images):
         physics = operators.build_operator("denoise", tuple(x.shape[1:]), noise=sigma)
         y = x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(100 + k))
+        scores["noisy"].append(psnr(y.clamp(0, 1), x, border=border))
         for name, options in (("one level", one_step), ("finer", finer)):
             estimate = solve(y, physics, prior, method="hqs", progress=False, **options).estimate
             scores[name].append(psnr(estimate.clamp(0, 1), x, border=border))
-    one, more = np.mean(scores["one level"]), np.mean(scores["finer"])
-    print(f"  sigma {level:>3}/255: one level {one:.2f} dB, {args.steps} levels {more:.2f} dB "
-          f"({more - one:+.2f})", flush=True)
+        default = solve(y, physics, tuned, progress=False)
+        scores["default"].append(psnr(default.estimate.clamp(0, 1), x, border=border))
+    noisy, one, more = (np.mean(scores[k]) for k in ("noisy", "one level", "finer"))
+    print(f"  sigma {level:>3}/255: noisy {noisy:.2f} dB; one level {one:.2f}, {args.steps} levels "
+          f"{more:.2f} ({more - one:+.2f}); solve's default {np.mean(scores['default']):.2f} "
+          f"({default.settings['method']})", flush=True)

@@ -94,6 +94,31 @@ def test_hqs_goes_below_the_noise_only_when_asked_and_then_at_least_4x_below_it(
         solve(y, op.denoising(SIGMA), prior, method="hqs", end_at_noise="no", progress=False)
 
 
+def test_the_tuned_hqs_gives_way_to_map_above_the_levels_the_denoiser_learned():
+    """Tweedie's step at a noise level the denoising-score term never saw is no denoiser: the
+    prior's own method switches to its tuned MAP there, and says so; a named method runs."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(SHAPE, generator=g)
+    recipe = {"dsm_weight": 1.0, "dsm_sigma_min": 0.01, "dsm_sigma_max": 0.1}  # scale 1
+    tuned = {"denoise": {"method": "hqs", "hqs": {"steps": 1}, "map": {"prior_weight": 0.5}}}
+    prior = quadratic_prior(MU, S).copy_with(training=recipe, solve_defaults=tuned)
+    assert prior.denoising_levels == (0.01, 0.1)
+    within, beyond = 0.05, 0.2
+    solution = solve(x + within * torch.randn(SHAPE, generator=g), op.denoising(within), prior,
+                     progress=False)
+    assert solution.settings["method"] == "hqs" and "fallback" not in solution.settings
+    y = x + beyond * torch.randn(SHAPE, generator=g)
+    solution = solve(y, op.denoising(beyond), prior, progress=False)
+    assert solution.settings["method"] == "map"
+    assert solution.settings["prior_weight"] == 0.5  # the tuned MAP entry
+    assert "above the highest level" in solution.settings["fallback"]
+    named = solve(y, op.denoising(beyond), prior, method="hqs", progress=False)
+    assert named.settings["method"] == "hqs" and "fallback" not in named.settings
+    untrained = prior.copy_with(training={})  # no denoising-score term: no known levels
+    assert untrained.denoising_levels is None
+    assert solve(y, op.denoising(beyond), untrained, progress=False).settings["method"] == "hqs"
+
+
 def test_annealed_chains_end_near_the_posterior_and_spread_more_in_the_holes():
     physics, y, mean, std = problem("inpaint")
     solution = solve(y, physics, quadratic_prior(MU, S), method="anneal", chains=128,

@@ -183,6 +183,11 @@ def test_through_the_opponent_prior_colour_noise_is_gray_noise_at_a_third_of_the
     u = opponent_channels(x)
     gray_step = u - sigma**2 / 3 * gray.energy_and_grad(u)[1]
     assert torch.allclose(rgb_step, gray_step, atol=1e-12)
+    # so the colour denoiser serves at noise levels sqrt(3) times those the gray one learned
+    recipe = {"dsm_weight": 1.0, "dsm_sigma_min": 0.02, "dsm_sigma_max": 0.5}
+    low, high = gray.copy_with(training=recipe).denoising_levels
+    colour_low, colour_high = opponent_prior(gray.copy_with(training=recipe)).denoising_levels
+    assert (colour_low, colour_high) == pytest.approx((3**0.5 * low, 3**0.5 * high))
 
 
 def test_only_one_channel_priors_centred_on_mid_gray_make_opponent_priors():

@@ -155,18 +155,21 @@ def solve_command(
                              boundary=boundary, factor=factor, noise=noise,
                              generator=generator, device=dev)
     tuned_key, tuned = tuned_defaults(model, physics)
-    method = method or tuned.get("method") or "map"
-    _check_sampler_outputs(method, std, samples, tuned=True)
+    planned = method or tuned.get("method") or "map"
+    _check_sampler_outputs(planned, std, samples, tuned=True)
     if tuned_key is not None:
         why = " (most missing pixels lie in solid holes)" if tuned_key == HOLE_KEY else ""
-        say(quiet, f"{method}: {model.name}'s settings tuned for {tuned_key}{why}")
+        say(quiet, f"{planned}: {model.name}'s settings tuned for {tuned_key}{why}")
     options = {"steps": steps, "prior_weight": prior_weight, "symmetry": symmetry, "seed": seed}
-    if method in SAMPLERS:
+    if planned in SAMPLERS:
         options["samples"] = samples
-    if method == "posterior" and mala:
+    if planned == "posterior" and mala:
         options["mala"] = True
+    # a method left to the prior may change with the noise level (solve's "fallback")
     solution = solve(y.to(dev), physics, model, method, generator=generator,
                      progress=not quiet, **options)
+    if "fallback" in solution.settings:
+        say(quiet, f"note: {solution.settings['fallback']}")
 
     write_image(output, solution.estimate[:1])
     std_scale = None

@@ -195,6 +195,9 @@ class OpponentEnergy(nn.Module):
     luminance/chrominance split of colour BM3D. Input (B, 3, H, W) -> output (B,).
     """
 
+    #: White noise of std s on the image is noise of std s / NOISE_GAIN on each channel net input.
+    NOISE_GAIN = 3**0.5
+
     def __init__(self, channel_energy: dict, channels: int = 3):
         super().__init__()
         if channels != 3:

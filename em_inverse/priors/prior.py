@@ -80,6 +80,18 @@ class EnergyPrior(Prior):
         return tuple(size) if size else None
 
     @property
+    def denoising_levels(self) -> tuple[float, float] | None:
+        """(lowest, highest) noise std, in the [0, 1] units of images, at which the
+        denoising-score term trained grad V: where y - s^2 grad V(y)/eps is Tweedie's denoiser.
+        None for a prior trained without that term. A net that sees the image's noise reduced
+        (``OpponentEnergy``: by sqrt(3) on each opponent channel) serves that much higher."""
+        recipe = self.training
+        if not recipe.get("dsm_weight"):
+            return None
+        gain = getattr(self.net, "NOISE_GAIN", 1.0) / self.scale
+        return (recipe["dsm_sigma_min"] * gain, recipe["dsm_sigma_max"] * gain)
+
+    @property
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
 

@@ -156,23 +156,21 @@ def solve(y, operator, prior, method: str | None = None, *,
     start = time.perf_counter()
     task = task_of(operator) or "generic"
     tuned_key, tuned = tuned_defaults(prior, operator)
+    named = method is not None
     method = method or tuned.get("method") or "map"
-    defaults = tuned.get(method, {})
-    if method not in METHODS:
-        raise UserError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
-    unknown = set(options) - set(COMMON) - set(DEFAULTS[method])
-    if unknown:
-        raise TypeError(f"unknown option(s) for method {method!r}: {', '.join(sorted(unknown))}")
-    settings = {**COMMON, **DEFAULTS[method]}
-    settings.update({k: v for k, v in defaults.items() if k in settings})
-    settings.update({k: v for k, v in options.items() if v is not None})
-    _validate(settings, method)
+    settings = _resolve(method, tuned, options)
 
     device = prior.device
     y = _as_measurement(y).to(device)
     operator = operator.to(device)
     with torch.no_grad():
         image_shape = tuple(operator.A_adjoint(y).shape)
+    sigma, sigma_source = _noise_level(y, operator, settings["sigma"])
+    fallback = None if named else _hqs_out_of_range(method, prior, float(sigma.max()))
+    if fallback and set(options) <= set(COMMON) | set(DEFAULTS["map"]):
+        method, settings = "map", _resolve("map", tuned, options)
+    else:
+        fallback = None
     try:
         prior.check_input(torch.empty(image_shape, device="meta"))
         energy_prior = (prior if settings["symmetry"] == "none"
@@ -182,7 +180,6 @@ def solve(y, operator, prior, method: str | None = None, *,
     if generator is None:
         generator = make_generator(settings["seed"], device)
 
-    sigma, sigma_source = _noise_level(y, operator, settings["sigma"])
     x0 = settings["init"]
     x0 = (initial_estimate(y, operator, image_shape) if x0 is None
           else _as_measurement(x0).to(device).expand(image_shape).clone())
@@ -207,9 +204,40 @@ def solve(y, operator, prior, method: str | None = None, *,
                     sigma_source=sigma_source, prior=getattr(prior, "name", ""),
                     eps=float(prior.eps),
                     init="given" if settings["init"] is not None else "auto")
+    if fallback:
+        settings["fallback"] = fallback
     return Solution(estimate=estimate, std=std, samples=samples,
                     energy_trace=torch.stack(trace) if trace else torch.zeros(0, y.shape[0]),
                     diagnostics=diag, settings=settings)
+
+
+def _resolve(method: str, tuned: dict, options: dict) -> dict:
+    """The method's settings: the caller's ``options`` > the prior's ``tuned[method]`` >
+    ``DEFAULTS[method]`` (validated)."""
+    if method not in METHODS:
+        raise UserError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    unknown = set(options) - set(COMMON) - set(DEFAULTS[method])
+    if unknown:
+        raise TypeError(f"unknown option(s) for method {method!r}: {', '.join(sorted(unknown))}")
+    settings = {**COMMON, **DEFAULTS[method]}
+    settings.update({k: v for k, v in tuned.get(method, {}).items() if k in settings})
+    settings.update({k: v for k, v in options.items() if v is not None})
+    _validate(settings, method)
+    return settings
+
+
+def _hqs_out_of_range(method: str, prior, noise: float) -> str | None:
+    """Why the tuned HQS cannot serve at this noise level (None if it can). Its first prior
+    step is Tweedie's denoiser at the noise sigma, which the prior learned only up to the top
+    of its ``denoising_levels``: beyond, grad V is no noisy-data score and the step makes the
+    image worse than the measurement (natural-gray's tuning crops at 75/255: 9.85 dB from a
+    12.30 dB input; its tuned MAP 22.30: ``python benchmarks/denoiser_refinement_check.py
+    --levels 75,100``). MAP only evaluates grad V near its estimate, which stays image-like."""
+    levels = getattr(prior, "denoising_levels", None)
+    if method != "hqs" or levels is None or noise <= levels[1]:
+        return None
+    return (f"noise sigma {noise:.3g} is above the highest level the prior's denoiser was "
+            f"trained at ({levels[1]:.3g}): MAP instead of the tuned HQS")
 
 
 def _run(method, objective, x0, chains, s, generator, bar, prior):
