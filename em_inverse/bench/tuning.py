@@ -117,9 +117,9 @@ DENOISER_WEIGHTS = (0.75, 0.9, 1.0, 1.1, 1.25)
 #: the noise sigma, then min(level, noise / 4)), at these levels. The second prior step refines
 #: the learned, inexact Tweedie estimate; it works at the finest levels the priors were trained
 #: on (their denoising-score term stops at 0.01 in pixel units): on natural-gray's tuning crops
-#: at 25/255, +0.31 dB at 0.01, +0.15 at 0.005, -1.6 at 0.02 (a coarse step smooths an image
-#: that is already denoised), and a third level made it unstable
-#: (``python benchmarks/denoiser_refinement_check.py natural-gray --sigma-end L``).
+#: at 25/255, +0.31 dB at 0.01, +0.14 at 0.005, -1.64 at 0.02 (a coarse step smooths an image
+#: that is already denoised), and three levels down to 0.01 lose 6.42
+#: (``python benchmarks/denoiser_refinement_check.py natural-gray --sigma-end L [--steps 3]``).
 REFINEMENT_LEVELS = (0.005, 0.01)
 #: Options whose grid is continued when the best setting lies on its edge: the value beyond
 #: the edge (the grid's own ratio between its two outermost values) is tried, up to
