@@ -1,0 +1,41 @@
+"""Is a retrained prior better? Two priors with the SAME solver settings on the tuning crops.
+
+    python benchmarks/same_settings_check.py PRIOR CANDIDATE [--tasks inpaint-50,deblur-gauss]
+
+Runs ``solve`` with PRIOR's tuned defaults (``solve_defaults``, method included) for both
+priors on the tasks ``em-inverse tune`` simulates (``bench.tuning.TUNING_TASKS``) on its
+validation crops (6 crops of 128 px of the SPEC 6 TRAINING images; never test images), and
+prints the mean PSNR of each (dB, 8-px border, estimates clipped to [0, 1]). A cheap first
+check of a new network before re-tuning it: a candidate that loses here with the old settings
+rarely wins after a re-tune, one that wins is worth the re-tune.
+"""
+import argparse
+import time
+
+import numpy as np
+
+from em_inverse import load_prior, solve
+from em_inverse.bench.metrics import psnr
+from em_inverse.bench.tuning import TUNING_TASKS, validation_images
+
+parser = argparse.ArgumentParser()
+parser.add_argument("prior")
+parser.add_argument("candidate")
+parser.add_argument("--tasks", default=",".join(t.name for t in TUNING_TASKS))
+args = parser.parse_args()
+
+reference = load_prior(args.prior)
+candidate = load_prior(args.candidate).copy_with(solve_defaults=reference.solve_defaults)
+images = validation_images(reference.channels, 128, 6)
+for task in (t for t in TUNING_TASKS if t.name in args.tasks.split(",")):
+    scores = []
+    for prior in (reference, candidate):
+        start, psnrs = time.perf_counter(), []
+        for k, x in enumerate(images):
+            physics, y = task.simulate(x, seed=100 + k)
+            estimate = solve(y, physics, prior, progress=False).estimate
+            psnrs.append(psnr(estimate.clamp(0, 1), x, border=8))
+        scores.append((np.mean(psnrs), time.perf_counter() - start))
+    (a, ta), (b, tb) = scores
+    print(f"{task.name}: {args.prior} {a:.2f} dB ({ta:.0f} s), {args.candidate} {b:.2f} dB "
+          f"({tb:.0f} s): {b - a:+.2f}", flush=True)
