@@ -47,6 +47,7 @@ print(f"{args.prior} (symmetry {symmetry}); {args.steps} levels down to {args.si
 for level in (int(v) for v in args.levels.split(",")):
     sigma = level / 255
     scores = {"noisy": [], "one level": [], "finer": [], "default": []}
+    default_methods = set()
     for k, x in enumerate(images):
         physics = operators.build_operator("denoise", tuple(x.shape[1:]), noise=sigma)
         y = x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(100 + k))
@@ -56,7 +57,8 @@ for level in (int(v) for v in args.levels.split(",")):
             scores[name].append(psnr(estimate.clamp(0, 1), x, border=border))
         default = solve(y, physics, tuned, progress=False)
         scores["default"].append(psnr(default.estimate.clamp(0, 1), x, border=border))
+        default_methods.add(default.settings["method"])
     noisy, one, more = (np.mean(scores[k]) for k in ("noisy", "one level", "finer"))
     print(f"  sigma {level:>3}/255: noisy {noisy:.2f} dB; one level {one:.2f}, {args.steps} levels "
           f"{more:.2f} ({more - one:+.2f}); solve's default {np.mean(scores['default']):.2f} "
-          f"({default.settings['method']})", flush=True)
+          f"({', '.join(sorted(default_methods))})", flush=True)

@@ -103,7 +103,7 @@ def test_the_tuned_hqs_gives_way_to_map_above_the_levels_the_denoiser_learned():
     tuned = {"denoise": {"method": "hqs", "hqs": {"steps": 1}, "map": {"prior_weight": 0.5}}}
     prior = quadratic_prior(MU, S).copy_with(training=recipe, solve_defaults=tuned)
     assert prior.denoising_levels == (0.01, 0.1)
-    within, beyond = 0.05, 0.2
+    within, beyond = 0.05, 0.2  # trusted up to TRUSTED_SHARE = 0.8 of the top: 0.08
     solution = solve(x + within * torch.randn(SHAPE, generator=g), op.denoising(within), prior,
                      progress=False)
     assert solution.settings["method"] == "hqs" and "fallback" not in solution.settings
@@ -112,6 +112,9 @@ def test_the_tuned_hqs_gives_way_to_map_above_the_levels_the_denoiser_learned():
     assert solution.settings["method"] == "map"
     assert solution.settings["prior_weight"] == 0.5  # the tuned MAP entry
     assert "above the highest level" in solution.settings["fallback"]
+    near_the_top = solve(x + 0.09 * torch.randn(SHAPE, generator=g), op.denoising(0.09), prior,
+                         progress=False)
+    assert near_the_top.settings["method"] == "map"
     named = solve(y, op.denoising(beyond), prior, method="hqs", progress=False)
     assert named.settings["method"] == "hqs" and "fallback" not in named.settings
     untrained = prior.copy_with(training={})  # no denoising-score term: no known levels

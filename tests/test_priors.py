@@ -188,6 +188,8 @@ def test_through_the_opponent_prior_colour_noise_is_gray_noise_at_a_third_of_the
     low, high = gray.copy_with(training=recipe).denoising_levels
     colour_low, colour_high = opponent_prior(gray.copy_with(training=recipe)).denoising_levels
     assert (colour_low, colour_high) == pytest.approx((3**0.5 * low, 3**0.5 * high))
+    averaged = opponent_prior(gray.copy_with(training=recipe)).symmetrized("flips")
+    assert averaged.denoising_levels == pytest.approx((colour_low, colour_high))
 
 
 def test_only_one_channel_priors_centred_on_mid_gray_make_opponent_priors():

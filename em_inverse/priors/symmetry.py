@@ -66,6 +66,9 @@ class SymmetrizedEnergy(nn.Module):
         self.net = net
         self.group = group
         self.batch_elements = int(batch_elements)
+        # averaging over the group leaves the noise the net's inputs see unchanged
+        # (``EnergyPrior.denoising_levels``)
+        self.NOISE_GAIN = getattr(net, "NOISE_GAIN", 1.0)
 
     def _batches(self, images: list[torch.Tensor]) -> list[list[torch.Tensor]]:
         """The orbit split into runs of same-shape images of at most ``batch_elements`` values

@@ -61,6 +61,16 @@ DEFAULTS = {
 #: without the factor and gains 0.03 with it; at 25/255 it gains 0.31 either way
 #: (``python benchmarks/denoiser_refinement_check.py natural-gray [--below-noise 1]``).
 LEVELS_BELOW_NOISE = 4.0
+#: The share of the highest trained noise level (``EnergyPrior.denoising_levels``) up to which
+#: a prior's tuned HQS is trusted; above, ``solve`` runs the prior's tuned MAP
+#: (``_hqs_out_of_range``). The top of the trained range is shared with the flow term, and
+#: Tweedie's step collapses before it: on the tuning crops natural-gray's tuned HQS beats its
+#: MAP up to 54/255 (0.85 of its 0.25) and falls to 19.40 dB at 60/255 (MAP 24.26);
+#: natural-rgb's holds at 90/255 (22.84) and gives 14.46 at 93/255 (0.84 of its 0.433; MAP
+#: 23.17). Switching at 0.8 costs about 1 dB in the band below the collapse (gray at 52/255: MAP
+#: 25.17, two-level HQS 26.42), a late switch 8
+#: (``python benchmarks/denoiser_refinement_check.py PRIOR --levels L``, one thread).
+TRUSTED_SHARE = 0.8
 COMMON = {"prior_weight": 1.0, "sigma": None, "samples": None, "init": None, "seed": 0,
           "profile": False, "symmetry": "none"}
 
@@ -229,15 +239,16 @@ def _resolve(method: str, tuned: dict, options: dict) -> dict:
 def _hqs_out_of_range(method: str, prior, noise: float) -> str | None:
     """Why the tuned HQS cannot serve at this noise level (None if it can). Its first prior
     step is Tweedie's denoiser at the noise sigma, which the prior learned only up to the top
-    of its ``denoising_levels``: beyond, grad V is no noisy-data score and the step makes the
-    image worse than the measurement (natural-gray's tuning crops at 75/255: 9.85 dB from a
-    12.30 dB input; its tuned MAP 22.30: ``python benchmarks/denoiser_refinement_check.py
-    --levels 75,100``). MAP only evaluates grad V near its estimate, which stays image-like."""
+    of its ``denoising_levels`` (and which holds to ``TRUSTED_SHARE`` of it): beyond, grad V is
+    no noisy-data score and the step makes the image worse than the measurement
+    (natural-gray's tuning crops at 75/255: 9.85 dB from a 12.30 dB input; its tuned MAP 22.30:
+    ``python benchmarks/denoiser_refinement_check.py --levels 75,100``). MAP only evaluates
+    grad V near its estimate, which stays image-like."""
     levels = getattr(prior, "denoising_levels", None)
-    if method != "hqs" or levels is None or noise <= levels[1]:
+    if method != "hqs" or levels is None or noise <= TRUSTED_SHARE * levels[1]:
         return None
-    return (f"noise sigma {noise:.3g} is above the highest level the prior's denoiser was "
-            f"trained at ({levels[1]:.3g}): MAP instead of the tuned HQS")
+    return (f"noise sigma {noise:.3g} is near or above the highest level the prior's denoiser "
+            f"was trained at ({levels[1]:.3g}): MAP instead of the tuned HQS")
 
 
 def _run(method, objective, x0, chains, s, generator, bar, prior):
