@@ -59,6 +59,20 @@ def test_superres_output_is_low_resolution_and_input_high_resolution():
             op.build_operator("superres", SHAPE, factor=bad)
 
 
+@pytest.mark.parametrize("boundary", ["reflect", "circular"])
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_superres_refuses_images_its_bicubic_filter_does_not_fit(factor, boundary):
+    smallest = op.physics.smallest_superres_side(factor, boundary)
+    assert smallest % factor == 0
+    physics = op.build_operator("superres", (1, 1, smallest, 5 * smallest), factor=factor,
+                                boundary=boundary)
+    x = torch.rand(1, 1, smallest, 5 * smallest)
+    assert physics.A_adjoint(physics.A(x)).shape == x.shape
+    with pytest.raises(UserError, match=f"at least {smallest}x{smallest}"):
+        op.build_operator("superres", (1, 1, smallest - factor, 5 * smallest), factor=factor,
+                          boundary=boundary)
+
+
 def test_mask_file_white_marks_pixels_to_fill(tmp_path):
     """OpenCV/LaMa convention: non-zero = fill (keep = 0); --mask-keeps flips it."""
     marked = torch.zeros(1, 1, 8, 8)

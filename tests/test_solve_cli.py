@@ -126,6 +126,7 @@ def _bad_inputs(files, tmp):
     np.save(tmp / "nan.npy", np.full((16, 16), np.nan))
     np.save(tmp / "five.npy", np.zeros((1, 1, 1, 16, 16)))
     write_image(tmp / "small_mask.png", read_image(files / "clean.png")[..., :8, :8])
+    write_image(tmp / "one_row.png", read_image(files / "clean.png")[..., :1, :])
     (tmp / "corrupt").mkdir(exist_ok=True)
     (tmp / "corrupt" / "config.json").write_text("{ not json")
     img, prior = files / "clean.png", files / "prior"
@@ -149,6 +150,9 @@ def _bad_inputs(files, tmp):
         "std from a point estimate": [*base, img, "--method", "hqs", "--std", tmp / "s.png"],
         "samples without a sampler": [*base, img, "--samples", "2"],
         "unwritable output": [*base, img, "-o", tmp / "no" / "such" / "dir" / "x.png"],
+        "superres of one row": [*base, tmp / "one_row.png", "--op", "superres", "--factor", "2"],
+        "degrade one row by superres": ["degrade", tmp / "one_row.png", "--op", "superres",
+                                        "--factor", "2", "-o", tmp / "x.png"],
         "degrade factor 0": ["degrade", img, "--op", "superres", "--factor", "0", "-o",
                              tmp / "x.png"],
     }

@@ -225,7 +225,7 @@ def degrade_command(
     x = _read(image, quiet)
     if op == "superres" and factor and factor >= 2:
         height, width = x.shape[-2] // factor * factor, x.shape[-1] // factor * factor
-        if (height, width) != tuple(x.shape[-2:]):
+        if (height, width) != tuple(x.shape[-2:]) and min(height, width) > 0:
             say(quiet, f"note: cropped to {height}x{width}, a multiple of the factor {factor}")
             x = x[..., :height, :width]
     generator = make_generator(seed, "cpu")

@@ -7,6 +7,8 @@ attribute (``inpaint``, ``deblur``, ``superres``, ``denoise``). Images are (B, C
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from deepinv.physics import (Blur, Denoising, Downsampling, Inpainting, LinearPhysics,
                              ZeroNoise)
@@ -65,10 +67,15 @@ def superresolution(factor: int, image_shape: tuple[int, ...], sigma: float | No
     in ``image_shape``) is what solvers return. H and W must be multiples of ``factor``."""
     factor = check_factor(factor)
     channels, height, width = image_shape[-3:]
-    if height % factor or width % factor:
-        raise UserError(f"image size {height}x{width} is not a multiple of the factor {factor}")
     if boundary not in BOUNDARIES:
         raise UserError(f"unknown boundary {boundary!r}: use {' or '.join(BOUNDARIES)}")
+    smallest = smallest_superres_side(factor, boundary)
+    if min(height, width) < smallest:
+        raise UserError(f"super-resolution x{factor} needs a high-resolution image of at least "
+                        f"{smallest}x{smallest} pixels with {boundary} boundaries (its bicubic "
+                        f"filter is {4 * factor} taps wide), got {height}x{width}")
+    if height % factor or width % factor:
+        raise UserError(f"image size {height}x{width} is not a multiple of the factor {factor}")
     physics = Downsampling(img_size=(channels, height, width), filter="bicubic", factor=factor,
                            padding=boundary, device=device)
     return _with_noise(physics, "superres", sigma)
@@ -78,6 +85,18 @@ def denoising(sigma: float | None = None, device: str | torch.device = "cpu") ->
     """y = x + noise."""
     physics = Denoising(noise_model=ZeroNoise(), device=device)
     return _with_noise(physics, "denoise", sigma)
+
+
+def smallest_superres_side(factor: int, boundary: str = "reflect") -> int:
+    """The smallest high-resolution side (pixels) that x``factor`` super-resolution accepts.
+
+    The side is a multiple of the factor, and the bicubic filter (4 ``factor`` taps) must fit
+    the padded image: with ``reflect`` padding at most 2 side - 1 taps (6 pixels at x2, 9 at
+    x3), with ``circular`` the image must hold two low-resolution pixels (4 at x2, 6 at x3).
+    """
+    if boundary == "circular":
+        return 2 * factor
+    return factor * math.ceil((4 * factor + 1) / (2 * factor))
 
 
 def check_factor(factor) -> int:
