@@ -28,11 +28,13 @@ WRITABLE_SUFFIXES = (".png", ".npy")
 
 
 # -- reading ----------------------------------------------------------------------------------
-def read_image(path: str | Path) -> torch.Tensor:
+def read_image(path: str | Path, measurement: bool = False) -> torch.Tensor:
     """Read an image file or ``.npy`` array as a (1, C, H, W) float32 tensor in [0, 1].
 
     C is 1 (gray) or 3 (RGB). Integer data is divided by its type's maximum (255 for 8-bit,
-    65535 for 16-bit); float data must already lie in [0, 1]. An alpha channel is dropped
+    65535 for 16-bit); float data must already lie in [0, 1], or with ``measurement=True`` be
+    finite (a noisy measurement, as ``em-inverse degrade`` writes it to .npy, has values
+    a little outside [0, 1]: clipping them would bias the noise). An alpha channel is dropped
     with a ``UserWarning``. (Pillow decodes 16-bit RGB PNGs at 8 bits; 16-bit gray PNG and
     16-bit TIFF keep their full precision.)
     """
@@ -49,7 +51,7 @@ def read_image(path: str | Path) -> torch.Tensor:
     else:
         raise UserError(f"unsupported image format {suffix or '(none)'} for {path}: "
                         f"use {', '.join(IMAGE_SUFFIXES)} or .npy")
-    return array_to_tensor(array, source=str(path))
+    return array_to_tensor(array, source=str(path), measurement=measurement)
 
 
 def _read_picture(path: Path) -> np.ndarray:
@@ -78,12 +80,13 @@ def _read_npy(path: Path) -> np.ndarray:
         raise UserError(f"cannot read array {path}: {reason}") from None
 
 
-def array_to_tensor(array: np.ndarray, source: str = "array") -> torch.Tensor:
+def array_to_tensor(array: np.ndarray, source: str = "array",
+                    measurement: bool = False) -> torch.Tensor:
     """Convert an image-like array to a (1, C, H, W) float32 tensor in [0, 1].
 
     Accepted layouts: (H, W), (H, W, C) with C in {1, 2, 3, 4}, (C, H, W) with C in {1, 3} and
     (1, C, H, W). Integer arrays are scaled by their type's maximum; bool arrays map to {0, 1};
-    float arrays must be finite and inside [0, 1].
+    float arrays must be finite and inside [0, 1] (``measurement=True``: finite, any range).
     """
     array = np.asarray(array)
     if array.dtype == object or array.dtype.kind not in "biuf":
@@ -105,7 +108,7 @@ def array_to_tensor(array: np.ndarray, source: str = "array") -> torch.Tensor:
     if array.ndim == 2:
         array = array[..., None]
     array = _drop_alpha(array, source)
-    values = _to_unit_float(array, source)
+    values = _to_unit_float(array, source, measurement)
     tensor = torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1)))
     return tensor.unsqueeze(0)
 
@@ -120,7 +123,7 @@ def _drop_alpha(array: np.ndarray, source: str) -> np.ndarray:
     return array
 
 
-def _to_unit_float(array: np.ndarray, source: str) -> np.ndarray:
+def _to_unit_float(array: np.ndarray, source: str, measurement: bool) -> np.ndarray:
     kind = array.dtype.kind
     if kind == "b":
         return array.astype(np.float32)
@@ -132,6 +135,8 @@ def _to_unit_float(array: np.ndarray, source: str) -> np.ndarray:
     values = array.astype(np.float32)
     if not np.isfinite(values).all():
         raise UserError(f"{source}: contains NaN or infinite values")
+    if measurement:
+        return values
     low, high = float(values.min()), float(values.max())
     if low < -1e-6 or high > 1 + 1e-6:
         raise UserError(f"{source}: float values must lie in [0, 1], got [{low:g}, {high:g}]")

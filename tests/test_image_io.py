@@ -64,6 +64,17 @@ def test_bad_inputs_raise_one_clear_user_error(tmp_path, case):
     assert "\n" not in str(info.value)
 
 
+def test_a_measurement_keeps_its_noise_outside_0_1_but_must_be_finite(tmp_path):
+    noisy = np.array([[-0.2, 0.5], [1.3, 0.9]], np.float32)
+    np.save(tmp_path / "y.npy", noisy)
+    with pytest.raises(UserError, match=r"must lie in \[0, 1\]"):
+        read_image(tmp_path / "y.npy")
+    assert np.array_equal(read_image(tmp_path / "y.npy", measurement=True)[0, 0].numpy(), noisy)
+    np.save(tmp_path / "nan.npy", noisy * np.nan)
+    with pytest.raises(UserError, match="NaN"):
+        read_image(tmp_path / "nan.npy", measurement=True)
+
+
 def test_writes_are_atomic_and_checked(tmp_path):
     x = torch.rand(1, 3, 4, 4)
     path = write_image(tmp_path / "out.png", x)

@@ -119,6 +119,18 @@ def test_map_for_every_operator(app, files, tmp_path, op, extra):
     assert read_image(tmp_path / "x.png").shape == (1, 1, 16, 16)
 
 
+def test_solve_reads_the_unclipped_npy_that_degrade_writes(app, files, tmp_path):
+    made = run(app, "degrade", files / "clean.png", "--op", "denoise", "--noise", "0.3",
+               "-o", tmp_path / "y.npy", "--quiet")
+    assert made.exit_code == 0, made.output
+    y = np.load(tmp_path / "y.npy")
+    assert y.min() < 0 and y.max() > 1
+    solved = run(app, "solve", tmp_path / "y.npy", "--op", "denoise", "--prior",
+                 files / "prior", "--steps", "5", "-o", tmp_path / "x.png", "--quiet")
+    assert solved.exit_code == 0, solved.output
+    assert read_image(tmp_path / "x.png").shape == (1, 1, 16, 16)
+
+
 def _bad_inputs(files, tmp):
     """(name, argv) for every bad input of the issue's list; each must exit 2 cleanly."""
     (tmp / "text.png").write_text("not an image")

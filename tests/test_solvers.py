@@ -183,8 +183,24 @@ def test_bad_options_and_divergence_give_clear_errors():
         solve(torch.rand(1, 3, 8, 8), op.denoising(0.1), prior)
     with pytest.raises(SolverError, match="diverged"):
         solve(y, physics, prior, method="posterior", step=1e6, steps=10, progress=False)
-    with pytest.raises(SolverError, match="diverged"):
+    with pytest.raises(UserError, match="NaN or infinite"):
         solve(y * np.nan, physics, prior, progress=False)
+    with pytest.raises(UserError, match="8-bit image is y.float"):
+        solve((y * 255).to(torch.uint8), physics, prior, progress=False)
+    with pytest.raises(UserError, match="init: contains NaN"):
+        solve(y, physics, prior, init=y * np.inf, progress=False)
+
+
+def test_a_noisy_measurement_may_leave_0_1_as_a_tensor_and_as_an_array():
+    """Gaussian noise carries a measurement outside [0, 1]; clipping it would bias the data
+    term, so every way of passing y takes it as it is."""
+    physics = op.denoising(0.2)
+    y = op.degrade(torch.full(SHAPE, 0.95), physics, torch.Generator().manual_seed(0))
+    assert float(y.max()) > 1
+    prior = quadratic_prior(MU, S)
+    as_tensor = solve(y, physics, prior, method="map", progress=False)
+    as_array = solve(y.numpy()[0, 0], physics, prior, method="map", progress=False)
+    assert torch.equal(as_tensor.estimate, as_array.estimate)
 
 
 @pytest.mark.filterwarnings("ignore:Deprecated ULA.forward:DeprecationWarning")

@@ -51,12 +51,12 @@ def _operator_options(op, mask, kernel, factor, noise) -> None:
         raise UserError("--op superres needs --factor N")
 
 
-def _read(path: Path, quiet: bool):
+def _read(path: Path, quiet: bool, measurement: bool = False):
     from em_inverse.image_io import read_image
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        image = read_image(path)
+        image = read_image(path, measurement=measurement)
     for warning in caught:
         say(quiet, f"warning: {warning.message}")
     return image
@@ -146,7 +146,7 @@ def solve_command(
     if figure is not None:
         check_writable(figure, suffixes=(".png",))
 
-    y = _read(image, quiet)
+    y = _read(image, quiet, measurement=True)
     dev = resolve_device(device)
     model = load_prior(prior or default_prior_name(y.shape[1]), device=dev)
     generator = make_generator(seed, dev)

@@ -192,7 +192,7 @@ def solve(y, operator, prior, method: str | None = None, *,
 
     x0 = settings["init"]
     x0 = (initial_estimate(y, operator, image_shape) if x0 is None
-          else _as_measurement(x0).to(device).expand(image_shape).clone())
+          else _as_measurement(x0, "init").to(device).expand(image_shape).clone())
     chains = int(settings["chains"]) if method in SAMPLERS else 1
     rows = torch.arange(y.shape[0], device=device).repeat_interleave(chains)
     fidelity = GaussianFidelity(operator, y[rows], sigma[rows])
@@ -381,15 +381,28 @@ def _validate(s: dict, method: str) -> None:
             raise UserError("em needs 0 <= t_start < 1 and 0 <= tau_star <= 1")
 
 
-def _as_measurement(y) -> torch.Tensor:
-    """Tensor (B, C, h, w), or a numpy array (h, w) / (h, w, C) / (B, C, h, w) -> float32."""
-    if torch.is_tensor(y):
-        return y.detach().float()
-    array = np.asarray(y)
-    if array.ndim == 4:
-        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    from em_inverse.image_io import array_to_tensor
-    return array_to_tensor(array, source="measurement")
+def _as_measurement(y, name: str = "measurement") -> torch.Tensor:
+    """Tensor (B, C, h, w), or a numpy array (h, w) / (h, w, C) / (B, C, h, w) -> float32.
+
+    Tensors and 4-D arrays are taken as they are (noise may carry values a little outside
+    [0, 1]), so they must be floating point and finite: an integer image (0-255) read as [0, 1]
+    units would be restored as nonsense without any sign of it.
+    """
+    if not torch.is_tensor(y):
+        array = np.asarray(y)
+        if array.ndim != 4:
+            from em_inverse.image_io import array_to_tensor
+            return array_to_tensor(array, source=name, measurement=True)
+        if array.dtype.kind not in "biufc":
+            raise UserError(f"{name}: unsupported data type {array.dtype}")
+        y = torch.from_numpy(np.ascontiguousarray(array))
+    if not y.is_floating_point():
+        raise UserError(f"{name}: expected real floats in [0, 1], got {y.dtype} (an 8-bit "
+                        f"image is y.float() / 255)")
+    y = y.detach().float()
+    if not torch.isfinite(y).all():
+        raise UserError(f"{name}: contains NaN or infinite values")
+    return y
 
 
 def _noise_level(y, operator, sigma) -> tuple[torch.Tensor, str]:
