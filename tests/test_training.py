@@ -71,6 +71,19 @@ def test_the_learning_rate_warms_up_linearly_then_stays_or_follows_a_cosine_to_l
         TrainConfig.from_dict({"lr_schedule": "step"})
 
 
+@pytest.mark.parametrize("key,value,wanted", [("steps", "many", "an integer"),
+                                               ("phase2_steps", 2.5, "an integer"),
+                                               ("lr", "1e-3", "a number"),
+                                               ("dsm_weight", True, "a number"),
+                                               ("augment", 3, "a string"),
+                                               ("arch", 5, "a table")])
+def test_a_config_value_of_the_wrong_type_is_named_in_a_clear_error(key, value, wanted):
+    with pytest.raises(UserError, match=f"{key} in config must be {wanted}"):
+        TrainConfig.from_dict({key: value})
+    config = TrainConfig.from_dict({"lr": 1, "phase2_steps": None, "init_from": None})
+    assert isinstance(config.lr, float) and config.phase2_steps is None
+
+
 def test_dihedral_patches_are_the_flipped_patches_with_a_random_half_transposed(tmp_path):
     image = torch.arange(6 * 5, dtype=torch.float32).reshape(6, 5, 1).numpy()
     flips, dihedral = (Patches([image], 4, "ramp", augment=a) for a in ("flips", "dihedral"))

@@ -74,6 +74,8 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise UserError(f"unknown keys in {where}: {', '.join(unknown)}")
+        types = {f.name: f.type for f in fields(cls)}
+        values = {name: _typed(name, value, types[name], where) for name, value in values.items()}
         return cls(**values).validated()
 
     def validated(self) -> "TrainConfig":
@@ -113,3 +115,20 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: The Python types a config value may have, per field annotation.
+_ACCEPTED = {"int": (int,), "float": (int, float), "str": (str,), "dict": (dict,)}
+
+
+def _typed(name: str, value, annotation: str, where: str):
+    """``value`` if it fits the field's annotation (``int``, ``float``, ``str``, ``dict``,
+    each optionally ``| None``), ints widened to float; else a ``UserError`` naming the key."""
+    kind, _, optional = annotation.partition(" | ")
+    if value is None and optional == "None":
+        return None
+    if isinstance(value, _ACCEPTED[kind]) and not isinstance(value, bool):
+        return float(value) if kind == "float" else value
+    wanted = {"int": "an integer", "float": "a number", "str": "a string",
+              "dict": "a table"}[kind]
+    raise UserError(f"{name} in {where} must be {wanted}, got {value!r}")
