@@ -189,6 +189,9 @@ def test_bad_options_and_divergence_give_clear_errors():
         solve((y * 255).to(torch.uint8), physics, prior, progress=False)
     with pytest.raises(UserError, match="init: contains NaN"):
         solve(y, physics, prior, init=y * np.inf, progress=False)
+    for task, small in (("inpaint", (1, 1, 4, 4)), ("superres", (1, 1, 2, 2))):
+        with pytest.raises(UserError, match="does not fit the operator"):
+            solve(torch.rand(small), problem(task)[0], prior, progress=False)
 
 
 def test_a_noisy_measurement_may_leave_0_1_as_a_tensor_and_as_an_array():

@@ -173,8 +173,7 @@ def solve(y, operator, prior, method: str | None = None, *,
     device = prior.device
     y = _as_measurement(y).to(device)
     operator = operator.to(device)
-    with torch.no_grad():
-        image_shape = tuple(operator.A_adjoint(y).shape)
+    image_shape = _image_shape(y, operator)
     sigma, sigma_source = _noise_level(y, operator, settings["sigma"])
     fallback = None if named else _hqs_out_of_range(method, prior, float(sigma.max()))
     if fallback and set(options) <= set(COMMON) | set(DEFAULTS["map"]):
@@ -403,6 +402,21 @@ def _as_measurement(y, name: str = "measurement") -> torch.Tensor:
     if not torch.isfinite(y).all():
         raise UserError(f"{name}: contains NaN or infinite values")
     return y
+
+
+@torch.no_grad()
+def _image_shape(y: torch.Tensor, operator) -> tuple[int, ...]:
+    """The shape (B, C, H, W) of the images behind y: that of A^T y, once A maps it back to
+    y's shape; a measurement that does not fit the operator is a ``UserError``."""
+    try:
+        image_shape = tuple(operator.A_adjoint(y).shape)
+        fits = tuple(operator.A(torch.zeros(image_shape, device=y.device)).shape) == y.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise UserError(f"a measurement of shape {tuple(y.shape)} does not fit the operator "
+                        f"{type(operator).__name__}; was it built for another image size?")
+    return image_shape
 
 
 def _noise_level(y, operator, sigma) -> tuple[torch.Tensor, str]:
