@@ -185,8 +185,8 @@ def test_bad_options_and_divergence_give_clear_errors():
         solve(y, physics, prior, method="posterior", step=1e6, steps=10, progress=False)
     with pytest.raises(UserError, match="NaN or infinite"):
         solve(y * np.nan, physics, prior, progress=False)
-    with pytest.raises(UserError, match="8-bit image is y.float"):
-        solve((y * 255).to(torch.uint8), physics, prior, progress=False)
+    with pytest.raises(UserError, match="unsupported data type"):
+        solve(torch.complex(y, y), physics, prior, progress=False)
     with pytest.raises(UserError, match="init: contains NaN"):
         solve(y, physics, prior, init=y * np.inf, progress=False)
     for task, small in (("inpaint", (1, 1, 4, 4)), ("superres", (1, 1, 2, 2))):
@@ -204,6 +204,16 @@ def test_a_noisy_measurement_may_leave_0_1_as_a_tensor_and_as_an_array():
     as_tensor = solve(y, physics, prior, method="map", progress=False)
     as_array = solve(y.numpy()[0, 0], physics, prior, method="map", progress=False)
     assert torch.equal(as_tensor.estimate, as_array.estimate)
+
+
+def test_an_integer_measurement_is_an_image_in_its_full_range_like_an_image_file():
+    physics, y, _, _ = problem("inpaint", sigma=0.0)
+    eight_bit = (y * 255).round().to(torch.uint8)
+    prior = quadratic_prior(MU, S)
+    expected = solve(eight_bit.float() / 255, physics, prior, method="map", progress=False)
+    for given in (eight_bit, eight_bit.numpy(), eight_bit.numpy()[0, 0]):
+        solution = solve(given, physics, prior, method="map", progress=False)
+        assert torch.equal(solution.estimate, expected.estimate)
 
 
 @pytest.mark.filterwarnings("ignore:Deprecated ULA.forward:DeprecationWarning")

@@ -114,7 +114,8 @@ def solve(y, operator, prior, method: str | None = None, *,
 
     Args:
         y: measurements, a tensor (B, C, h, w) in [0, 1] units or a numpy array ((h, w),
-            (h, w, C) or (B, C, h, w)); moved to the prior's device.
+            (h, w, C) or (B, C, h, w)); moved to the prior's device. Floats are used as they
+            are (noise may leave [0, 1]); integers are scaled by their type's maximum.
         operator: any ``deepinv.physics.LinearPhysics`` (see ``em_inverse.operators``).
         prior: an ``EnergyPrior``.
         method: ``map``, ``hqs`` (annealed half-quadratic splitting), ``posterior``
@@ -381,27 +382,24 @@ def _validate(s: dict, method: str) -> None:
 
 
 def _as_measurement(y, name: str = "measurement") -> torch.Tensor:
-    """Tensor (B, C, h, w), or a numpy array (h, w) / (h, w, C) / (B, C, h, w) -> float32.
+    """A tensor (B, C, h, w) or a numpy array ((h, w), (h, w, C) or (B, C, h, w)) -> float32.
 
-    Tensors and 4-D arrays are taken as they are (noise may carry values a little outside
-    [0, 1]), so they must be floating point and finite: an integer image (0-255) read as [0, 1]
-    units would be restored as nonsense without any sign of it.
+    Floats are taken as they are: noise carries a measurement a little outside [0, 1], and
+    clipping it would bias the data term; they must be finite. Integers are an image in its
+    type's full range, as in image files (8-bit: divided by 255).
     """
-    if not torch.is_tensor(y):
-        array = np.asarray(y)
-        if array.ndim != 4:
-            from em_inverse.image_io import array_to_tensor
-            return array_to_tensor(array, source=name, measurement=True)
-        if array.dtype.kind not in "biufc":
-            raise UserError(f"{name}: unsupported data type {array.dtype}")
-        y = torch.from_numpy(np.ascontiguousarray(array))
-    if not y.is_floating_point():
-        raise UserError(f"{name}: expected real floats in [0, 1], got {y.dtype} (an 8-bit "
-                        f"image is y.float() / 255)")
-    y = y.detach().float()
-    if not torch.isfinite(y).all():
-        raise UserError(f"{name}: contains NaN or infinite values")
-    return y
+    if torch.is_tensor(y) and y.is_floating_point():
+        y = y.detach().float()
+        if not torch.isfinite(y).all():
+            raise UserError(f"{name}: contains NaN or infinite values")
+        return y
+    from em_inverse.image_io import array_to_tensor
+
+    array = np.asarray(y.detach().cpu() if torch.is_tensor(y) else y)
+    if array.ndim == 4:
+        return torch.cat([array_to_tensor(image[None], name, measurement=True)
+                          for image in array])
+    return array_to_tensor(array, name, measurement=True)
 
 
 @torch.no_grad()
