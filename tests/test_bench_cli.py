@@ -109,6 +109,7 @@ def test_calibration_quick_reports_coverage_and_reliability(app, tmp_path):
     settings = {r["setting"] for r in rows}
     for sampler in ("posterior", "anneal"):  # both samplers, same budget
         assert f"natural denoise-25, {sampler}" in settings
+        assert f"natural-inpaint inpaint-50, {sampler}" in settings
         assert (f"fashion inpaint-box, {sampler}" in settings) == fashion_available()
     at90 = [r for r in rows if float(r["level"]) == 0.9]
     assert all(0.0 <= float(r[column]) <= 1.0 for r in at90
@@ -128,7 +129,7 @@ def test_calibration_runs_only_the_chosen_groups_and_samplers(app, tmp_path):
 
 
 def test_calibration_names_its_groups_and_samplers_on_a_typo(app, tmp_path):
-    for option, wrong, known in (("--groups", "gray", "'fashion', 'natural'"),
+    for option, wrong, known in (("--groups", "gray", "'fashion', 'natural', 'natural-inpaint'"),
                                  ("--methods", "mala", "'posterior', 'anneal'")):
         result, _ = _run(app, "calibration", "--quick", option, wrong, "--out", str(tmp_path))
         assert result.exit_code == 2

@@ -99,3 +99,23 @@ def test_exact_posterior_draws_cover_90_percent_of_truths_with_the_predictive_in
     assert interval_coverage(mean, std, truth, 0.9, draws=chains) == pytest.approx(0.90, abs=0.005)
     expected = {4: 0.762, 8: 0.835, 16: 0.869}[chains]
     assert interval_coverage(mean, std, truth, 0.9) == pytest.approx(expected, abs=0.005)
+
+
+def test_calibration_pools_the_missing_pixels_inside_the_border_for_inpainting():
+    from em_inverse.bench.calibration import _region
+    from em_inverse.bench.tasks import natural_tasks
+
+    x = torch.rand(1, 1, 32, 32)
+    for task in natural_tasks():
+        if task.name not in ("inpaint-50", "denoise-25"):
+            continue
+        physics, _ = task.simulate(x, seed=0)
+        region = _region(task, x, physics, border=4)
+        assert not region[..., :4, :].any() and not region[..., -4:, :].any()
+        assert not region[..., :4].any() and not region[..., -4:].any()
+        inside = region[..., 4:-4, 4:-4]
+        if task.family == "inpaint":
+            missing = physics.A(torch.ones_like(x))[..., 4:-4, 4:-4] < 0.5
+            assert torch.equal(inside, missing) and 0.4 < missing.float().mean() < 0.6
+        else:
+            assert inside.all()

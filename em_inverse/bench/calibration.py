@@ -1,15 +1,17 @@
 """The ``calibration`` suite: are the posterior's error bars honest?
 
-Settings: Fashion-MNIST inpainting (centred 12x12 box, prior ``fashion-mnist``; skipped without
-the data set) and natural-image denoising (sigma 25/255, gray test images, 128x128 crops, prior
-``natural-gray``). Both samplers are measured: ``solve(method="posterior")`` (Langevin at
+Settings (``--groups``): ``fashion``, Fashion-MNIST inpainting (centred 12x12 box, prior
+``fashion-mnist``; skipped without the data set); ``natural``, natural-image denoising (sigma
+25/255, gray test images, 128x128 crops, prior ``natural-gray``); ``natural-inpaint``, the same
+crops with 50% of their pixels missing (no noise), the task the README's uncertainty example
+runs. Both samplers are measured: ``solve(method="posterior")`` (Langevin at
 the prior's temperature; mean and std by Welford over the kept states) and
 ``solve(method="anneal")`` (Langevin annealed over the prior's noise levels; mean and std
 over the chains' end states), with the same number of chains and steps. ``--groups fashion`` /
-``--groups natural`` and ``--methods posterior`` / ``--methods anneal`` run a part of it.
+``--methods posterior`` / ``--methods anneal`` run a part of it.
 
-Metrics, pooled over the pixels of all images of a setting (inpainting: the missing pixels only,
-where the answer is uncertain; denoising: every pixel but a 16-pixel border):
+Metrics, pooled over the pixels of all images of a setting (every pixel but a 16-pixel border
+of the natural crops; inpainting: the missing ones only, where the answer is uncertain):
 
 - coverage of the central 90% interval: fraction of true pixel values inside the n-draw
   predictive interval mean +- t_{n-1} sqrt(1 + 1/n) std (``Solution.interval``), with n the
@@ -78,12 +80,13 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _region(task, x: torch.Tensor, physics, border: int) -> torch.Tensor:
-    """Boolean like x (1, C, H, W): the pixels the metrics pool for this task."""
-    if task.family == "inpaint":
-        return physics.A(torch.ones_like(x)) < 0.5
+    """Boolean like x (1, C, H, W): the pixels the metrics pool for this task (inside the
+    border; for inpainting only the missing ones)."""
     region = torch.zeros_like(x, dtype=torch.bool)
     h, w = x.shape[-2:]
     region[..., border:h - border, border:w - border] = True
+    if task.family == "inpaint":
+        region &= physics.A(torch.ones_like(x)) < 0.5
     return region
 
 
@@ -154,19 +157,26 @@ class Sampler:
 
 
 def calibration_settings(settings: SuiteSettings) -> list[Setting]:
-    """The suite's two settings, in report order (``fashion`` needs the t10k files)."""
+    """The suite's settings, in report order (``fashion`` needs the t10k files)."""
     quick = settings.quick
     count = 2 if quick else (settings.limit or 100)
     size, border = (32, 4) if quick else (128, 16)
     limit = 1 if quick else settings.limit
+    crops = f"gray test images, {size}x{size} centre crops; pixels:"
     return [
-        Setting("fashion", next(t for t in fashion_tasks() if t.name == "inpaint-box"),
+        Setting("fashion", _task(fashion_tasks(), "inpaint-box"),
                 lambda: load_fashion_images(count), "fashion-mnist", (28, 28), 0,
                 f"first {count} t10k images; pixels: the 12x12 hole"),
-        Setting("natural", next(t for t in natural_tasks() if t.name == "denoise-25"),
+        Setting("natural", _task(natural_tasks(), "denoise-25"),
                 lambda: load_test_images(1, size, limit), "natural-gray", None, border,
-                f"gray test images, {size}x{size} centre crops; pixels: all but a "
-                f"{border}-pixel border")]
+                f"{crops} all but a {border}-pixel border"),
+        Setting("natural-inpaint", _task(natural_tasks(), "inpaint-50"),
+                lambda: load_test_images(1, size, limit), "natural-gray", None, border,
+                f"{crops} the missing ones, a {border}-pixel border left out")]
+
+
+def _task(tasks: list[Task], name: str) -> Task:
+    return next(task for task in tasks if task.name == name)
 
 
 def samplers(settings: SuiteSettings) -> list[Sampler]:
