@@ -22,11 +22,15 @@ def sample(
     output: Annotated[Path, typer.Option("--output", "-o", help=".npy (vectors) or .png grid.")] = Path("samples.png"),
     size: Annotated[Optional[int], typer.Option(help="Image size for fully convolutional priors.")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Langevin steps (default: the training recipe).")] = None,
+    denoise: Annotated[bool, typer.Option(
+        help="End with one Tweedie step at each sample's estimated noise level (priors trained "
+             "with the denoising-score term); --no-denoise: the chains' end states.")] = True,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
 ):
-    """Draw unconditional samples from noise (transport along -grad V, then Langevin)."""
+    """Draw unconditional samples from noise (transport along -grad V, Langevin, then one
+    denoising step)."""
     from tqdm.auto import tqdm
 
     from em_inverse.devices import make_generator, resolve_device
@@ -54,7 +58,7 @@ def sample(
     total = steps or sampler_settings(model)["steps"]
     with tqdm(total=total, disable=quiet, desc="sample") as bar:
         x = sample_prior(model, n, generator=make_generator(seed, dev), steps=total, shape=shape,
-                         callback=lambda k: bar.update(1))
+                         denoise=denoise, callback=lambda k: bar.update(1))
     x = x.cpu()
     if output.suffix == ".npy":
         buffer = io.BytesIO()

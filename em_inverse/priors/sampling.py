@@ -2,13 +2,16 @@
 
 A chain started from noise at t = 0 first follows the transport -grad V with no noise
 (eps(t) = 0 for t < tau*), then samples exp(-V/eps_max) once t passes tau*. Works on the
-internal scale of the prior; ``sample_prior`` returns caller units.
+internal scale of the prior; ``sample_prior`` returns caller units, by default after one
+Tweedie step that removes the fine-scale noise the chains end with (``denoise_samples``).
 """
 from __future__ import annotations
 
 import math
 
 import torch
+
+from em_inverse.operators.noise import estimate_noise_sigma
 
 
 def eps_schedule(t: torch.Tensor, tau_star: float, eps_max: float) -> torch.Tensor:
@@ -58,11 +61,13 @@ def sampler_settings(prior) -> dict:
 
 
 def sample_prior(prior, n: int, *, generator: torch.Generator, steps: int | None = None,
-                 shape: tuple[int, ...] | None = None, callback=None) -> torch.Tensor:
+                 shape: tuple[int, ...] | None = None, denoise: bool = True,
+                 callback=None) -> torch.Tensor:
     """Draw ``n`` samples from noise; vectors (n, D) or images (n, C, H, W) in caller units.
 
     ``shape`` is the per-sample shape; it defaults to the prior's data shape (needed for
-    fully convolutional priors, e.g. ``(1, 64, 64)``).
+    fully convolutional priors, e.g. ``(1, 64, 64)``). ``denoise``: end images with
+    ``denoise_samples`` (False: the chains' end states as they are).
     """
     settings = sampler_settings(prior)
     if shape is None:
@@ -78,4 +83,23 @@ def sample_prior(prior, n: int, *, generator: torch.Generator, steps: int | None
     z = annealed_langevin(prior.net, x, t, steps=steps or settings["steps"], dt=settings["dt"],
                           tau_star=settings["tau_star"], eps_max=settings["eps_max"],
                           generator=generator, callback=callback)
-    return prior.from_internal(z)
+    x = prior.from_internal(z)
+    return denoise_samples(prior, x) if denoise else x
+
+
+def denoise_samples(prior, x: torch.Tensor) -> torch.Tensor:
+    """One Tweedie step x - s^2 grad V(x)/eps per image, s its own estimated noise level.
+
+    Chains at the prior's temperature end with fine-scale noise (fashion-mnist: a wavelet
+    estimate of 0.080 on its samples against 0.011 on training images); a V trained with the
+    denoising-score term makes this step the MMSE denoiser at level s, the last step of annealed
+    Langevin samplers (Song & Ermon 2019). s: ``estimate_noise_sigma`` per image, clipped to the
+    prior's ``denoising_levels``. x: images (N, C, H, W) in caller units; vectors, and priors
+    trained without that term, are returned as they are.
+    """
+    levels = prior.denoising_levels
+    if levels is None or x.ndim != 4:
+        return x
+    sigma = estimate_noise_sigma(x).clamp(*levels).view(-1, 1, 1, 1)
+    _, grad = prior.value_and_grad(x)
+    return x - sigma**2 * grad

@@ -75,7 +75,8 @@ def write_plots(trainer, tag: str) -> None:
     vector = trainer.dataset.kind_of_data == "vector"
     n = 2000 if vector else 36
     shape = (trainer.dataset.dim,) if vector else (trainer.dataset.channels, *trainer.dataset.image_size)
-    samples = sample_prior(prior, n, generator=generator, shape=shape)
+    samples = sample_prior(prior, n, generator=generator, shape=shape,
+                           denoise=False)  # the chains as they end: what training shapes
     data = trainer.dataset.sample(n, cpu_gen).to(trainer.device)
     plots = trainer.out / "plots"
     plot_samples(samples, plots / f"samples_{tag}.png", f"{prior.name}: samples ({tag})",
