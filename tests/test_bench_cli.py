@@ -60,6 +60,7 @@ def test_natural_quick_writes_every_task_and_method(app, tmp_path):
     table = (tmp_path / "results.md").read_text()
     assert "untrained prior (quick mode)" in table or "bundled natural-gray" in table
     assert "(oracle)" in table and "SSIM" in table and "Wall time" in table
+    assert "cpu_model" in table and "cpu_kernels" in table  # what float results depend on
     assert not list(tmp_path.glob("*.tmp")), "atomic writes leave no temporary files"
 
 

@@ -259,16 +259,31 @@ def _reset_peak_rss() -> bool:
 
 # -- the environment -------------------------------------------------------------------------------
 def environment(device: torch.device) -> dict:
-    """Versions and hardware for the report header."""
+    """Versions and hardware for the report header. The CPU's model and the vector
+    instructions torch's kernels use are named: they change float results in the last digits
+    (and so, through a chaotic sampler, a chain's path) from one machine to another."""
     import deepinv
 
     info = {"python": platform.python_version(), "torch": torch.__version__,
             "deepinv": getattr(deepinv, "__version__", "?"), "device": str(device),
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": platform.processor() or platform.machine(), "cpu_model": _cpu_model(),
+            "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
             "cpu_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), or '?'."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
 
 
 def _git_commit() -> str:
