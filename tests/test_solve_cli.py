@@ -184,3 +184,20 @@ def test_every_bad_input_exits_2_with_one_line_and_no_file(app, files, tmp_path)
         assert len(lines) == 1 and lines[0].startswith("error: "), (name, result.stderr)
         assert "Traceback" not in result.output, name
         assert list(out.iterdir()) == [], name
+
+
+@pytest.mark.parametrize("args, message", [
+    (["priors", "--quiet"], "No such option: --quiet"),
+    (["solve"], "Missing argument 'image'"),
+    (["solve", "x.png", "--steps", "many"], "Invalid value for '--steps'"),
+])
+def test_usage_mistakes_are_one_error_line_with_exit_status_2(args, message):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "em_inverse", *args],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert lines[0].endswith(f"{args[0]} --help')")  # where to look next

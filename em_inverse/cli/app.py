@@ -1,6 +1,8 @@
 """The ``em-inverse`` command line (typer). Each group of commands lives in its own module."""
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from em_inverse.cli import (commands_bench, commands_prior, commands_solve, commands_train,
@@ -18,4 +20,20 @@ for module in (commands_solve, commands_train, commands_prior, commands_tune, co
 
 
 def main() -> None:
-    app()
+    """Run the command line. A usage mistake (an unknown option, a missing argument, a value of
+    the wrong type) is bad input like any other: one ``error:`` line naming the command's
+    ``--help`` and exit status 2, not a boxed usage panel."""
+    try:
+        status = app(standalone_mode=False)
+    except typer.Abort:  # Ctrl-D at a prompt
+        print("Aborted!", file=sys.stderr)
+        sys.exit(1)
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help page
+            exc.show()
+        else:
+            context = getattr(exc, "ctx", None)
+            where = f" (see '{context.command_path} --help')" if context is not None else ""
+            print(f"error: {exc.format_message()}{where}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 2))
+    sys.exit(status if isinstance(status, int) else 0)
