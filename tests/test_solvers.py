@@ -179,7 +179,7 @@ def test_bad_options_and_divergence_give_clear_errors():
         solve(y, physics, prior, method="magic")
     with pytest.raises(TypeError, match="unknown option"):
         solve(y, physics, prior, method="map", chains=3)
-    with pytest.raises(UserError, match="expects images"):
+    with pytest.raises(UserError, match="expects images .* a colour image needs a colour prior"):
         solve(torch.rand(1, 3, 8, 8), op.denoising(0.1), prior)
     with pytest.raises(SolverError, match="diverged"):
         solve(y, physics, prior, method="posterior", step=1e6, steps=10, progress=False)

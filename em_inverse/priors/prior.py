@@ -177,8 +177,11 @@ class EnergyPrior(Prior):
                                  f"got shape {tuple(x.shape)}")
             return
         if x.ndim != 4 or x.shape[1] != self.channels:
+            hint = {1: ": a gray image needs a gray prior (bundled: natural-gray)",
+                    3: ": a colour image needs a colour prior (bundled: natural-rgb)"}
             raise ValueError(f"prior {self.name!r} expects images (B, {self.channels}, H, W), "
-                             f"got shape {tuple(x.shape)}")
+                             f"got shape {tuple(x.shape)}"
+                             f"{hint.get(x.shape[1], '') if x.ndim == 4 else ''}")
         if self.image_size and tuple(x.shape[-2:]) != self.image_size:
             raise ValueError(f"prior {self.name!r} expects {self.image_size[0]}x"
                              f"{self.image_size[1]} images, got {x.shape[-2]}x{x.shape[-1]}")
