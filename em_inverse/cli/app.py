@@ -28,7 +28,9 @@ def main() -> None:
     except typer.Abort:  # Ctrl-D at a prompt
         print("Aborted!", file=sys.stderr)
         sys.exit(1)
-    except typer.TyperException as exc:
+    except Exception as exc:
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise  # not click's usage error (typer vendors click from 0.2x, before imports it)
         if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help page
             exc.show()
         else:
