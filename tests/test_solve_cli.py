@@ -186,6 +186,16 @@ def test_every_bad_input_exits_2_with_one_line_and_no_file(app, files, tmp_path)
         assert list(out.iterdir()) == [], name
 
 
+
+def test_solve_says_the_noise_level_it_estimated_and_not_one_it_was_given(app, files, tmp_path):
+    base = ["solve", files / "clean.png", "--op", "denoise", "--prior", files / "prior",
+            "--method", "map", "--steps", "5", "-o", tmp_path / "x.png"]
+    estimated = run(app, *base)
+    assert estimated.exit_code == 0, estimated.output
+    assert "noise sigma estimated from the image: " in estimated.output
+    given = run(app, *base, "--noise", "0.05")
+    assert given.exit_code == 0 and "estimated" not in given.output
+
 @pytest.mark.parametrize("args, message", [
     (["priors", "--quiet"], "No such option"),
     (["solve"], "Missing argument 'image'"),

@@ -168,6 +168,9 @@ def solve_command(
     # a method left to the prior may change with the noise level (solve's "fallback")
     solution = solve(y.to(dev), physics, model, method, generator=generator,
                      progress=not quiet, **options)
+    if solution.settings["sigma_source"] == "estimated":
+        say(quiet, f"noise sigma estimated from the image: {max(solution.settings['sigma']):.4g} "
+                   f"(x 255 = {255 * max(solution.settings['sigma']):.3g}; --noise sets it)")
     if "fallback" in solution.settings:
         say(quiet, f"note: {solution.settings['fallback']}")
 
