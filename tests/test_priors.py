@@ -226,3 +226,26 @@ def test_the_bundled_natural_priors_have_settings_for_scattered_pixels_and_for_h
                         (op.stroke_mask(shape[1:], g), "inpaint-hole")):
         key, settings = tuned_defaults(prior, op.inpainting(mask, shape))
         assert key == entry and settings["method"] in ("map", "hqs")
+
+
+def test_priors_prints_each_model_card_as_short_lines_with_its_defaults_and_numbers():
+    from typer.testing import CliRunner
+    import typer
+
+    from em_inverse.cli import commands_prior
+    from em_inverse.priors import list_priors
+
+    app = typer.Typer(pretty_exceptions_enable=False)
+    commands_prior.register(app)
+    result = CliRunner().invoke(app, ["priors"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) < 140  # no JSON dumps
+    for config in list_priors():
+        assert f"{config['name']}: {config['architecture']['type']}" in result.output
+        for task, entry in config["solve_defaults"].items():
+            assert any(line.split()[:2] == [task, entry["method"] + ":"] for line in lines)
+        for benchmark in config["card"]["benchmark"]:
+            for row in benchmark["psnr_db"].values():
+                numbers = [v for k, v in row.items() if k != "best classical"]
+                assert all(f"{v:.2f}" in result.output for v in numbers)

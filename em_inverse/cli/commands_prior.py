@@ -73,6 +73,7 @@ def sample(
 @user_errors
 def priors(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False):
     """List the bundled priors with their model cards."""
+    from em_inverse.cli.card_text import card_lines
     from em_inverse.priors import list_priors
 
     cards = list_priors()
@@ -81,18 +82,8 @@ def priors(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         return
     if not cards:
         typer.echo("no bundled priors")
-    for config in cards:
-        card = config.get("card", {})
-        typer.echo(f"{config['name']}")
-        typer.echo(f"  architecture: {config['architecture']['type']} "
-                   f"({card.get('parameters', '?')} parameters)")
-        typer.echo(f"  data: {json.dumps(config['data'])}, temperature eps = {config['eps']:g}")
-        for key, value in card.items():
-            if key == "tuning":
-                typer.echo(f"  default solver settings (tuned on {value['validation']['images']}): "
-                           f"{json.dumps(config.get('solve_defaults', {}))}")
-            elif key not in ("architecture", "parameters"):
-                typer.echo(f"  {key}: {value if isinstance(value, str) else json.dumps(value)}")
+    for index, config in enumerate(cards):
+        typer.echo(("\n" if index else "") + "\n".join(card_lines(config)))
 
 
 @user_errors

@@ -1,0 +1,68 @@
+"""A prior's model card (its ``config.json``) as short lines of text, for ``em-inverse priors``.
+
+The full card, every tuning trial included, is ``em-inverse priors --json``.
+"""
+from __future__ import annotations
+
+#: Benchmark columns: the card's method name -> the column heading.
+COLUMNS = {"em-inverse MAP": "MAP", "em-inverse HQS": "HQS",
+           "em-inverse posterior mean": "posterior", "em-inverse annealed posterior mean": "annealed"}
+
+
+def card_lines(config: dict) -> list[str]:
+    """The lines ``em-inverse priors`` prints for one prior (no line over ~100 characters)."""
+    card = config.get("card", {})
+    lines = [f"{config['name']}: {config['architecture']['type']}, "
+             f"{card.get('parameters', '?')} parameters, temperature eps {config['eps']:g}",
+             f"  data:      {card.get('data', '?')}; {_shape(config['data'])}"]
+    for key in ("recipe", "colour"):
+        if key in card:
+            lines.append(f"  {key + ':':10s} {card[key]}")
+    if "training_time" in card:
+        lines.append(f"  training:  {card['training_time']}; {card.get('hardware', '?')}")
+    defaults = config.get("solve_defaults", {})
+    if defaults:
+        where = card.get("tuning", {}).get("validation", {}).get("images", "training images")
+        lines.append(f"  defaults (tuned on {where}):")
+        lines += [f"    {task:13s} {_settings(entry)}" for task, entry in defaults.items()]
+    for entry in card.get("benchmark", []):
+        lines += _benchmark_lines(entry)
+    lines.append("  (every setting, trial and command: em-inverse priors --json)")
+    return lines
+
+
+def _shape(data: dict) -> str:
+    channels = data.get("channels")
+    if data.get("kind") == "vector":
+        return f"vectors of dimension {data.get('dim')}"
+    size = data.get("image_size")
+    trained = data.get("training_size")
+    shape = f"{size[0]}x{size[1]} images" if size else "images of any size"
+    if not size and trained:
+        shape += f" (trained on {trained[0]}x{trained[1]} patches)"
+    return f"{channels}-channel {shape}"
+
+
+def _settings(entry: dict) -> str:
+    """'hqs: steps 40, sigma_start 0.1, ...': the task's default method and its settings."""
+    method = entry.get("method", "map")
+    options = ", ".join(f"{key} {_number(value)}" for key, value in entry.get(method, {}).items())
+    return f"{method}: {options}" if options else method
+
+
+def _number(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _benchmark_lines(entry: dict) -> list[str]:
+    """A PSNR table (dB) of one results folder: em-inverse's methods and the best classical."""
+    table = entry.get("psnr_db", {})
+    columns = [name for name in COLUMNS if any(name in row for row in table.values())]
+    lines = [f"  benchmark: {entry.get('source', '?')} ({entry.get('images', '?')} images), "
+             f"PSNR dB",
+             "    " + f"{'task':14s}" + "".join(f"{COLUMNS[c]:>10s}" for c in columns)
+             + "   best classical"]
+    for task, row in table.items():
+        values = "".join(f"{row[c]:10.2f}" if c in row else f"{'-':>10s}" for c in columns)
+        lines.append(f"    {task:14s}{values}   {row.get('best classical', '-')}")
+    return lines
