@@ -196,6 +196,15 @@ def test_solve_says_the_noise_level_it_estimated_and_not_one_it_was_given(app, f
     given = run(app, *base, "--noise", "0.05")
     assert given.exit_code == 0 and "estimated" not in given.output
 
+
+def test_a_std_png_says_what_white_means(app, files, tmp_path):
+    result = run(app, "solve", files / "clean.png", "--op", "denoise", "--noise", "0.05",
+                 "--prior", files / "prior", "--method", "posterior", "--steps", "20",
+                 "-o", tmp_path / "x.png", "--std", tmp_path / "std.png", "--json")
+    assert result.exit_code == 0, result.output
+    scale = json.loads(result.stdout[result.stdout.index("{"):])["std_png_scale"]
+    assert f"black is a std of 0, white {scale:.3g}" in result.output
+
 @pytest.mark.parametrize("args, message", [
     (["priors", "--quiet"], "No such option"),
     (["solve"], "Missing argument 'image'"),

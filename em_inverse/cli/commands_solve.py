@@ -186,6 +186,8 @@ def solve_command(
         _write_figure(figure, y, solution)
     for path in targets:
         say(quiet, f"wrote {path}")
+    if std_scale is not None:
+        say(quiet, f"{std}: black is a std of 0, white {std_scale:.3g} (image units)")
     if as_json:
         summary = solution.summary()
         summary.update(input=str(image), output=str(output),
@@ -262,9 +264,11 @@ def _write_figure(path: Path, y, solution) -> None:
     for ax, (title, image, cmap) in zip(axes[0], panels):
         array = tensor_to_array(image.cpu())
         vmax = float(array.max()) or 1.0 if title == "std" else 1.0
-        ax.imshow(array, cmap=cmap if array.ndim == 2 else None, vmin=0, vmax=vmax)
+        shown = ax.imshow(array, cmap=cmap if array.ndim == 2 else None, vmin=0, vmax=vmax)
         ax.set_title(title)
         ax.axis("off")
+        if title == "std":  # its own scale: say which
+            fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
