@@ -220,3 +220,16 @@ def test_usage_mistakes_are_one_error_line_with_exit_status_2(args, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert lines[0].endswith(f"{args[0]} --help')")  # where to look next
+
+
+def test_the_command_line_starts_without_torch_for_help_and_usage_errors():
+    import subprocess
+    import sys
+
+    code = ("import sys, em_inverse.cli.app; "
+            "print('torch' in sys.modules, 'deepinv' in sys.modules)")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert loaded.stdout.split() == ["False", "False"], loaded.stderr
+    from em_inverse import EnergyPrior, Solution, load_prior, operators, solve  # on first use
+    assert callable(solve) and callable(load_prior) and callable(operators.build_operator)
+    assert EnergyPrior.__name__ == "EnergyPrior" and Solution.__name__ == "Solution"
