@@ -4,9 +4,10 @@ The full card, every tuning trial included, is ``em-inverse priors --json``.
 """
 from __future__ import annotations
 
-#: Benchmark columns: the card's method name -> the column heading.
-COLUMNS = {"em-inverse MAP": "MAP", "em-inverse HQS": "HQS",
-           "em-inverse posterior mean": "posterior", "em-inverse annealed posterior mean": "annealed"}
+from em_inverse.bench.methods import ANNEAL, HQS, MAP, POSTERIOR
+
+#: Benchmark columns: the method's name in the card (the benchmark's row name) -> the heading.
+COLUMNS = {MAP: "MAP", HQS: "HQS", POSTERIOR: "posterior", ANNEAL: "annealed"}
 
 
 def card_lines(config: dict) -> list[str]:
@@ -32,9 +33,9 @@ def card_lines(config: dict) -> list[str]:
 
 
 def _shape(data: dict) -> str:
-    channels = data.get("channels")
     if data.get("kind") == "vector":
         return f"vectors of dimension {data.get('dim')}"
+    channels = data.get("channels")
     size = data.get("image_size")
     trained = data.get("training_size")
     shape = f"{size[0]}x{size[1]} images" if size else "images of any size"
