@@ -2,7 +2,7 @@
 
     python benchmarks/sample_noise_check.py [--prior fashion-mnist] [-n 64] [--seed 0]
 
-Prints the mean wavelet noise estimate (``estimate_noise_sigma``, [0, 1] scale) of n samples
+Prints the mean wavelet noise estimate (``wavelet_noise_sigma``, [0, 1] scale) of n samples
 as the chains end (``em-inverse sample --no-denoise``), of the same samples after
 ``denoise_samples`` (the default), and of the first n Fashion-MNIST TRAINING images.
 """
@@ -13,7 +13,7 @@ import torch
 from em_inverse import load_prior
 from em_inverse.bench.tuning import fashion_training_images
 from em_inverse.devices import make_generator
-from em_inverse.operators.noise import estimate_noise_sigma
+from em_inverse.operators.noise_estimation import wavelet_noise_sigma
 from em_inverse.priors.sampling import denoise_samples, sample_prior
 
 parser = argparse.ArgumentParser()
@@ -29,4 +29,4 @@ rows = {"samples as the chains end": chains,
         "samples after the Tweedie step": denoise_samples(prior, chains),
         "Fashion-MNIST training images": torch.cat(fashion_training_images(args.n))}
 for label, images in rows.items():
-    print(f"{label:32s} noise estimate {float(estimate_noise_sigma(images).mean()):.3f}")
+    print(f"{label:32s} noise estimate {float(wavelet_noise_sigma(images).mean()):.3f}")

@@ -193,22 +193,57 @@ def test_masks_with_holes_take_the_priors_hole_settings_where_it_has_them():
         is None
 
 
+@pytest.mark.parametrize("family,options", [("deblur", {"kernel": "gaussian:1"}),
+                                            ("superres", {"factor": 2})])
+def test_nearly_noiseless_deblurring_and_superres_take_the_priors_clean_settings(family, options):
+    """Below the geometric mean of the two tuning levels (1/255 and 0.01: 0.0063) ``solve``
+    runs ``FAMILY-clean``'s settings, above it ``FAMILY``'s; a prior without a clean entry
+    uses ``FAMILY``'s at every level."""
+    from em_inverse.solvers.api import CLEAN_BELOW
+
+    assert CLEAN_BELOW == pytest.approx(0.0063, abs=1e-4)
+    prior = quadratic_prior(MU, S)
+    x = torch.full((1, 1, 32, 32), MU)
+    prior.solve_defaults = {family: {"method": "hqs", "hqs": {"steps": 3}},
+                            f"{family}-clean": {"method": "map", "map": {"steps": 4}}}
+    for noise, entry, method in ((0.0, f"{family}-clean", "map"), (0.006, f"{family}-clean", "map"),
+                                 (0.0065, family, "hqs"), (0.01, family, "hqs")):
+        physics = op.build_operator(family, x.shape, noise=noise, **options)
+        chosen = solve(physics.A(x), physics, prior, progress=False)
+        assert (chosen.settings["tuned_defaults"], chosen.settings["method"]) == (entry, method)
+    # the level decides, whether the operator carries it, the caller gives it or y shows it
+    physics = op.build_operator(family, x.shape, **options)
+    assert solve(physics.A(x), physics, prior, sigma=0.02, progress=False
+                 ).settings["tuned_defaults"] == family
+    estimated = solve(physics.A(x), physics, prior, progress=False).settings
+    assert (estimated["sigma_source"], estimated["tuned_defaults"]) == ("estimated",
+                                                                        f"{family}-clean")
+    prior.solve_defaults = {family: {"method": "hqs", "hqs": {"steps": 3}}}
+    assert solve(physics.A(x), physics, prior, progress=False).settings["tuned_defaults"] \
+        == family
+
+
 def test_the_tuner_tunes_the_entry_solve_takes_for_each_tuning_task():
     from em_inverse.bench.tuning import FIXED_SIZE_INPAINT, TUNING_TASKS, defaults_key_of
+    from em_inverse.operators import MIN_SIGMA
     from em_inverse.solvers.api import defaults_key
 
     x = torch.rand(1, 1, 128, 128, generator=torch.Generator().manual_seed(0))
     for task in TUNING_TASKS:
         physics, _ = task.simulate(x, seed=100)
-        assert defaults_key_of(task, fixed=False) == defaults_key(physics)
+        sigma = max(task.sigma, MIN_SIGMA)  # solve's level: the operator's, at least the floor
+        assert defaults_key_of(task, fixed=False) == defaults_key(physics, sigma)
     assert defaults_key_of(TUNING_TASKS[2], fixed=False) == "inpaint-hole"  # the box
+    assert {defaults_key_of(t, fixed=False) for t in TUNING_TASKS} >= {"deblur-clean",
+                                                                        "superres-clean"}
     # a fixed-size prior has one inpainting entry, tuned on its box, for every mask
     assert defaults_key_of(FIXED_SIZE_INPAINT, fixed=True) == "inpaint"
 
 
 def test_tuning_picks_a_method_per_family_from_every_task_of_that_family():
     """On training crops only; inpainting is tuned on random pixels (``inpaint``) and,
-    apart, on a centred box (``inpaint-hole``)."""
+    apart, on a centred box (``inpaint-hole``); deblurring and super-resolution at noise 0.01
+    and, apart, without noise (``deblur-clean``, ``superres-clean``)."""
     from em_inverse.bench.tuning import tune_prior
     from em_inverse.priors import ConvEnergy, EnergyPrior
 
@@ -216,7 +251,8 @@ def test_tuning_picks_a_method_per_family_from_every_task_of_that_family():
     prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny")
     tuning = tune_prior(prior, size=32, count=1, weights=(1.0,), steps=2)
     defaults = tuning["solve_defaults"]
-    assert set(defaults) == {"denoise", "inpaint", "inpaint-hole", "deblur", "superres"}
+    assert set(defaults) == {"denoise", "inpaint", "inpaint-hole", "deblur", "superres",
+                             "deblur-clean", "superres-clean"}
     for family in defaults.values():
         assert family["method"] in ("map", "hqs") and "map" in family and "hqs" in family
         assert family["map"]["steps"] == 2  # the budget tuned is the budget run
@@ -361,7 +397,7 @@ def test_tuning_continues_the_grid_past_its_edge_until_the_best_is_inside(monkey
     result = tuning.tune_prior(prior, size=32, count=1, weights=(0.5, 1.0), steps=2,
                                families=("deblur",))
     weights = [t["prior_weight"] for t in result["trials"]
-               if t["method"] == "map" and "symmetry" not in t]
+               if t["task"] == "deblur-gauss" and t["method"] == "map" and "symmetry" not in t]
     assert weights == [0.5, 1.0, 0.25, 0.125, 0.0625]
     assert result["solve_defaults"]["deblur"]["map"] == {"prior_weight": 0.125, "steps": 2}
 
@@ -592,5 +628,6 @@ def test_the_tune_command_rejects_unknown_families_before_touching_the_prior(tmp
     result = CliRunner().invoke(app, ["tune", str(tmp_path / "prior"), "--families", "paint"])
     assert result.exit_code == 2
     assert result.stderr.strip() == ("error: --families: unknown paint; choose from denoise, "
-                                     "deblur, superres, inpaint")
+                                     "deblur, superres, inpaint, inpaint-hole, deblur-clean, "
+                                     "superres-clean")
     assert (tmp_path / "prior" / "config.json").read_bytes() == before

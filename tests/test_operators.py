@@ -169,9 +169,44 @@ def test_noise_estimate_recovers_sigma_even_with_holes():
     ramp = torch.linspace(0.2, 0.8, 128).view(1, 1, 1, 128).expand(1, 1, 128, 128)
     y = ramp + 0.05 * torch.randn(1, 1, 128, 128, generator=g)
     assert abs(float(op.estimate_noise_sigma(y)) - 0.05) < 0.005
-    keep = op.random_mask((128, 128), 0.5, g)
-    assert abs(float(op.estimate_noise_sigma(y * keep, keep)) - 0.05) < 0.006
+    for keep in (op.random_mask((128, 128), 0.5, g), op.box_mask((128, 128))):
+        assert abs(float(op.estimate_noise_sigma(y * keep, keep)) - 0.05) < 0.006
     assert float(op.estimate_noise_sigma(ramp.contiguous())) == pytest.approx(op.MIN_SIGMA)
+
+
+def fine_texture(size=96):
+    """A clean image made of fine oscillations: all detail, no noise."""
+    r = torch.arange(size, dtype=torch.float32)
+    rows, cols = r.view(-1, 1), r.view(1, -1)
+    return (0.5 + 0.2 * torch.sin(2.1 * cols + 0.3 * rows) + 0.15 * torch.sin(1.7 * rows)
+            ).view(1, 1, size, size)
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.01, 0.05])
+def test_noise_estimate_does_not_read_fine_texture_as_noise(sigma):
+    g = torch.Generator().manual_seed(1)
+    y = fine_texture() + sigma * torch.randn(1, 1, 96, 96, generator=g)
+    level = max(sigma, op.MIN_SIGMA)  # the estimate's floor
+    assert float(op.estimate_noise_sigma(y)) == pytest.approx(level, rel=0.15)
+    # the wavelet estimate it replaced reads the texture as noise
+    assert float(op.wavelet_noise_sigma(y)) > 1.25 * level
+
+
+def test_noise_estimate_ignores_clipped_regions_and_works_per_channel():
+    g = torch.Generator().manual_seed(2)
+    dark = torch.linspace(-0.3, 0.7, 128).view(1, 1, 1, 128).expand(1, 3, 128, 128)
+    sigmas = torch.tensor([0.02, 0.03, 0.04]).view(1, 3, 1, 1)
+    y = (dark + sigmas * torch.randn(1, 3, 128, 128, generator=g)).clamp(0, 1)
+    rms = float(sigmas.square().mean().sqrt())  # one level per image: the channels' RMS
+    assert float(op.estimate_noise_sigma(y)) == pytest.approx(rms, rel=0.1)
+    batch = torch.cat([y, torch.full_like(y, 0.5)])
+    assert op.estimate_noise_sigma(batch).tolist() == pytest.approx([rms, op.MIN_SIGMA],
+                                                                     rel=0.1)
+
+
+def test_noise_estimate_of_tiny_images_falls_back_to_the_wavelet_estimate():
+    y = 0.5 + 0.1 * torch.randn(2, 1, 5, 5, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(op.estimate_noise_sigma(y), op.wavelet_noise_sigma(y))
 
 
 def test_fidelity_value_and_gradient():

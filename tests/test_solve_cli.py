@@ -107,6 +107,30 @@ def test_solve_says_which_tuned_settings_it_runs_holes_or_scattered_pixels(app, 
     assert settings["prior_weight"] == 4.0 and settings["steps"] == 3
 
 
+def test_solve_estimates_the_noise_first_and_takes_the_clean_settings_without_noise(app, tmp_path):
+    import torch
+
+    tuned = {"superres": {"method": "hqs", "hqs": {"steps": 2}},
+             "superres-clean": {"method": "map", "map": {"steps": 3}}}
+    save_prior(EnergyPrior(ConvEnergy(channels=1, width=8, levels=2), eps=0.05, name="tuned",
+                           solve_defaults=tuned), tmp_path / "prior")
+    smooth = torch.linspace(0.2, 0.8, 16).view(1, 1, 1, 16).expand(1, 1, 16, 16)
+    write_image(tmp_path / "small.png", smooth.contiguous())
+    for noise, entry, method in (([], "superres-clean", "map"), (["--noise", "0.02"], "superres",
+                                                                  "hqs")):
+        solved = run(app, "solve", tmp_path / "small.png", "--op", "superres", "--factor", "2",
+                     *noise, "--prior", tmp_path / "prior", "-o", tmp_path / "big.png", "--json")
+        assert solved.exit_code == 0, solved.output
+        assert f"{method}: tuned's settings tuned for {entry}" in solved.stderr
+        settings = json.loads(solved.stdout)["settings"]
+        assert settings["tuned_defaults"] == entry and settings["method"] == method
+    assert settings["sigma_source"] == "given"
+    first = run(app, "solve", tmp_path / "small.png", "--op", "superres", "--factor", "2",
+                "--prior", tmp_path / "prior", "-o", tmp_path / "big.png", "--json")
+    assert json.loads(first.stdout)["settings"]["sigma_source"] == "estimated"
+    assert first.stderr.index("noise sigma estimated") < first.stderr.index("(without noise)")
+
+
 @pytest.mark.parametrize("op,extra", [("denoise", []), ("deblur", ["--kernel", "gaussian:1"]),
                                       ("superres", ["--factor", "2"])])
 def test_map_for_every_operator(app, files, tmp_path, op, extra):

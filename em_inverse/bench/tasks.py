@@ -96,7 +96,8 @@ class Task:
 
 
 def natural_tasks() -> list[Task]:
-    """The natural-image tasks of SPEC 7."""
+    """The natural-image tasks of SPEC 7, and noiseless deblurring and super-resolution (which
+    ``solve`` runs with the prior's ``-clean`` settings)."""
     return [
         Task("denoise-15", "denoise", 15 / 255, label="denoise sigma 15/255"),
         Task("denoise-25", "denoise", 25 / 255, label="denoise sigma 25/255"),
@@ -110,6 +111,10 @@ def natural_tasks() -> list[Task]:
              label="motion deblur 15 px at 30 deg, noise 0.01"),
         Task("superres-x2", "superres", 0.01, factor=2, label="super-resolution x2, noise 0.01"),
         Task("superres-x4", "superres", 0.01, factor=4, label="super-resolution x4, noise 0.01"),
+        Task("deblur-gauss-clean", "deblur", 0.0, kernel="gaussian:2",
+             label="Gaussian deblur std 2, no noise"),
+        Task("superres-x2-clean", "superres", 0.0, factor=2,
+             label="super-resolution x2, no noise"),
     ]
 
 
@@ -120,5 +125,7 @@ def fashion_tasks() -> list[Task]:
               "deblur-gauss": Task("deblur-gauss", "deblur", 0.01, kernel="gaussian:1",
                                    label="Gaussian deblur std 1, noise 0.01"),
               "deblur-motion": Task("deblur-motion", "deblur", 0.01, kernel="motion:7,30",
-                                    label="motion deblur 7 px at 30 deg, noise 0.01")}
+                                    label="motion deblur 7 px at 30 deg, noise 0.01"),
+              "deblur-gauss-clean": Task("deblur-gauss-clean", "deblur", 0.0, kernel="gaussian:1",
+                                         label="Gaussian deblur std 1, no noise")}
     return [scaled.get(t.name, t) for t in natural_tasks()]

@@ -22,7 +22,9 @@ family's default method the best of those tried. For fully convolutional priors 
 inpainting tasks are tuned apart: scattered pixels for the ``inpaint`` entry, the box for
 ``inpaint-hole``, which ``solve`` takes for masks with solid holes (``defaults_key_of``; on the
 crops the best plain MAP prior weight for the box was 8 to 64 times that for scattered
-pixels). A grid whose best value lies on its edge (a weight, a first coupling level) is
+pixels). Deblurring and super-resolution are tuned at noise 0.01 and again without noise, for
+the ``deblur-clean`` / ``superres-clean`` entries ``solve`` takes for (nearly) noiseless
+measurements. A grid whose best value lies on its edge (a weight, a first coupling level) is
 continued beyond that edge until the best is inside it (``beyond_edges``). For fully
 convolutional priors each entry's best setting is then retried with V averaged over the image's
 flips and over the 8 symmetries of the square, each kept only if it gains ``SYMMETRY_GAIN_DB``
@@ -34,7 +36,8 @@ with the table of every trial under ``card.tuning``, so the choice can be audite
 
     em-inverse tune PRIOR_FOLDER [--families inpaint] [--symmetry-only]
 
-(``--families``: re-tune some families only; the others keep their settings and trial rows.
+(``--families``: re-tune some families (``superres``) or entries (``superres-clean``) only; the
+others keep their settings and trial rows.
 ``--symmetry-only``: start from the tuned settings and run the symmetry stage alone.)
 """
 from __future__ import annotations
@@ -49,7 +52,9 @@ import torch
 from em_inverse.bench.metrics import mean_square, psnr
 from em_inverse.bench.tasks import Task
 from em_inverse.operators.noise import MIN_SIGMA
-from em_inverse.solvers.api import DEFAULTS as SOLVE_DEFAULTS, HOLE_KEY
+from em_inverse.solvers.api import (CLEAN_BELOW, CLEAN_FAMILIES, CLEAN_SUFFIX, HOLE_KEY,
+                                    TUNED_NOISE)
+from em_inverse.solvers.api import DEFAULTS as SOLVE_DEFAULTS
 from em_inverse.atomic import atomic_write_bytes
 from em_inverse.priors.checkpoint import CONFIG, read_json
 from em_inverse.priors.symmetry import GROUPS
@@ -62,12 +67,16 @@ VALIDATION_CROPS = (("astronaut", 40, 200), ("coffee", 150, 300), ("rocket", 100
 
 #: The tasks simulated on the validation crops; a family's settings maximise the mean PSNR
 #: over its tasks (inpainting: scattered missing pixels and one large hole).
+#: Deblurring and super-resolution are tuned twice: at the benchmark's noise (``TUNED_NOISE``)
+#: and without noise, for the ``FAMILY-clean`` entries ``solve`` takes below ``CLEAN_BELOW``.
 TUNING_TASKS = (
     Task("denoise-25", "denoise", 25 / 255),
     Task("inpaint-50", "inpaint", 0.0, missing=0.5),
     Task("inpaint-box", "inpaint", 0.0, box=0.25),
-    Task("deblur-gauss", "deblur", 0.01, kernel="gaussian:2"),
-    Task("superres-x2", "superres", 0.01, factor=2),
+    Task("deblur-gauss", "deblur", TUNED_NOISE, kernel="gaussian:2"),
+    Task("superres-x2", "superres", TUNED_NOISE, factor=2),
+    Task("deblur-gauss-clean", "deblur", 0.0, kernel="gaussian:2"),
+    Task("superres-x2-clean", "superres", 0.0, factor=2),
 )
 
 #: For fixed-size (whole-image) priors the inpainting family is tuned on a centred box hole of
@@ -137,13 +146,28 @@ MAX_REFINEMENTS = 4
 #: weight of a kept group is then moved (x2 or /2) while that gains.
 SYMMETRY_GAIN_DB = 0.1
 FAMILIES = ("denoise", "deblur", "superres", "inpaint")
+#: The ``solve_defaults`` entries, each tuned by the tasks of :func:`defaults_key_of`.
+ENTRIES = FAMILIES + (HOLE_KEY,) + tuple(f + CLEAN_SUFFIX for f in CLEAN_FAMILIES)
 
 
 def defaults_key_of(task: Task, fixed: bool) -> str:
     """The ``solve_defaults`` entry a tuning ``task`` tunes: the one ``solve`` takes for its
-    operator (``solvers.api.defaults_key``): the task family, and ``HOLE_KEY`` for the box hole;
-    but a ``fixed``-size prior keeps one inpainting entry for every mask (tuned on the box)."""
-    return HOLE_KEY if task.box is not None and not fixed else task.family
+    operator and noise (``solvers.api.defaults_key``): the task family, ``HOLE_KEY`` for the box
+    hole (but a ``fixed``-size prior keeps one inpainting entry for every mask, tuned on the
+    box), and ``FAMILY-clean`` for noiseless deblurring and super-resolution."""
+    if task.family == "inpaint":
+        return HOLE_KEY if task.box is not None and not fixed else task.family
+    if task.family in CLEAN_FAMILIES and task.sigma < CLEAN_BELOW:
+        return task.family + CLEAN_SUFFIX
+    return task.family
+
+
+def tasks_for(fixed: bool, tasks=TUNING_TASKS) -> list[Task]:
+    """The tuning tasks of a prior: ``tasks``, but a ``fixed``-size prior's inpainting is
+    tuned on ``FIXED_SIZE_INPAINT`` alone."""
+    if not fixed:
+        return list(tasks)
+    return [t for t in tasks if t.family != "inpaint"] + [FIXED_SIZE_INPAINT]
 
 
 def candidates(family: str, weights=WEIGHTS, map_steps: int = 100,
@@ -224,10 +248,10 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
                progress=None) -> dict:
     """``{"solve_defaults": {key: {"method": m, "map": {...}, "hqs": {...}}}, "trials": [...],
     "validation": {...}}`` for ``prior``, one ``solve_defaults`` entry per key of
-    :func:`defaults_key_of` (the task families, with ``inpaint-hole`` apart); ``steps`` is the
-    MAP iteration budget per trial (and so the default's), ``anneal_steps`` the annealed
-    sampler's budgets tried (fixed-size priors only); only the task ``families`` named are
-    tuned (see :func:`write_tuning` for merging a partial tuning). ``symmetry_only``: no grid
+    :func:`defaults_key_of` (the task families, with ``inpaint-hole`` and the ``-clean`` entries
+    apart); ``steps`` is the MAP iteration budget per trial (and so the default's),
+    ``anneal_steps`` the annealed sampler's budgets tried (fixed-size priors only); only the
+    tasks of the ``families`` (or entries, ``ENTRIES``) named are tuned (see :func:`write_tuning` for merging a partial tuning). ``symmetry_only``: no grid
     search; each entry starts from the prior's tuned method and settings (rescored) and runs
     the symmetry stage alone, and its earlier trial rows are kept in the table.
 
@@ -240,22 +264,24 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     from em_inverse.solvers.init import initial_estimate
 
     fixed = prior.image_size is not None
-    if fixed:
-        tasks = [t for t in tasks if t.family != "inpaint"] + [FIXED_SIZE_INPAINT]
-    tasks = [t for t in tasks if t.family in families]
+    tasks = [t for t in tasks_for(fixed, tasks)
+             if t.family in families or defaults_key_of(t, fixed) in families]
     groups: dict[str, list[Task]] = {}  # solve_defaults entry -> the tasks that tune it
     for task in tasks:
         groups.setdefault(defaults_key_of(task, fixed), []).append(task)
-    key_of_task = {t.name: defaults_key_of(t, fixed) for t in tasks}
     earlier, earlier_rows = prior.solve_defaults, prior.card.get("tuning", {}).get("trials", [])
     if symmetry_only:
         if fixed:
             raise UserError(f"prior {prior.name!r} takes fixed-size images (an orientation): "
                             f"it has no symmetry stage")
+        # an entry that a family name implies but that was never tuned is left alone
+        groups = {key: group for key, group in groups.items()
+                  if key in families or "method" in earlier.get(key, {})}
         untuned = [key for key in groups if "method" not in earlier.get(key, {})]
         if untuned:
             raise UserError(f"no tuned settings to start from for {', '.join(untuned)}: "
                             f"run a full tuning of these families first")
+    key_of_task = {task.name: key for key, group in groups.items() for task in group}
     # Every trial runs its own options on solve()'s defaults: settings from an earlier tuning
     # must not fill in the options a trial leaves out (a plain one-step denoiser trial would
     # otherwise inherit a tuned ``symmetry``).
@@ -436,14 +462,14 @@ def _symmetrise(score, method: str, mean: float, options: dict) -> tuple[float, 
 def write_tuning(folder: str | Path, tuning: dict) -> None:
     """Store ``solve_defaults`` and the trial table in ``folder/config.json`` (atomically).
 
-    The families tuned replace their defaults and trial rows; other families keep theirs (a
-    tuning of some families only updates those)."""
+    The entries tuned replace their defaults and trial rows; other entries keep theirs (a
+    tuning of some families or entries only updates those)."""
     path = Path(folder) / CONFIG
     config = read_json(path)
-    family_of = {t.name: t.family for t in (*TUNING_TASKS, FIXED_SIZE_INPAINT)}
-    tuned = {"inpaint" if key == HOLE_KEY else key for key in tuning["solve_defaults"]}
+    fixed = config.get("data", {}).get("image_size") is not None
+    key_of = {t.name: defaults_key_of(t, fixed) for t in tasks_for(fixed)}
     kept = [row for row in config.get("card", {}).get("tuning", {}).get("trials", [])
-            if family_of.get(row["task"]) not in tuned]
+            if key_of.get(row["task"]) not in tuning["solve_defaults"]]
     config["solve_defaults"] = {**config.get("solve_defaults", {}), **tuning["solve_defaults"]}
     config.setdefault("card", {})["tuning"] = {"trials": kept + tuning["trials"],
                                                "validation": tuning["validation"]}

@@ -25,7 +25,7 @@ def card_lines(config: dict) -> list[str]:
     if defaults:
         where = card.get("tuning", {}).get("validation", {}).get("images", "training images")
         lines.append(f"  defaults (tuned on {where}):")
-        lines += [f"    {task:13s} {_settings(entry)}" for task, entry in defaults.items()]
+        lines += [f"    {task:14s} {_settings(entry)}" for task, entry in defaults.items()]
     for entry in card.get("benchmark", []):
         lines += _benchmark_lines(entry)
     lines.append("  (every setting, trial and command: em-inverse priors --json)")

@@ -122,7 +122,8 @@ def solve_command(
     from em_inverse.operators import build_operator, image_shape_for
     from em_inverse.priors import default_prior_name, load_prior
     from em_inverse.priors.symmetry import GROUPS
-    from em_inverse.solvers import HOLE_KEY, METHODS, SAMPLERS, solve, tuned_defaults
+    from em_inverse.solvers import (CLEAN_SUFFIX, HOLE_KEY, METHODS, SAMPLERS, noise_level, solve,
+                                    tuned_defaults)
 
     _operator_options(op, mask, kernel, factor, noise)
     if method is not None and method not in METHODS:
@@ -154,23 +155,28 @@ def solve_command(
     physics = build_operator(op, shape, mask=mask, mask_keeps=mask_keeps, kernel=kernel,
                              boundary=boundary, factor=factor, noise=noise,
                              generator=generator, device=dev)
-    tuned_key, tuned = tuned_defaults(model, physics)
+    y = y.to(dev)
+    sigma, sigma_source = noise_level(y, physics, noise)
+    if sigma_source == "estimated":
+        say(quiet, f"noise sigma estimated from the image: {float(sigma.max()):.4g} "
+                   f"(x 255 = {255 * float(sigma.max()):.3g}; --noise sets it)")
+    tuned_key, tuned = tuned_defaults(model, physics, float(sigma.max()))
     planned = method or tuned.get("method") or "map"
     _check_sampler_outputs(planned, std, samples, tuned=True)
     if tuned_key is not None:
-        why = " (most missing pixels lie in solid holes)" if tuned_key == HOLE_KEY else ""
+        why = (" (most missing pixels lie in solid holes)" if tuned_key == HOLE_KEY else
+               " (without noise)" if tuned_key.endswith(CLEAN_SUFFIX) else "")
         say(quiet, f"{planned}: {model.name}'s settings tuned for {tuned_key}{why}")
-    options = {"steps": steps, "prior_weight": prior_weight, "symmetry": symmetry, "seed": seed}
+    options = {"steps": steps, "prior_weight": prior_weight, "symmetry": symmetry, "seed": seed,
+               "sigma": float(sigma.max())}
     if planned in SAMPLERS:
         options["samples"] = samples
     if planned == "posterior" and mala:
         options["mala"] = True
     # a method left to the prior may change with the noise level (solve's "fallback")
-    solution = solve(y.to(dev), physics, model, method, generator=generator,
-                     progress=not quiet, **options)
-    if solution.settings["sigma_source"] == "estimated":
-        say(quiet, f"noise sigma estimated from the image: {max(solution.settings['sigma']):.4g} "
-                   f"(x 255 = {255 * max(solution.settings['sigma']):.3g}; --noise sets it)")
+    solution = solve(y, physics, model, method, generator=generator, progress=not quiet,
+                     **options)
+    solution.settings["sigma_source"] = sigma_source  # solve was given the level found above
     if "fallback" in solution.settings:
         say(quiet, f"note: {solution.settings['fallback']}")
 

@@ -9,7 +9,8 @@ from em_inverse.operators.fidelity import GaussianFidelity
 from em_inverse.operators.kernels import gaussian_kernel, load_kernel, motion_kernel, parse_kernel
 from em_inverse.operators.masks import (box_mask, mask_from_file, parse_mask, random_mask,
                                         stroke_mask)
-from em_inverse.operators.noise import MIN_SIGMA, estimate_noise_sigma, noise_sigma
+from em_inverse.operators.noise import MIN_SIGMA, noise_sigma
+from em_inverse.operators.noise_estimation import estimate_noise_sigma, wavelet_noise_sigma
 from em_inverse.operators.physics import (TASKS, deblurring, denoising, inpainting, lipschitz,
                                           superresolution, task_of)
 
@@ -17,4 +18,4 @@ __all__ = ["MIN_SIGMA", "TASKS", "GaussianFidelity", "box_mask", "build_operator
            "degrade", "denoising", "estimate_noise_sigma", "gaussian_kernel", "image_shape_for",
            "inpainting", "lipschitz", "load_kernel", "mask_from_file", "motion_kernel",
            "noise_sigma", "parse_kernel", "parse_mask", "random_mask", "stroke_mask",
-           "superresolution", "task_of"]
+           "superresolution", "task_of", "wavelet_noise_sigma"]

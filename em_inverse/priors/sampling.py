@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from em_inverse.operators.noise import estimate_noise_sigma
+from em_inverse.operators.noise_estimation import wavelet_noise_sigma
 
 
 def eps_schedule(t: torch.Tensor, tau_star: float, eps_max: float) -> torch.Tensor:
@@ -93,13 +93,13 @@ def denoise_samples(prior, x: torch.Tensor) -> torch.Tensor:
     Chains at the prior's temperature end with fine-scale noise (fashion-mnist: a wavelet
     estimate of 0.080 on its samples against 0.011 on training images); a V trained with the
     denoising-score term makes this step the MMSE denoiser at level s, the last step of annealed
-    Langevin samplers (Song & Ermon 2019). s: ``estimate_noise_sigma`` per image, clipped to the
+    Langevin samplers (Song & Ermon 2019). s: ``wavelet_noise_sigma`` per image, clipped to the
     prior's ``denoising_levels``. x: images (N, C, H, W) in caller units; vectors, and priors
     trained without that term, are returned as they are.
     """
     levels = prior.denoising_levels
     if levels is None or x.ndim != 4:
         return x
-    sigma = estimate_noise_sigma(x).clamp(*levels).view(-1, 1, 1, 1)
+    sigma = wavelet_noise_sigma(x).clamp(*levels).view(-1, 1, 1, 1)
     _, grad = prior.value_and_grad(x)
     return x - sigma**2 * grad

@@ -6,7 +6,8 @@ method's defaults below. ``solve_defaults[key]["method"]`` is the method used wh
 names none, e.g. ``{"denoise": {"method": "hqs", "hqs": {"steps": 1}, "map": {...}}}``. The
 key is the operator's task family (``denoise``, ``inpaint``, ``deblur``, ``superres``), except
 that an inpainting mask with solid holes (``operators.masks.has_holes``) takes the prior's
-``inpaint-hole`` settings where it has them (``defaults_key``).
+``inpaint-hole`` settings, and a deblurring or super-resolution with (nearly) no noise its
+``deblur-clean`` / ``superres-clean`` ones, where it has them (``defaults_key``).
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from em_inverse.devices import make_generator
 from em_inverse.errors import UserError
 from em_inverse.operators.fidelity import GaussianFidelity
 from em_inverse.operators.masks import has_holes
-from em_inverse.operators.noise import MIN_SIGMA, estimate_noise_sigma, noise_sigma
+from em_inverse.operators.noise import MIN_SIGMA, noise_sigma
+from em_inverse.operators.noise_estimation import estimate_noise_sigma
 from em_inverse.operators.physics import lipschitz, task_of
 from em_inverse.priors.symmetry import check_group
 from em_inverse.solvers.anneal import run_anneal
@@ -75,36 +77,69 @@ COMMON = {"prior_weight": 1.0, "sigma": None, "samples": None, "init": None, "se
           "profile": False, "symmetry": "none"}
 
 
-def default_method(prior, operator) -> str:
-    """The method ``solve`` uses when none is named: the prior's tuned one for the operator
-    (``tuned_defaults(prior, operator)[1]["method"]``), else ``map``."""
-    return tuned_defaults(prior, operator)[1].get("method") or "map"
+def default_method(prior, operator, sigma: float | None = None) -> str:
+    """The method ``solve`` uses when none is named: the prior's tuned one for the operator at
+    noise std ``sigma`` (``tuned_defaults(prior, operator, sigma)[1]["method"]``), else
+    ``map``."""
+    return tuned_defaults(prior, operator, sigma)[1].get("method") or "map"
 
 
 #: The ``solve_defaults`` entry for inpainting masks with solid holes.
 HOLE_KEY = "inpaint-hole"
+#: Deblurring and super-resolution have two entries: ``deblur`` / ``superres``, tuned at the
+#: benchmark's noise 0.01 (``bench.tuning.TUNING_TASKS``), and ``deblur-clean`` /
+#: ``superres-clean``, tuned without noise (the data term's floor, ``MIN_SIGMA``). A
+#: measurement takes the clean entry below the geometric mean of the two levels (0.0063):
+#: without noise the best prior step is weaker (natural-gray's tuning crops, noiseless x2
+#: super-resolution: 33.47 dB with the noisy entry's HQS, 34.67 with the clean one's, whose
+#: prior weight is half as large and whose first level is 0.05 instead of 0.1; its card's
+#: tuning table and ``benchmarks/hqs_vs_map_noise_check.py``).
+CLEAN_SUFFIX = "-clean"
+CLEAN_FAMILIES = ("deblur", "superres")
+TUNED_NOISE = 0.01
+CLEAN_BELOW = math.sqrt(MIN_SIGMA * TUNED_NOISE)
 
 
-def defaults_key(operator) -> str:
-    """Which ``solve_defaults`` entry fits ``operator``: its task family (``generic`` if
-    unknown), or ``HOLE_KEY`` for an inpainting mask with solid holes: large holes are filled
-    from context further away than scattered missing pixels, and the bundled priors' best
-    settings differ (a larger prior weight)."""
+def defaults_key(operator, sigma: float | None = None) -> str:
+    """Which ``solve_defaults`` entry fits ``operator`` at noise std ``sigma`` ([0, 1] scale;
+    None: unknown): its task family (``generic`` if unknown); ``HOLE_KEY`` for an inpainting
+    mask with solid holes: large holes are filled from context further away than scattered
+    missing pixels, and the bundled priors' best settings differ (a larger prior weight); and
+    ``FAMILY-clean`` for deblurring and super-resolution below ``CLEAN_BELOW``."""
     task = task_of(operator) or "generic"
     if task == "inpaint" and isinstance(operator, Inpainting) and has_holes(operator.mask):
         return HOLE_KEY
+    if task in CLEAN_FAMILIES and sigma is not None and sigma < CLEAN_BELOW:
+        return task + CLEAN_SUFFIX
     return task
 
 
-def tuned_defaults(prior, operator) -> tuple[str | None, dict]:
-    """(entry, settings): the prior's tuned settings for ``defaults_key(operator)``; a prior
-    tuned without a ``HOLE_KEY`` entry uses its ``inpaint`` settings for every mask. (None,
-    {}) if the prior has none for the operator."""
+def tuned_defaults(prior, operator, sigma: float | None = None) -> tuple[str | None, dict]:
+    """(entry, settings): the prior's tuned settings for ``defaults_key(operator, sigma)``; a
+    prior tuned without a ``HOLE_KEY`` or ``FAMILY-clean`` entry uses its ``inpaint`` or
+    ``FAMILY`` settings instead. (None, {}) if the prior has none for the operator."""
     tuned = dict(getattr(prior, "solve_defaults", {}) or {})
-    key = defaults_key(operator)
-    if key == HOLE_KEY and key not in tuned:
-        key = "inpaint"
+    key = defaults_key(operator, sigma)
+    if key not in tuned:
+        key = "inpaint" if key == HOLE_KEY else key.removesuffix(CLEAN_SUFFIX)
     return (key, tuned[key]) if key in tuned else (None, {})
+
+
+def noise_level(y, operator, sigma: float | None = None) -> tuple[torch.Tensor, str]:
+    """Per-image noise std (B,) of a measurement y (B, C, H, W) in [0, 1], at least
+    ``MIN_SIGMA``, and where it came from: ``given`` (``sigma``), ``operator`` (its Gaussian
+    noise model) or ``estimated`` (``estimate_noise_sigma``, from y's observed pixels)."""
+    y = _as_measurement(y)
+    if sigma is not None and not (isinstance(sigma, (int, float)) and 0 <= sigma < math.inf):
+        raise UserError(f"sigma must be a number >= 0, got {sigma!r}")
+    if sigma is not None:
+        value, source = float(sigma), "given"
+    elif noise_sigma(operator) is not None:
+        value, source = noise_sigma(operator), "operator"
+    else:
+        keep = operator.mask.to(y.device) if isinstance(operator, Inpainting) else None
+        return estimate_noise_sigma(y, keep), "estimated"
+    return torch.full((y.shape[0],), max(value, MIN_SIGMA), device=y.device), source
 
 
 def solve(y, operator, prior, method: str | None = None, *,
@@ -166,16 +201,15 @@ def solve(y, operator, prior, method: str | None = None, *,
     """
     start = time.perf_counter()
     task = task_of(operator) or "generic"
-    tuned_key, tuned = tuned_defaults(prior, operator)
-    named = method is not None
-    method = method or tuned.get("method") or "map"
-    settings = _resolve(method, tuned, options)
-
     device = prior.device
     y = _as_measurement(y).to(device)
     operator = operator.to(device)
     image_shape = _image_shape(y, operator)
-    sigma, sigma_source = _noise_level(y, operator, settings["sigma"])
+    sigma, sigma_source = noise_level(y, operator, options.get("sigma"))
+    tuned_key, tuned = tuned_defaults(prior, operator, float(sigma.max()))
+    named = method is not None
+    method = method or tuned.get("method") or "map"
+    settings = _resolve(method, tuned, options)
     fallback = None if named else _hqs_out_of_range(method, prior, float(sigma.max()))
     if fallback and set(options) <= set(COMMON) | set(DEFAULTS["map"]):
         method, settings = "map", _resolve("map", tuned, options)
@@ -338,9 +372,6 @@ def _validate(s: dict, method: str) -> None:
         check_group(s["symmetry"])
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    if s["sigma"] is not None and not (isinstance(s["sigma"], (int, float))
-                                       and 0 <= s["sigma"] < math.inf):
-        raise UserError(f"sigma must be a number >= 0, got {s['sigma']!r}")
     if s["samples"] is not None:
         positive_int("samples")
     if method == "hqs":
@@ -415,19 +446,6 @@ def _image_shape(y: torch.Tensor, operator) -> tuple[int, ...]:
         raise UserError(f"a measurement of shape {tuple(y.shape)} does not fit the operator "
                         f"{type(operator).__name__}; was it built for another image size?")
     return image_shape
-
-
-def _noise_level(y, operator, sigma) -> tuple[torch.Tensor, str]:
-    """Per-image sigma (B,) and where it came from (given / operator / estimated)."""
-    batch = y.shape[0]
-    if sigma is not None:
-        value, source = float(sigma), "given"
-    elif noise_sigma(operator) is not None:
-        value, source = noise_sigma(operator), "operator"
-    else:
-        keep = operator.mask if isinstance(operator, Inpainting) else None
-        return estimate_noise_sigma(y, keep), "estimated"
-    return torch.full((batch,), max(value, MIN_SIGMA), device=y.device), source
 
 
 def _interaction(s, operator, image_shape, chains, device) -> Interaction | None:
