@@ -251,9 +251,11 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     :func:`defaults_key_of` (the task families, with ``inpaint-hole`` and the ``-clean`` entries
     apart); ``steps`` is the MAP iteration budget per trial (and so the default's),
     ``anneal_steps`` the annealed sampler's budgets tried (fixed-size priors only); only the
-    tasks of the ``families`` (or entries, ``ENTRIES``) named are tuned (see :func:`write_tuning` for merging a partial tuning). ``symmetry_only``: no grid
-    search; each entry starts from the prior's tuned method and settings (rescored) and runs
-    the symmetry stage alone, and its earlier trial rows are kept in the table.
+    tasks of the ``families`` (or entries, ``ENTRIES``) named are tuned (see
+    :func:`write_tuning` for merging a partial tuning). ``symmetry_only``: no grid search;
+    each entry starts from the prior's tuned method and settings (rescored) and runs the
+    symmetry stage alone, and its earlier trial rows are kept in the table (an entry that a
+    family name implies but that was never tuned is skipped).
 
     Fixed-size priors (Fashion-MNIST) are tuned on their own training images (garments have an
     orientation: no symmetry trials), fully convolutional ones on crops of the natural training
