@@ -211,6 +211,21 @@ def test_every_bad_input_exits_2_with_one_line_and_no_file(app, files, tmp_path)
 
 
 
+@pytest.mark.parametrize("command", ["solve", "degrade"])
+def test_a_missing_input_fails_before_torch_is_imported(command, tmp_path):
+    """A typo in the path answers at once, not after the seconds torch and deepinv take."""
+    import subprocess
+    import sys
+
+    argv = [command, str(tmp_path / "nope.png"), "-o", str(tmp_path / "x.png")]
+    script = ("import sys\nfrom typer.testing import CliRunner\nfrom em_inverse.cli.app import app\n"
+              f"result = CliRunner().invoke(app, {argv!r})\n"
+              "print(result.exit_code, 'torch' in sys.modules, result.stderr.strip())")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.split(maxsplit=2)
+    assert out[:2] == ["2", "False"] and out[2].startswith("error: no such file"), out
+
+
 def test_solve_says_the_noise_level_it_estimated_and_not_one_it_was_given(app, files, tmp_path):
     base = ["solve", files / "clean.png", "--op", "denoise", "--prior", files / "prior",
             "--method", "map", "--steps", "5", "-o", tmp_path / "x.png"]

@@ -14,7 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from em_inverse.cli.common import DeviceOption, QuietOption, SeedOption, say, user_errors
+from em_inverse.cli.common import (DeviceOption, QuietOption, SeedOption, require_file, say,
+                                   user_errors)
 from em_inverse.errors import UserError
 
 OpOption = Annotated[str, typer.Option(
@@ -117,6 +118,7 @@ def solve_command(
     = False,
 ):
     """Restore an image: MAP estimate or posterior mean with a learned energy prior."""
+    require_file(image)  # before the imports below, which take seconds
     from em_inverse.devices import make_generator, resolve_device
     from em_inverse.image_io import check_writable, write_image
     from em_inverse.operators import build_operator, image_shape_for
@@ -221,6 +223,7 @@ def degrade_command(
     quiet: QuietOption = False,
 ):
     """Simulate a measurement y = A x + noise from a clean image (the benchmarks' path)."""
+    require_file(image)
     from em_inverse.devices import make_generator
     from em_inverse.image_io import check_writable, write_image
     from em_inverse.operators import build_operator, degrade

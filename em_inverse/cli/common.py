@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 from typing import Annotated, Callable
 
 import typer
@@ -37,6 +38,15 @@ def user_errors(command: Callable) -> Callable:
             sys.exit(130)
 
     return wrapper
+
+
+def require_file(path: Path) -> None:
+    """Fail on a missing input before a command imports torch and the solvers (seconds):
+    ``image_io.read_image`` checks the same for API callers."""
+    if not path.exists():
+        raise UserError(f"no such file: {path}")
+    if not path.is_file():
+        raise UserError(f"not a file: {path}")
 
 
 def say(quiet: bool, message: str) -> None:
