@@ -402,10 +402,11 @@ def test_tuning_continues_the_grid_past_its_edge_until_the_best_is_inside(monkey
     assert result["solve_defaults"]["deblur"]["map"] == {"prior_weight": 0.125, "steps": 2}
 
 
-def _score_symmetries(monkeypatch, gains: dict, best_weight: dict) -> None:
+def _score_symmetries(monkeypatch, gains: dict, best_weight: dict, fewest_steps: int = 0
+                      ) -> None:
     """Make the tuner's trials score 20 dB plus ``gains[symmetry]``, minus 0.1 dB per factor 2
-    between w and ``best_weight[symmetry]`` (a fake solve() writes the score into the estimate's
-    pixels, a fake psnr reads it back)."""
+    between w and ``best_weight[symmetry]``, minus 1 dB below ``fewest_steps`` iterations (a
+    fake solve() writes the score into the estimate's pixels, a fake psnr reads it back)."""
     from types import SimpleNamespace
 
     from em_inverse.bench import tuning
@@ -413,19 +414,37 @@ def _score_symmetries(monkeypatch, gains: dict, best_weight: dict) -> None:
     def fake_solve(y, physics, prior, method, progress, **options):
         group = options.get("symmetry", "none")
         off = abs(math.log2(options["prior_weight"] / best_weight[group]))
-        return SimpleNamespace(estimate=torch.full_like(y, (20 + gains[group] - 0.1 * off) / 100))
+        short = 1.0 if options.get("steps", math.inf) < fewest_steps else 0.0
+        score = 20 + gains[group] - 0.1 * off - short
+        return SimpleNamespace(estimate=torch.full_like(y, score / 100))
 
     monkeypatch.setattr("em_inverse.solvers.solve", fake_solve)
     monkeypatch.setattr(tuning, "psnr", lambda estimate, x, border: float(estimate.mean()) * 100)
 
 
-def _tune_tiny_conv_prior(family: str) -> dict:
+def _tune_tiny_conv_prior(family: str, steps: int = 2) -> dict:
     from em_inverse.bench.tuning import tune_prior
     from em_inverse.priors import ConvEnergy, EnergyPrior
 
     prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny")
-    return tune_prior(prior, size=32, count=1, weights=(0.5, 1.0, 2.0), steps=2,
+    return tune_prior(prior, size=32, count=1, weights=(0.5, 1.0, 2.0), steps=steps,
                       families=(family,))
+
+
+def test_the_best_settings_budget_is_halved_while_the_shorter_run_scores_as_well(monkeypatch):
+    """MAP tuned at 80 iterations scores the same at 40 and 20 and 1 dB less at 10: the
+    default runs 20 (the budget stage stops at the first loss, and at MIN_BUDGET)."""
+    from em_inverse.bench import tuning
+
+    assert tuning.MIN_BUDGET == 10
+    _score_symmetries(monkeypatch, gains={"none": 0.0, "flips": 0.0, "dihedral": 0.0},
+                      best_weight={"none": 1.0, "flips": 1.0, "dihedral": 1.0}, fewest_steps=20)
+    result = _tune_tiny_conv_prior("deblur", steps=80)
+    budgets = [t["steps"] for t in result["trials"] if t["task"] == "deblur-gauss"
+               and t["method"] == "map" and t["prior_weight"] == 1.0 and "symmetry" not in t]
+    assert budgets == [80, 40, 20, 10]
+    assert result["solve_defaults"]["deblur"]["method"] == "map"
+    assert result["solve_defaults"]["deblur"]["map"] == {"prior_weight": 1.0, "steps": 20}
 
 
 def test_the_best_setting_is_retried_with_symmetries_kept_only_when_they_gain_enough(monkeypatch):
@@ -455,13 +474,13 @@ def test_a_symmetry_that_gains_too_little_is_not_kept_nor_is_the_next_group_trie
     assert "symmetry" not in result["solve_defaults"]["deblur"]["map"]
 
 
-def test_the_symmetry_stage_alone_starts_from_the_tuned_setting_and_keeps_earlier_rows(
+def test_the_later_stages_alone_start_from_the_tuned_setting_and_keep_earlier_rows(
         monkeypatch, tmp_path):
     from em_inverse.bench import tuning
     from em_inverse.priors import ConvEnergy, EnergyPrior, load_prior, save_prior
 
     _score_symmetries(monkeypatch, gains={"none": 0.0, "flips": 0.3, "dihedral": 0.3},
-                      best_weight={"none": 0.5, "flips": 0.5, "dihedral": 0.5})
+                      best_weight={"none": 0.5, "flips": 0.5, "dihedral": 0.5}, fewest_steps=20)
     tuned = {"method": "hqs", "map": {"prior_weight": 2.0, "steps": 2},
              "hqs": {"steps": 40, "sigma_start": 0.1, "prior_weight": 0.5}}
     earlier_rows = [{"task": "superres-x2", "method": "start", "psnr": 18.0},
@@ -476,34 +495,30 @@ def test_the_symmetry_stage_alone_starts_from_the_tuned_setting_and_keeps_earlie
                                              "trials": earlier_rows, "validation": {}})
     prior = load_prior(str(tmp_path / "prior"))
     result = tuning.tune_prior(prior, size=32, count=1, families=("superres",),
-                               symmetry_only=True)
+                               skip_grid=True)
     rows = result["trials"]
     # the earlier grid row stays; the start row and the tuned setting's row are rescored
     assert rows[0] == earlier_rows[1]
-    assert [(r["method"], r.get("symmetry")) for r in rows[1:]] == [
-        ("start", None), ("hqs", None), ("hqs", "flips"), ("hqs", "dihedral"),
-        ("hqs", "flips"), ("hqs", "flips")]  # flips at w x2, w / 2: both lose
+    assert [(r["method"], r.get("symmetry"), r.get("steps")) for r in rows[1:]] == [
+        ("start", None, None), ("hqs", None, 40), ("hqs", "flips", 40), ("hqs", "dihedral", 40),
+        ("hqs", "flips", 40), ("hqs", "flips", 40),  # flips at w x2, w / 2: both lose
+        ("hqs", "flips", 20), ("hqs", "flips", 10)]  # the budget stage: 20 ties, 10 loses
     assert rows[2]["psnr"] == pytest.approx(20.0, abs=1e-3)
     assert result["solve_defaults"]["superres"] == {
-        **tuned, "hqs": {**tuned["hqs"], "symmetry": "flips"}}
+        **tuned, "hqs": {**tuned["hqs"], "symmetry": "flips", "steps": 20}}
     tuning.write_tuning(tmp_path / "prior", result)
     kept = load_prior(str(tmp_path / "prior")).card["tuning"]["trials"]
     assert kept == [earlier_rows[3]] + rows
 
 
-def test_the_symmetry_stage_alone_needs_a_tuned_family_and_an_orientation_free_prior():
+def test_the_later_stages_alone_need_a_tuned_family():
     from em_inverse.bench.tuning import tune_prior
     from em_inverse.errors import UserError
-    from em_inverse.priors import ConvEnergy, EnergyPrior, GlobalEnergy
+    from em_inverse.priors import ConvEnergy, EnergyPrior
 
     prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny")
     with pytest.raises(UserError, match="no tuned settings to start from for deblur"):
-        tune_prior(prior, families=("deblur",), symmetry_only=True)
-    fixed = EnergyPrior(GlobalEnergy(channels=1, image_size=(28, 28), width=4, hidden=8),
-                        eps=0.05, name="tiny-fixed",
-                        data={"kind": "image", "channels": 1, "image_size": [28, 28]})
-    with pytest.raises(UserError, match="fixed-size images"):
-        tune_prior(fixed, families=("inpaint",), symmetry_only=True)
+        tune_prior(prior, families=("deblur",), skip_grid=True)
 
 
 def test_the_error_of_a_mean_over_more_chains_is_predicted_from_the_chains_spread():

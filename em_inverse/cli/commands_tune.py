@@ -21,9 +21,10 @@ def tune(
         help="Task families (or single entries such as superres-clean) to tune, "
              "comma-separated (the others keep their settings).")]
         = "denoise,deblur,superres,inpaint",
-    symmetry_only: Annotated[bool, typer.Option(
-        "--symmetry-only", help="Skip the grid: start from the prior's tuned settings and only "
-                                "retry them with V averaged over the image's symmetries.")]
+    skip_grid: Annotated[bool, typer.Option(
+        "--skip-grid", help="Start from the prior's tuned settings and run only the later "
+                            "stages: V averaged over the image's symmetries, then a shorter "
+                            "iteration budget.")]
         = False,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
@@ -48,7 +49,7 @@ def tune(
             raise UserError(f"{name} must be positive")
     model = load_prior_folder(prior, device=resolve_device(device))
     tuning = tune_prior(model, size=size, count=count, steps=steps, families=chosen,
-                        symmetry_only=symmetry_only,
+                        skip_grid=skip_grid,
                         progress=None if quiet else (lambda m: say(False, m)))
     write_tuning(prior, tuning)
     for family, settings in tuning["solve_defaults"].items():
