@@ -27,18 +27,21 @@ TASKS = (Task("superres-x2", "superres", 0.0, factor=2),
          Task("denoise", "denoise", 0.02),
          Task("denoise", "denoise", 25 / 255),
          Task("inpaint-box", "inpaint", 0.0, box=0.25),
-         Task("inpaint-box", "inpaint", 0.02, box=0.25))
+         Task("inpaint-box", "inpaint", 0.02, box=0.25),
+         Task("inpaint-50", "inpaint", 0.0, missing=0.5),
+         Task("inpaint-50", "inpaint", 0.02, missing=0.5))
 
 parser = argparse.ArgumentParser()
 parser.add_argument("prior")
 parser.add_argument("--solve", action="store_true", help="also score the default solve")
+parser.add_argument("--tasks", default="", help="only these task names (comma-separated)")
 args = parser.parse_args()
 torch.set_num_threads(2)
 
 prior = load_prior(args.prior)
 images = validation_images(prior.channels, 128, 6)
 estimators = {"patches": estimate_noise_sigma, "wavelet": wavelet_noise_sigma}
-for task in TASKS:
+for task in (t for t in TASKS if not args.tasks or t.name in args.tasks.split(",")):
     estimates = {name: [] for name in estimators}
     scores = {name: [] for name in ("true", *estimators)}
     for k, x in enumerate(images):

@@ -192,6 +192,24 @@ def test_noise_estimate_does_not_read_fine_texture_as_noise(sigma):
     assert float(op.wavelet_noise_sigma(y)) > 1.25 * level
 
 
+@pytest.mark.parametrize("sigma", [0.0, 0.01])
+def test_with_scattered_missing_pixels_the_estimate_uses_the_flat_windows_left(sigma):
+    """Half fine texture, half a gentle ramp, 50% of the pixels missing at random: no 7 x 7
+    patch is whole, and the 2 x 2 windows whose gradients noise explains lie on the ramp."""
+    g = torch.Generator().manual_seed(1)
+    clean = fine_texture()
+    clean[..., :48] = 0.5 + 0.1 * torch.linspace(0, 1, 96).view(1, 1, 96, 1)
+    y = clean + sigma * torch.randn(1, 1, 96, 96, generator=g)
+    keep = op.random_mask((96, 96), 0.5, g)
+    level = max(sigma, op.MIN_SIGMA)
+    assert float(op.estimate_noise_sigma(y * keep, keep)) == pytest.approx(level, rel=0.15)
+    assert float(op.wavelet_noise_sigma(y * keep, keep)) > 1.2 * level
+    # texture everywhere: no flat window; the estimate is capped by the plain wavelet one
+    textured = fine_texture() + sigma * torch.randn(1, 1, 96, 96, generator=g)
+    assert (float(op.estimate_noise_sigma(textured * keep, keep))
+            <= float(op.wavelet_noise_sigma(textured * keep, keep)))
+
+
 def test_noise_estimate_ignores_clipped_regions_and_works_per_channel():
     g = torch.Generator().manual_seed(2)
     dark = torch.linspace(-0.3, 0.7, 128).view(1, 1, 1, 128).expand(1, 3, 128, 128)
