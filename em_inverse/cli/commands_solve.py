@@ -95,7 +95,9 @@ def solve_command(
         "--samples", help="posterior/anneal/em: samples returned and shown (at least this many "
                           "chains run; default 4 chains, 16 for anneal).")] = None,
     steps: Annotated[Optional[int], typer.Option(
-        "--steps", help="Iterations (map) or steps per chain (default: method/prior).")] = None,
+        "--steps", help="Iterations (map), levels (hqs: tuned with the prior's sigma_start and "
+                         "weight; fewer may fail) or steps per chain (default: method/prior).")]
+    = None,
     mala: Annotated[bool, typer.Option("--mala", help="posterior: Metropolis correction.")]
     = False,
     prior_weight: Annotated[Optional[float], typer.Option(
