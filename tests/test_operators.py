@@ -1,6 +1,8 @@
 """Operators: adjointness, ||A||^2, masks (file convention), kernels, noise, degrade."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -88,6 +90,25 @@ def test_mask_file_white_marks_pixels_to_fill(tmp_path):
         op.build_operator("inpaint", (1, 1, 9, 8), mask=str(path))
     with pytest.raises(UserError, match="needs a mask"):
         op.build_operator("inpaint", (1, 1, 8, 8))
+
+
+def test_a_grey_or_empty_mask_file_is_read_with_a_warning(tmp_path):
+    """Every non-black pixel is one to fill, so a JPEG's ringing or a soft brush edge widens
+    the holes: the reader says how many pixels were grey; and a mask with no hole says so."""
+    marked = torch.zeros(1, 1, 8, 8)
+    marked[..., 2:4, 2:4] = 1.0
+    marked[..., 5, 5] = 0.5  # a grey pixel
+    path = write_image(tmp_path / "soft.png", marked)
+    with pytest.warns(UserWarning, match="1 pixel.* neither black nor white"):
+        keep = op.mask_from_file(path, (8, 8))
+    assert keep.sum() == 64 - 5
+    empty = write_image(tmp_path / "empty.png", torch.zeros(1, 1, 8, 8))
+    with pytest.warns(UserWarning, match="marks no pixel to fill"):
+        assert op.mask_from_file(empty, (8, 8)).all()
+    binary = write_image(tmp_path / "binary.png", (marked == 1).float())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        op.mask_from_file(binary, (8, 8))
 
 
 def test_generated_masks_are_seeded_and_sized():

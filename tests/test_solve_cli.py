@@ -131,6 +131,46 @@ def test_solve_estimates_the_noise_first_and_takes_the_clean_settings_without_no
     assert first.stderr.index("noise sigma estimated") < first.stderr.index("(without noise)")
 
 
+def test_a_grey_mask_file_is_one_warning_line_for_degrade_and_solve(app, files, tmp_path):
+    import torch
+
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:8, 4:8] = 0.6  # a soft brush: every non-black pixel is to fill
+    write_image(tmp_path / "soft.png", mask)
+    for command, image, output, extra in (
+            ("degrade", files / "clean.png", tmp_path / "y.png", []),
+            ("solve", tmp_path / "y.png", tmp_path / "x.png", ["--prior", files / "prior"])):
+        result = run(app, command, image, "--op", "inpaint", "--mask", tmp_path / "soft.png",
+                     "-o", output, *extra)
+        assert result.exit_code == 0, result.output
+        warned = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+        assert warned == ["warning: mask " + str(tmp_path / "soft.png") + ": 16 pixel(s) are "
+                          "neither black nor white (JPEG artifacts or soft edges?); every "
+                          "non-black pixel counts as one to fill"], result.stderr
+
+
+def test_solve_says_before_the_run_when_the_tuned_hqs_gives_way_to_map(app, tmp_path):
+    """Above the noise levels the prior's denoiser learned, its tuned HQS is replaced by its
+    tuned MAP: the note comes first, and the line that names the settings names MAP."""
+    import torch
+
+    recipe = {"dsm_weight": 1.0, "dsm_sigma_min": 0.02, "dsm_sigma_max": 0.1}  # image units 0.05
+    tuned = {"denoise": {"method": "hqs", "hqs": {"steps": 2}, "map": {"steps": 3}}}
+    save_prior(EnergyPrior(ConvEnergy(channels=1, width=8, levels=2), eps=0.05, name="tuned",
+                           training=recipe, solve_defaults=tuned), tmp_path / "prior")
+    write_image(tmp_path / "x.png", torch.full((1, 1, 16, 16), 0.5))
+    for noise, method in (("0.01", "hqs"), ("0.2", "map")):
+        solved = run(app, "solve", tmp_path / "x.png", "--noise", noise, "--prior",
+                     tmp_path / "prior", "-o", tmp_path / "y.png", "--json")
+        assert solved.exit_code == 0, solved.output
+        assert json.loads(solved.stdout)["settings"]["method"] == method
+        assert f"{method}: tuned's settings tuned for denoise" in solved.stderr
+    lines = solved.stderr.splitlines()
+    assert lines[0].startswith("note: noise sigma 0.2 is near or above the highest level")
+    assert lines[1] == "map: tuned's settings tuned for denoise"
+    assert solved.stderr.count("MAP instead") == 1
+
+
 @pytest.mark.parametrize("op,extra", [("denoise", []), ("deblur", ["--kernel", "gaussian:1"]),
                                       ("superres", ["--factor", "2"])])
 def test_map_for_every_operator(app, files, tmp_path, op, extra):

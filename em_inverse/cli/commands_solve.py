@@ -6,6 +6,7 @@ that fails leaves no file behind.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import warnings
@@ -52,15 +53,21 @@ def _operator_options(op, mask, kernel, factor, noise) -> None:
         raise UserError("--op superres needs --factor N")
 
 
+@contextlib.contextmanager
+def _warnings_said(quiet: bool):
+    """Library warnings (an alpha channel dropped, a grey mask) as one 'warning:' line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        say(quiet, f"warning: {warning.message}")
+
+
 def _read(path: Path, quiet: bool, measurement: bool = False):
     from em_inverse.image_io import read_image
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        image = read_image(path, measurement=measurement)
-    for warning in caught:
-        say(quiet, f"warning: {warning.message}")
-    return image
+    with _warnings_said(quiet):
+        return read_image(path, measurement=measurement)
 
 
 def _check_sampler_outputs(method: str, std, samples, tuned: bool = False) -> None:
@@ -126,8 +133,8 @@ def solve_command(
     from em_inverse.operators import build_operator, image_shape_for
     from em_inverse.priors import default_prior_name, load_prior
     from em_inverse.priors.symmetry import GROUPS
-    from em_inverse.solvers import (CLEAN_SUFFIX, HOLE_KEY, METHODS, SAMPLERS, noise_level, solve,
-                                    tuned_defaults)
+    from em_inverse.solvers import (CLEAN_SUFFIX, HOLE_KEY, METHODS, SAMPLERS, hqs_fallback,
+                                    noise_level, solve, tuned_defaults)
 
     _operator_options(op, mask, kernel, factor, noise)
     if method is not None and method not in METHODS:
@@ -156,9 +163,10 @@ def solve_command(
     model = load_prior(prior or default_prior_name(y.shape[1]), device=dev)
     generator = make_generator(seed, dev)
     shape = image_shape_for(op, tuple(y.shape), factor)
-    physics = build_operator(op, shape, mask=mask, mask_keeps=mask_keeps, kernel=kernel,
-                             boundary=boundary, factor=factor, noise=noise,
-                             generator=generator, device=dev)
+    with _warnings_said(quiet):
+        physics = build_operator(op, shape, mask=mask, mask_keeps=mask_keeps, kernel=kernel,
+                                 boundary=boundary, factor=factor, noise=noise,
+                                 generator=generator, device=dev)
     y = y.to(dev)
     sigma, sigma_source = noise_level(y, physics, noise)
     if sigma_source == "estimated":
@@ -166,6 +174,10 @@ def solve_command(
                    f"(x 255 = {255 * float(sigma.max()):.3g}; --noise sets it)")
     tuned_key, tuned = tuned_defaults(model, physics, float(sigma.max()))
     planned = method or tuned.get("method") or "map"
+    fallback = None if method else hqs_fallback(planned, model, float(sigma.max()))
+    if fallback:
+        say(quiet, f"note: {fallback}")
+        planned = "map"
     _check_sampler_outputs(planned, std, samples, tuned=True)
     if tuned_key is not None:
         why = (" (most missing pixels lie in solid holes)" if tuned_key == HOLE_KEY else
@@ -177,12 +189,10 @@ def solve_command(
         options["samples"] = samples
     if planned == "posterior" and mala:
         options["mala"] = True
-    # a method left to the prior may change with the noise level (solve's "fallback")
+    # solve takes the same fallback (settings["fallback"]) when the method is left to the prior
     solution = solve(y, physics, model, method, generator=generator, progress=not quiet,
                      **options)
     solution.settings["sigma_source"] = sigma_source  # solve was given the level found above
-    if "fallback" in solution.settings:
-        say(quiet, f"note: {solution.settings['fallback']}")
 
     write_image(output, solution.estimate[:1])
     std_scale = None
@@ -245,9 +255,10 @@ def degrade_command(
             say(quiet, f"note: cropped to {height}x{width}, a multiple of the factor {factor}")
             x = x[..., :height, :width]
     generator = make_generator(seed, "cpu")
-    physics = build_operator(op, tuple(x.shape), mask=mask, mask_keeps=mask_keeps,
-                             kernel=kernel, boundary=boundary, factor=factor,
-                             noise=noise or 0.0, generator=generator)
+    with _warnings_said(quiet):
+        physics = build_operator(op, tuple(x.shape), mask=mask, mask_keeps=mask_keeps,
+                                 kernel=kernel, boundary=boundary, factor=factor,
+                                 noise=noise or 0.0, generator=generator)
     y = degrade(x, physics, generator)
     write_image(output, y)
     if mask_out is not None:

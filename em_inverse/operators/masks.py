@@ -12,6 +12,7 @@ pixels to fill; ``keeps=True`` flips it (non-zero = observed). Random masks take
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import torch
@@ -29,11 +30,20 @@ def mask_from_file(path: str | Path, image_size: tuple[int, int] | None = None,
     """
     from em_inverse.image_io import read_image
 
-    marked = (read_image(path) > 0).any(dim=1, keepdim=True)
+    values = read_image(path)
+    marked = (values > 0).any(dim=1, keepdim=True)
     if image_size is not None and tuple(marked.shape[-2:]) != tuple(image_size):
         raise UserError(f"mask {path} is {marked.shape[-2]}x{marked.shape[-1]} but the image is "
                         f"{image_size[0]}x{image_size[1]}")
     keep = marked if keeps else ~marked
+    grey = int(((values > 0) & (values < 1)).any(dim=1).sum())
+    if grey:
+        warnings.warn(f"mask {path}: {grey} pixel(s) are neither black nor white (JPEG artifacts "
+                      f"or soft edges?); every non-black pixel counts as "
+                      f"{'observed' if keeps else 'one to fill'}", UserWarning, stacklevel=2)
+    if keep.all():
+        warnings.warn(f"mask {path} marks no pixel to fill: inpainting only denoises the "
+                      f"observed image", UserWarning, stacklevel=2)
     return keep.float()
 
 

@@ -65,7 +65,7 @@ DEFAULTS = {
 LEVELS_BELOW_NOISE = 4.0
 #: The share of the highest trained noise level (``EnergyPrior.denoising_levels``) up to which
 #: a prior's tuned HQS is trusted; above, ``solve`` runs the prior's tuned MAP
-#: (``_hqs_out_of_range``). The top of the trained range is shared with the flow term, and
+#: (``hqs_fallback``). The top of the trained range is shared with the flow term, and
 #: Tweedie's step collapses before it: on the tuning crops natural-gray's tuned HQS beats its
 #: MAP up to 54/255 (0.85 of its 0.25) and falls to 19.40 dB at 60/255 (MAP 24.26);
 #: natural-rgb's holds at 90/255 (22.84) and gives 14.46 at 93/255 (0.84 of its 0.433; MAP
@@ -214,7 +214,7 @@ def solve(y, operator, prior, method: str | None = None, *,
     named = method is not None
     method = method or tuned.get("method") or "map"
     settings = _resolve(method, tuned, options)
-    fallback = None if named else _hqs_out_of_range(method, prior, float(sigma.max()))
+    fallback = None if named else hqs_fallback(method, prior, float(sigma.max()))
     if fallback and set(options) <= set(COMMON) | set(DEFAULTS["map"]):
         method, settings = "map", _resolve("map", tuned, options)
     else:
@@ -274,8 +274,11 @@ def _resolve(method: str, tuned: dict, options: dict) -> dict:
     return settings
 
 
-def _hqs_out_of_range(method: str, prior, noise: float) -> str | None:
-    """Why the tuned HQS cannot serve at this noise level (None if it can). Its first prior
+def hqs_fallback(method: str, prior, noise: float) -> str | None:
+    """Why the prior's tuned ``method`` gives way to its tuned MAP at noise std ``noise``, or
+    None where it serves (``solve`` switches only when the caller named no method).
+
+    The tuned HQS cannot serve at this noise level: its first prior
     step is Tweedie's denoiser at the noise sigma, which the prior learned only up to the top
     of its ``denoising_levels`` (and which holds to ``TRUSTED_SHARE`` of it): beyond, grad V is
     no noisy-data score and the step makes the image worse than the measurement
