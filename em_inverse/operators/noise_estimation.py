@@ -34,11 +34,12 @@ value / 0.6745, Donoho's rule). Selecting on the gradients leaves the diagonal's
 is, so the estimate is unbiased where flat windows exist, and texture that the gradients see is
 left out. Where no window is flat, texture near the sampling rate can hide in the diagonal
 alone, so the estimate is capped by Donoho's over every window (which texture inflates too; an
-image with fewer than ``MIN_WINDOWS`` whole windows gets that plain wavelet estimate). On the tuner's gray training crops (8-bit) with 50% of the pixels missing at random
-it reads 0.0063 without noise and 0.0218 at 0.02, where the plain wavelet estimate read 0.0086
-and 0.0242; natural-gray's default inpainting then loses 0.17 and 0.18 dB to the true level
-instead of 0.19 and 0.29 (``python benchmarks/noise_estimate_check.py natural-gray --solve
---tasks inpaint-50``). Units: [0, 1] scale standard deviations; images (B, C, H, W).
+image with fewer than ``MIN_WINDOWS`` whole windows gets that plain wavelet estimate). On the
+tuner's gray training crops (8-bit) with 50% of the pixels missing at random it reads 0.0063
+without noise and 0.0218 at 0.02, where the plain wavelet estimate read 0.0086 and 0.0242;
+natural-gray's default inpainting then loses 0.17 and 0.18 dB to the true level instead of 0.19
+and 0.29 (``python benchmarks/noise_estimate_check.py natural-gray --solve --tasks inpaint-50``).
+Units: [0, 1] scale standard deviations; images (B, C, H, W).
 """
 from __future__ import annotations
 
