@@ -1,5 +1,7 @@
 """SPEC 3: energy nets, EnergyPrior, and prior folders that load safely or fail clearly."""
+import itertools
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -249,3 +251,9 @@ def test_priors_prints_each_model_card_as_short_lines_with_its_defaults_and_numb
             for row in benchmark["psnr_db"].values():
                 numbers = [v for k, v in row.items() if k != "best classical"]
                 assert all(f"{v:.2f}" in result.output for v in numbers)
+    headers = [k for k, line in enumerate(lines) if line.lstrip().startswith("task ")]
+    assert headers
+    for k in headers:  # each table's numbers end under their column names, long task names too
+        columns_end = lines[k].index("   best classical")
+        for row in itertools.takewhile(lambda line: line.startswith("    "), lines[k + 1:]):
+            assert re.match(r"\s+\S+(\s+(\d+\.\d\d|-))+", row).end() == columns_end, row

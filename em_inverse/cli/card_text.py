@@ -59,11 +59,13 @@ def _benchmark_lines(entry: dict) -> list[str]:
     """A PSNR table (dB) of one results folder: em-inverse's methods and the best classical."""
     table = entry.get("psnr_db", {})
     columns = [name for name in COLUMNS if any(name in row for row in table.values())]
-    lines = [f"  benchmark: {entry.get('source', '?')} ({entry.get('images', '?')} images), "
-             f"PSNR dB",
-             "    " + f"{'task':14s}" + "".join(f"{COLUMNS[c]:>10s}" for c in columns)
+    width = max([len("task"), *map(len, table)]) + 1
+    images = entry.get("images", "?")
+    lines = [f"  benchmark: {entry.get('source', '?')} ({images} image{'' if images == 1 else 's'}"
+             f"), PSNR dB",
+             "    " + f"{'task':{width}s}" + "".join(f"{COLUMNS[c]:>10s}" for c in columns)
              + "   best classical"]
     for task, row in table.items():
         values = "".join(f"{row[c]:10.2f}" if c in row else f"{'-':>10s}" for c in columns)
-        lines.append(f"    {task:14s}{values}   {row.get('best classical', '-')}")
+        lines.append(f"    {task:{width}s}{values}   {row.get('best classical', '-')}")
     return lines
