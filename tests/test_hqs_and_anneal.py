@@ -2,6 +2,7 @@
 (quadratic-energy) prior of ``test_solvers`` whose posterior is known in closed form."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -509,6 +510,33 @@ def test_the_later_stages_alone_start_from_the_tuned_setting_and_keep_earlier_ro
     tuning.write_tuning(tmp_path / "prior", result)
     kept = load_prior(str(tmp_path / "prior")).card["tuning"]["trials"]
     assert kept == [earlier_rows[3]] + rows
+
+
+def test_rerunning_the_later_stages_replaces_their_rows_instead_of_adding_copies(
+        monkeypatch, tmp_path):
+    """The symmetry and budget stages score the same trials on every run (here: the flips gain
+    nothing, so the 8 symmetries are not tried, and MAP at 20 iterations loses 1 dB): a rerun
+    replaces those rows,
+    so the card's table keeps one row per task and setting."""
+    from em_inverse.bench import tuning
+    from em_inverse.priors import ConvEnergy, EnergyPrior, load_prior, save_prior
+
+    _score_symmetries(monkeypatch, gains={"none": 0.0, "flips": 0.0, "dihedral": 0.0},
+                      best_weight={"none": 1.0, "flips": 1.0, "dihedral": 1.0}, fewest_steps=40)
+    tuned = {"method": "map", "map": {"prior_weight": 1.0, "steps": 40}}
+    folder = tmp_path / "prior"
+    save_prior(EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny",
+                           solve_defaults={"deblur": tuned}), folder)
+    tables = []
+    for _ in range(2):
+        result = tuning.tune_prior(load_prior(str(folder)), size=32, count=1,
+                                   families=("deblur",), skip_grid=True)
+        tuning.write_tuning(folder, result)
+        tables.append(load_prior(str(folder)).card["tuning"]["trials"])
+    assert [(r["method"], r.get("symmetry"), r.get("steps")) for r in tables[0]] == [
+        ("start", None, None), ("map", None, 40), ("map", "flips", 40), ("map", None, 20)]
+    assert sorted(map(json.dumps, tables[1])) == sorted(map(json.dumps, tables[0]))
+    assert result["solve_defaults"]["deblur"] == tuned
 
 
 def test_the_later_stages_alone_need_a_tuned_family():

@@ -151,7 +151,8 @@ SYMMETRY_GAIN_DB = 0.1
 #: not: fewer levels from the same first level descend in larger ratios, a schedule that can tie
 #: at the tuning noise and break elsewhere. On natural-gray's crops 20 levels tied 40 for
 #: super-resolution at noise 0.01 (33.72 against 33.68 dB) but lost 0.90 dB at 0.0075 and 3.37 at
-#: 0.005 (``python benchmarks/hqs_vs_map_noise_check.py natural-gray``), and natural-rgb's
+#: 0.005 (``python benchmarks/hqs_vs_map_noise_check.py natural-gray`` at commit 23cf985, which
+#: ran 20 levels), and natural-rgb's
 #: deblurring fell from 29.97 to 17.77 dB (benchmarks/experiments.md, "The budget stage").
 BUDGETED_METHODS = ("map",)
 MIN_BUDGET = 10
@@ -301,11 +302,9 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     symmetries = ("none",) if fixed else GROUPS  # garments have an orientation
     anneal_factors = ANNEAL_STEP_FACTORS if fixed else ()
     border = 0 if fixed else 8
-    # skip_grid: the tuned entries' earlier rows stay, but for the start rows and the
-    # tuned setting's rows, which are rescored
-    trials = [row for row in earlier_rows if skip_grid and row["method"] != "start"
-              and row["task"] in key_of_task
-              and not _is_tuned_row(row, earlier[key_of_task[row["task"]]])]
+    # skip_grid: the tuned entries' earlier rows stay, but a setting scored again (the start
+    # rows, the tuned setting, a stage's trials on a rerun) keeps only its new row
+    trials = [row for row in earlier_rows if skip_grid and row["task"] in key_of_task]
     defaults = {}
     for key, key_tasks in groups.items():
         family = key_tasks[0].family
@@ -368,7 +367,7 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
                          **{m: dict(options) for m, (_, options) in best.items()}}
     source = (f"first {count} Fashion-MNIST training images" if fixed else
               f"{size}x{size} crops of " + ", ".join(c[0] for c in VALIDATION_CROPS[:count]))
-    return {"solve_defaults": defaults, "trials": trials,
+    return {"solve_defaults": defaults, "trials": latest_rows(trials),
             "validation": {"images": source, "map_steps": steps}}
 
 
@@ -434,11 +433,15 @@ def _key(method: str, options: dict) -> str:
     return json.dumps([method, options], sort_keys=True)
 
 
-def _is_tuned_row(row: dict, tuned: dict) -> bool:
-    """Whether a trial ``row`` ran a family's ``tuned`` method with its tuned options."""
-    options = {k: v for k, v in row.items()
-               if k not in ("task", "method", "psnr", "predicted_gain_db")}
-    return row["method"] == tuned["method"] and options == tuned.get(row["method"])
+def latest_rows(rows: list[dict]) -> list[dict]:
+    """The trial ``rows`` with one row per task and setting: the last one scored, in its place
+    (a setting scored again replaces its earlier row)."""
+    def setting(row: dict) -> str:
+        return json.dumps({k: v for k, v in row.items() if k not in ("psnr", "predicted_gain_db")},
+                          sort_keys=True)
+
+    last = {setting(row): k for k, row in enumerate(rows)}
+    return [row for k, row in enumerate(rows) if last[setting(row)] == k]
 
 
 def _shorten(score, method: str, mean: float, options: dict) -> tuple[float, dict]:

@@ -180,8 +180,8 @@ def solve(y, operator, prior, method: str | None = None, *,
             estimate at a finer level); ``cg_steps`` (20, data step for non-diagonal A^T A).
             ``steps``, ``sigma_start`` and the prior weight are tuned together: fewer levels
             from the same ``sigma_start`` descend faster and may not repair a large first
-            prior step (natural-rgb deblurring at 20 levels: 17.8 dB instead of 30.0; from
-            ``sigma_start`` 0.1: 29.8, benchmarks/experiments.md, "The budget stage").
+            prior step (natural-rgb deblurring at 20 levels: 17.8 dB instead of 30.0,
+            ``benchmarks/hqs_budget_check.py``; benchmarks/experiments.md, "The budget stage").
         posterior: ``steps`` (1000), ``burn_in`` (steps // 4), ``thin`` (1), ``chains`` (4),
             ``mala`` (False), ``step`` (h; default step_factor / L with L the local Lipschitz
             constant of grad U from a power iteration), ``step_factor`` (0.1 ULA, 0.5 MALA),
