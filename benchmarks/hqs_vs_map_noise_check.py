@@ -2,7 +2,8 @@
 
 The tuner chooses two entries per family: ``deblur`` / ``superres`` on measurements with noise
 0.01 (the benchmark's tasks) and ``deblur-clean`` / ``superres-clean`` without noise; ``solve``
-takes the clean one below 0.0063 (``solvers.api.CLEAN_BELOW``). This scores, on the 6 TRAINING
+takes the clean one below its ``below_noise`` level (the tuner's switch stage,
+``bench.clean_switch``; without one, below 0.0063). This scores, on the 6 TRAINING
 crops of 128 px that the tuner uses, at noise 0 (the 1/255 floor of the data term), 0.0025,
 0.005, 0.0075 and 0.01: each entry's tuned method with its own settings, the other of HQS and
 MAP with that entry's settings, and the default solve (the entry ``solve`` picks). Mean PSNR

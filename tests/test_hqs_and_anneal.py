@@ -197,9 +197,10 @@ def test_masks_with_holes_take_the_priors_hole_settings_where_it_has_them():
 @pytest.mark.parametrize("family,options", [("deblur", {"kernel": "gaussian:1"}),
                                             ("superres", {"factor": 2})])
 def test_nearly_noiseless_deblurring_and_superres_take_the_priors_clean_settings(family, options):
-    """Below the geometric mean of the two tuning levels (1/255 and 0.01: 0.0063) ``solve``
-    runs ``FAMILY-clean``'s settings, above it ``FAMILY``'s; a prior without a clean entry
-    uses ``FAMILY``'s at every level."""
+    """A clean entry without a measured switch (``below_noise``, see test_clean_switch)
+    serves below the geometric mean of the two tuning levels (1/255 and 0.01: 0.0063):
+    ``solve`` runs ``FAMILY-clean``'s settings there, above it ``FAMILY``'s; a prior without
+    a clean entry uses ``FAMILY``'s at every level."""
     from em_inverse.solvers.api import CLEAN_BELOW
 
     assert CLEAN_BELOW == pytest.approx(0.0063, abs=1e-4)

@@ -28,8 +28,10 @@ measurements. A grid whose best value lies on its edge (a weight, a first coupli
 continued beyond that edge until the best is inside it (``beyond_edges``). For fully
 convolutional priors each entry's best setting is then retried with V averaged over the image's
 flips and over the 8 symmetries of the square, each kept only if it gains ``SYMMETRY_GAIN_DB``
-for its cost (the symmetry stage). Last, the iteration budget of a MAP default is halved while
-that scores as well (the budget stage). The table also holds a
+for its cost (the symmetry stage). Then the iteration budget of a MAP default is halved while
+that scores as well (the budget stage). Last, where a family has both entries, the noise level
+up to which ``solve`` takes the clean one is measured where they cross (the switch stage,
+``bench.clean_switch``; its table is kept under ``card.tuning.switches``). The table also holds a
 ``start`` row per task: the PSNR of the solvers' starting point (the measurement, bicubic
 upsampling or the biharmonic fill), so one can see what the prior adds. The result is written
 into the prior folder's ``config.json`` as ``solve_defaults`` (which ``solve`` reads), together
@@ -50,11 +52,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from em_inverse.bench.clean_switch import switch_stage
 from em_inverse.bench.metrics import mean_square, psnr
 from em_inverse.bench.tasks import Task
 from em_inverse.operators.noise import MIN_SIGMA
 from em_inverse.solvers.api import (CLEAN_BELOW, CLEAN_FAMILIES, CLEAN_SUFFIX, HOLE_KEY,
-                                    TUNED_NOISE)
+                                    SWITCH_KEY, TUNED_NOISE)
 from em_inverse.solvers.api import DEFAULTS as SOLVE_DEFAULTS
 from em_inverse.atomic import atomic_write_bytes
 from em_inverse.priors.checkpoint import CONFIG, read_json
@@ -258,7 +261,9 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
                families: tuple[str, ...] = FAMILIES, skip_grid: bool = False,
                progress=None) -> dict:
     """``{"solve_defaults": {key: {"method": m, "map": {...}, "hqs": {...}}}, "trials": [...],
-    "validation": {...}}`` for ``prior``, one ``solve_defaults`` entry per key of
+    "validation": {...}, "switches": {clean_key: {...}}}`` for ``prior`` (``switches``: the
+    switch stage's table per ``FAMILY-clean`` entry, ``bench.clean_switch.switch_stage``), one
+    ``solve_defaults`` entry per key of
     :func:`defaults_key_of` (the task families, with ``inpaint-hole`` and the ``-clean`` entries
     apart); ``steps`` is the MAP iteration budget per trial (and so the default's),
     ``anneal_steps`` the annealed sampler's budgets tried (fixed-size priors only); only the
@@ -365,10 +370,17 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
         # solve()'s 200: benchmarks/map_budget_check.py at commit d502a14).
         defaults[key] = {**(earlier[key] if skip_grid else {}), "method": leader,
                          **{m: dict(options) for m, (_, options) in best.items()}}
+    switches = {}
+    merged = {**earlier, **defaults}
+    for family in CLEAN_FAMILIES:
+        pair = (family, family + CLEAN_SUFFIX)
+        if all("method" in merged.get(k, {}) for k in pair) and any(k in defaults for k in pair):
+            switches[family + CLEAN_SUFFIX] = switch_stage(prior, family, merged, images,
+                                                           tasks_for(fixed), border, progress)
     source = (f"first {count} Fashion-MNIST training images" if fixed else
               f"{size}x{size} crops of " + ", ".join(c[0] for c in VALIDATION_CROPS[:count]))
     return {"solve_defaults": defaults, "trials": latest_rows(trials),
-            "validation": {"images": source, "map_steps": steps}}
+            "validation": {"images": source, "map_steps": steps}, "switches": switches}
 
 
 def _search(score, grid: list[tuple[str, dict]], chain_errors
@@ -486,7 +498,8 @@ def _symmetrise(score, method: str, mean: float, options: dict) -> tuple[float, 
 
 
 def write_tuning(folder: str | Path, tuning: dict) -> None:
-    """Store ``solve_defaults`` and the trial table in ``folder/config.json`` (atomically).
+    """Store ``solve_defaults``, the trial table and the switch tables (each switch also as
+    its entry's ``SWITCH_KEY``) in ``folder/config.json`` (atomically).
 
     The entries tuned replace their defaults and trial rows; other entries keep theirs (a
     tuning of some families or entries only updates those)."""
@@ -496,7 +509,15 @@ def write_tuning(folder: str | Path, tuning: dict) -> None:
     key_of = {t.name: defaults_key_of(t, fixed) for t in tasks_for(fixed)}
     kept = [row for row in config.get("card", {}).get("tuning", {}).get("trials", [])
             if key_of.get(row["task"]) not in tuning["solve_defaults"]]
-    config["solve_defaults"] = {**config.get("solve_defaults", {}), **tuning["solve_defaults"]}
+    defaults = {**config.get("solve_defaults", {}), **tuning["solve_defaults"]}
+    # an entry tuned again without its switch stage loses the switch it had
+    switches = {key: switch for key, switch
+                in config.get("card", {}).get("tuning", {}).get("switches", {}).items()
+                if key not in tuning["solve_defaults"]} | tuning.get("switches", {})
+    for key, switch in tuning.get("switches", {}).items():
+        defaults[key] = {**defaults[key], SWITCH_KEY: switch[SWITCH_KEY]}
+    config["solve_defaults"] = defaults
     config.setdefault("card", {})["tuning"] = {"trials": kept + tuning["trials"],
-                                               "validation": tuning["validation"]}
+                                               "validation": tuning["validation"]} | \
+        ({"switches": switches} if switches else {})
     atomic_write_bytes(path, json.dumps(config, indent=2).encode())

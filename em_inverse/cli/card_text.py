@@ -5,6 +5,7 @@ The full card, every tuning trial included, is ``em-inverse priors --json``.
 from __future__ import annotations
 
 from em_inverse.bench.methods import ANNEAL, HQS, MAP, POSTERIOR
+from em_inverse.solvers.api import SWITCH_KEY
 
 #: Benchmark columns: the method's name in the card (the benchmark's row name) -> the heading.
 COLUMNS = {MAP: "MAP", HQS: "HQS", POSTERIOR: "posterior", ANNEAL: "annealed"}
@@ -45,10 +46,14 @@ def _shape(data: dict) -> str:
 
 
 def _settings(entry: dict) -> str:
-    """'hqs: steps 40, sigma_start 0.1, ...': the task's default method and its settings."""
+    """'hqs: steps 40, sigma_start 0.1, ...': the task's default method and its settings, and
+    for a ``-clean`` entry the noise level below which solve takes it."""
     method = entry.get("method", "map")
     options = ", ".join(f"{key} {_number(value)}" for key, value in entry.get(method, {}).items())
-    return f"{method}: {options}" if options else method
+    text = f"{method}: {options}" if options else method
+    if SWITCH_KEY in entry:
+        text += f" (below noise {entry[SWITCH_KEY]:.2g})"
+    return text
 
 
 def _number(value) -> str:

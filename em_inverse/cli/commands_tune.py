@@ -34,8 +34,10 @@ def tune(
     (Fashion-MNIST training images for fixed-size priors). Inpainting is tuned twice for
     fully convolutional priors: on scattered missing pixels and on a solid hole (the settings
     solve() takes for masks with holes); deblurring and super-resolution at noise 0.01 and
-    without noise (the settings solve() takes below 0.0063)."""
+    without noise (the settings solve() takes below the noise level where the two cross on
+    the same crops)."""
     from em_inverse.bench.tuning import ENTRIES, tune_prior, write_tuning
+    from em_inverse.solvers.api import SWITCH_KEY
     from em_inverse.devices import resolve_device
     from em_inverse.priors import load_prior_folder
 
@@ -54,6 +56,10 @@ def tune(
     write_tuning(prior, tuning)
     for family, settings in tuning["solve_defaults"].items():
         say(quiet, f"{family}: {settings}")
+    for key, switch in tuning["switches"].items():
+        say(quiet, f"{key}: taken below noise {switch[SWITCH_KEY]:.3g} (PSNR dB at noise "
+                   + ", ".join(f"{n:g}: {c:.2f} clean / {d:.2f}" for n, c, d in
+                               zip(switch["noise"], switch["clean"], switch["noisy"])) + ")")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,8 +6,9 @@ method's defaults below. ``solve_defaults[key]["method"]`` is the method used wh
 names none, e.g. ``{"denoise": {"method": "hqs", "hqs": {"steps": 1}, "map": {...}}}``. The
 key is the operator's task family (``denoise``, ``inpaint``, ``deblur``, ``superres``), except
 that an inpainting mask with solid holes (``operators.masks.has_holes``) takes the prior's
-``inpaint-hole`` settings, and a deblurring or super-resolution with (nearly) no noise its
-``deblur-clean`` / ``superres-clean`` ones, where it has them (``defaults_key``).
+``inpaint-hole`` settings, and a deblurring or super-resolution with little noise (below the
+entry's ``below_noise`` level) its ``deblur-clean`` / ``superres-clean`` ones, where it has
+them (``tuned_defaults``).
 """
 from __future__ import annotations
 
@@ -88,28 +89,31 @@ def default_method(prior, operator, sigma: float | None = None) -> str:
 HOLE_KEY = "inpaint-hole"
 #: Deblurring and super-resolution have two entries: ``deblur`` / ``superres``, tuned at the
 #: benchmark's noise 0.01 (``bench.tuning.TUNING_TASKS``), and ``deblur-clean`` /
-#: ``superres-clean``, tuned without noise (the data term's floor, ``MIN_SIGMA``). A
-#: measurement takes the clean entry below the geometric mean of the two levels (0.0063):
-#: without noise the best prior step is weaker (natural-gray's tuning crops, noiseless x2
-#: super-resolution: 33.47 dB with the noisy entry's HQS, 34.67 with the clean one's, whose
-#: prior weight is half as large and whose first level is 0.05 instead of 0.1; its card's
-#: tuning table and ``benchmarks/hqs_vs_map_noise_check.py``).
+#: ``superres-clean``, tuned without noise (the data term's floor, ``MIN_SIGMA``): without noise
+#: the best prior step is weaker (natural-gray's tuning crops, noiseless x2 super-resolution:
+#: 33.47 dB with the noisy entry's HQS, 34.67 with the clean one's, whose prior weight is half
+#: as large and whose first level is 0.05 instead of 0.1; its card's tuning table and
+#: ``benchmarks/hqs_vs_map_noise_check.py``). A measurement takes the clean entry below its
+#: ``SWITCH_KEY`` level, which the tuner's switch stage measures where the two entries cross
+#: (``bench.clean_switch``); an entry without one switches at ``CLEAN_BELOW``, the geometric
+#: mean of the two tuning levels (0.0063).
 CLEAN_SUFFIX = "-clean"
 CLEAN_FAMILIES = ("deblur", "superres")
 TUNED_NOISE = 0.01
 CLEAN_BELOW = math.sqrt(MIN_SIGMA * TUNED_NOISE)
+SWITCH_KEY = "below_noise"
 
 
-def defaults_key(operator, sigma: float | None = None) -> str:
+def defaults_key(operator, sigma: float | None = None, clean_below: float = CLEAN_BELOW) -> str:
     """Which ``solve_defaults`` entry fits ``operator`` at noise std ``sigma`` ([0, 1] scale;
     None: unknown): its task family (``generic`` if unknown); ``HOLE_KEY`` for an inpainting
     mask with solid holes: large holes are filled from context further away than scattered
     missing pixels, and the bundled priors' best settings differ (a larger prior weight); and
-    ``FAMILY-clean`` for deblurring and super-resolution below ``CLEAN_BELOW``."""
+    ``FAMILY-clean`` for deblurring and super-resolution below ``clean_below``."""
     task = task_of(operator) or "generic"
     if task == "inpaint" and isinstance(operator, Inpainting) and has_holes(operator.mask):
         return HOLE_KEY
-    if task in CLEAN_FAMILIES and sigma is not None and sigma < CLEAN_BELOW:
+    if task in CLEAN_FAMILIES and sigma is not None and sigma < clean_below:
         return task + CLEAN_SUFFIX
     return task
 
@@ -117,9 +121,11 @@ def defaults_key(operator, sigma: float | None = None) -> str:
 def tuned_defaults(prior, operator, sigma: float | None = None) -> tuple[str | None, dict]:
     """(entry, settings): the prior's tuned settings for ``defaults_key(operator, sigma)``; a
     prior tuned without a ``HOLE_KEY`` or ``FAMILY-clean`` entry uses its ``inpaint`` or
-    ``FAMILY`` settings instead. (None, {}) if the prior has none for the operator."""
+    ``FAMILY`` settings instead; a ``FAMILY-clean`` entry serves below its ``SWITCH_KEY``
+    level (else ``CLEAN_BELOW``). (None, {}) if the prior has none for the operator."""
     tuned = dict(getattr(prior, "solve_defaults", {}) or {})
-    key = defaults_key(operator, sigma)
+    clean = tuned.get(f"{task_of(operator)}{CLEAN_SUFFIX}", {})
+    key = defaults_key(operator, sigma, clean.get(SWITCH_KEY, CLEAN_BELOW))
     if key not in tuned:
         key = "inpaint" if key == HOLE_KEY else key.removesuffix(CLEAN_SUFFIX)
     return (key, tuned[key]) if key in tuned else (None, {})

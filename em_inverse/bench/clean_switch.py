@@ -1,0 +1,106 @@
+"""The switch stage of ``em-inverse tune``: up to which noise level ``solve`` takes a prior's
+``FAMILY-clean`` settings (tuned without noise) instead of its ``FAMILY`` ones (tuned at 0.01).
+
+The two entries are tuned at the two ends of a range, and where they cross depends on the
+prior and the family: natural-gray's ``deblur-clean`` (MAP at w = 1/32) beat the 0.01 entry
+by 0.43 dB without noise but lost 3.05 dB at 0.005, while its ``superres-clean`` still won by
+0.69 dB at 0.0025 (``python benchmarks/hqs_vs_map_noise_check.py natural-gray``). The
+geometric mean of the two tuning levels (``solvers.api.CLEAN_BELOW``, 0.0063) suited neither.
+
+So the stage scores each entry's tuned method and settings on the tuning crops at the noise
+levels ``SWITCH_NOISE`` (noise std, [0, 1] scale), and picks the switch level among the
+geometric means of consecutive levels as ``solve`` sees them (at least the data term's floor
+``MIN_SIGMA``: without noise and at 0.0025 it sees 1/255). A measurement takes the clean
+entry below the switch. Each candidate is scored twice per crop and level: choosing the entry
+by the true level (the benchmark's and the Python API's case: the operator carries it) and by
+the level ``estimate_noise_sigma`` reads from the measurement rounded to 8 bits (the CLI's
+case: a PNG without ``--noise``; texture biases that estimate upwards, most after
+downsampling). Both choices are scored with the PSNRs of the runs at the true level. The switch
+with the best mean wins; a tie goes to the lower level, the entry tuned at the benchmark's
+noise.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from em_inverse.bench.metrics import psnr
+from em_inverse.bench.tasks import Task
+from em_inverse.operators.noise import MIN_SIGMA
+from em_inverse.operators.noise_estimation import estimate_noise_sigma
+from em_inverse.solvers.api import CLEAN_SUFFIX, SWITCH_KEY, TUNED_NOISE
+
+#: The noise stds ([0, 1] scale) at which both entries are scored.
+SWITCH_NOISE = (0.0, 0.0025, 0.005, 0.0075, TUNED_NOISE)
+
+
+def switch_candidates(noise=SWITCH_NOISE) -> list[float]:
+    """Switch levels tried, ascending: ``MIN_SIGMA`` (the clean entry is never taken: solve's
+    level is at least the floor), the geometric means of consecutive distinct levels as solve
+    sees them (``max(level, MIN_SIGMA)``), and the highest level."""
+    seen = sorted({max(level, MIN_SIGMA) for level in noise})
+    return [MIN_SIGMA] + [math.sqrt(a * b) for a, b in zip(seen, seen[1:])] + [seen[-1]]
+
+
+def choose_switch(noise, clean, noisy, estimated) -> tuple[float, dict[float, float]]:
+    """(switch level, mean PSNR per candidate): the candidate of ``switch_candidates(noise)``
+    whose choice of entry scores best, the lowest among equals.
+
+    Args:
+        noise: the true noise stds, (L,).
+        clean, noisy: PSNR (dB) of the clean and of the noisy entry, (L, N) for N crops.
+        estimated: the noise std ``estimate_noise_sigma`` read per level and crop, (L, N).
+    """
+    clean, noisy, estimated = (np.asarray(a, dtype=float) for a in (clean, noisy, estimated))
+    given = np.maximum(np.asarray(noise, dtype=float), MIN_SIGMA)[:, None].repeat(
+        clean.shape[1], axis=1)
+    means = {}
+    for below in switch_candidates(noise):
+        chosen = [np.where(level < below, clean, noisy) for level in (given, estimated)]
+        means[below] = float(np.mean(chosen))
+    best = max(means.values())
+    return min(b for b, m in means.items() if m >= best - 1e-9), means
+
+
+def switch_stage(prior, family: str, entries: dict, images: list[torch.Tensor], tasks,
+                 border: int, progress=None) -> dict:
+    """The switch of ``family`` (``deblur`` or ``superres``) between ``entries[family]`` and
+    ``entries[family + "-clean"]`` (``solve_defaults`` entries with a method and its
+    options) on ``images`` (each (1, C, H, W) in [0, 1]), with the operator of ``family``'s
+    noisy tuning task in ``tasks``: ``{SWITCH_KEY: level, "noise": [...], "clean": [...],
+    "noisy": [...], "estimated": [...], "means": {level: dB}}`` (PSNRs and estimates averaged
+    over the images, rounded for the card). ``prior`` carries no tuned settings (the options
+    run on solve's defaults, as in the tuner's trials)."""
+    from em_inverse.solvers import solve
+
+    template = next(t for t in tasks if t.family == family and t.sigma == TUNED_NOISE)
+    scores = {"clean": [], "noisy": []}
+    estimated = []
+    for noise in SWITCH_NOISE:
+        task: Task = replace(template, name=f"{template.name}@{noise:g}", sigma=noise)
+        cases = [task.simulate(x, seed=100 + k) for k, x in enumerate(images)]
+        estimated.append([float(estimate_noise_sigma(_as_8_bit(y))[0]) for _, y in cases])
+        for side, key in (("clean", family + CLEAN_SUFFIX), ("noisy", family)):
+            method = entries[key]["method"]
+            row = []
+            for x, (physics, y) in zip(images, cases):
+                solution = solve(y, physics, prior, method=method, progress=False,
+                                 **entries[key].get(method, {}))
+                row.append(psnr(solution.estimate.clamp(0, 1), x, border=border))
+            scores[side].append(row)
+            if progress:
+                progress(f"{key} switch: noise {noise:g}, {method} -> {np.mean(row):.2f} dB")
+    below, means = choose_switch(SWITCH_NOISE, scores["clean"], scores["noisy"], estimated)
+    return {SWITCH_KEY: below, "noise": list(SWITCH_NOISE),
+            "clean": [round(float(np.mean(r)), 3) for r in scores["clean"]],
+            "noisy": [round(float(np.mean(r)), 3) for r in scores["noisy"]],
+            "estimated": [round(float(np.mean(r)), 5) for r in estimated],
+            "means": {f"{b:.5f}": round(m, 3) for b, m in means.items()}}
+
+
+def _as_8_bit(y: torch.Tensor) -> torch.Tensor:
+    """y (B, C, H, W) as an 8-bit PNG stores it: clipped to [0, 1] and rounded to 1/255."""
+    return torch.round(y.clamp(0, 1) * 255) / 255
