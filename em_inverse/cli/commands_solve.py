@@ -133,8 +133,8 @@ def solve_command(
     from em_inverse.operators import build_operator, image_shape_for
     from em_inverse.priors import default_prior_name, load_prior
     from em_inverse.priors.symmetry import GROUPS
-    from em_inverse.solvers import (CLEAN_SUFFIX, HOLE_KEY, METHODS, SAMPLERS, hqs_fallback,
-                                    noise_level, solve, tuned_defaults)
+    from em_inverse.solvers import (CLEAN_SUFFIX, HOLE_KEY, METHODS, SAMPLERS, clean_below,
+                                    hqs_fallback, noise_level, solve, tuned_defaults)
 
     _operator_options(op, mask, kernel, factor, noise)
     if method is not None and method not in METHODS:
@@ -181,7 +181,8 @@ def solve_command(
     _check_sampler_outputs(planned, std, samples, tuned=True)
     if tuned_key is not None:
         why = (" (most missing pixels lie in solid holes)" if tuned_key == HOLE_KEY else
-               " (without noise)" if tuned_key.endswith(CLEAN_SUFFIX) else "")
+               f" (noise below {clean_below(model, tuned_key.removesuffix(CLEAN_SUFFIX)):.2g})"
+               if tuned_key.endswith(CLEAN_SUFFIX) else "")
         say(quiet, f"{planned}: {model.name}'s settings tuned for {tuned_key}{why}")
     options = {"steps": steps, "prior_weight": prior_weight, "symmetry": symmetry, "seed": seed,
                "sigma": float(sigma.max())}

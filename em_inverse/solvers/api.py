@@ -118,14 +118,20 @@ def defaults_key(operator, sigma: float | None = None, clean_below: float = CLEA
     return task
 
 
+def clean_below(prior, family: str | None) -> float:
+    """The noise std below which ``solve`` takes the prior's ``family-clean`` entry: its
+    ``SWITCH_KEY`` level, else ``CLEAN_BELOW``."""
+    entry = (getattr(prior, "solve_defaults", {}) or {}).get(f"{family}{CLEAN_SUFFIX}", {})
+    return float(entry.get(SWITCH_KEY, CLEAN_BELOW))
+
+
 def tuned_defaults(prior, operator, sigma: float | None = None) -> tuple[str | None, dict]:
     """(entry, settings): the prior's tuned settings for ``defaults_key(operator, sigma)``; a
     prior tuned without a ``HOLE_KEY`` or ``FAMILY-clean`` entry uses its ``inpaint`` or
     ``FAMILY`` settings instead; a ``FAMILY-clean`` entry serves below its ``SWITCH_KEY``
     level (else ``CLEAN_BELOW``). (None, {}) if the prior has none for the operator."""
     tuned = dict(getattr(prior, "solve_defaults", {}) or {})
-    clean = tuned.get(f"{task_of(operator)}{CLEAN_SUFFIX}", {})
-    key = defaults_key(operator, sigma, clean.get(SWITCH_KEY, CLEAN_BELOW))
+    key = defaults_key(operator, sigma, clean_below(prior, task_of(operator)))
     if key not in tuned:
         key = "inpaint" if key == HOLE_KEY else key.removesuffix(CLEAN_SUFFIX)
     return (key, tuned[key]) if key in tuned else (None, {})
