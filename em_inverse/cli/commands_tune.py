@@ -23,8 +23,9 @@ def tune(
         = "denoise,deblur,superres,inpaint",
     skip_grid: Annotated[bool, typer.Option(
         "--skip-grid", help="Start from the prior's tuned settings and run only the later "
-                            "stages: V averaged over the image's symmetries, then a shorter "
-                            "iteration budget.")]
+                            "stages: V averaged over the image's symmetries, a shorter "
+                            "iteration budget, and the noise level where the clean deblurring "
+                            "and super-resolution settings give way to those tuned at 0.01.")]
         = False,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
