@@ -5,6 +5,7 @@ The full card, every tuning trial included, is ``em-inverse priors --json``.
 from __future__ import annotations
 
 from em_inverse.bench.methods import ANNEAL, HQS, MAP, POSTERIOR
+from em_inverse.operators.noise import MIN_SIGMA
 from em_inverse.solvers.api import SWITCH_KEY
 
 #: Benchmark columns: the method's name in the card (the benchmark's row name) -> the heading.
@@ -47,12 +48,14 @@ def _shape(data: dict) -> str:
 
 def _settings(entry: dict) -> str:
     """'hqs: steps 40, sigma_start 0.1, ...': the task's default method and its settings, and
-    for a ``-clean`` entry the noise level below which solve takes it."""
+    for a ``-clean`` entry the noise level below which solve takes it (none, if its switch is
+    the data term's floor ``MIN_SIGMA``: solve's noise level is never below it)."""
     method = entry.get("method", "map")
     options = ", ".join(f"{key} {_number(value)}" for key, value in entry.get(method, {}).items())
     text = f"{method}: {options}" if options else method
     if SWITCH_KEY in entry:
-        text += f" (below noise {entry[SWITCH_KEY]:.2g})"
+        text += (f" (below noise {entry[SWITCH_KEY]:.2g})" if entry[SWITCH_KEY] > MIN_SIGMA else
+                 " (never taken: the noisy settings win on the tuning crops)")
     return text
 
 
