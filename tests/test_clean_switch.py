@@ -79,15 +79,24 @@ def test_solve_takes_the_clean_entry_below_its_measured_switch(family, options):
             assert chosen.settings["tuned_defaults"] == entry, (below, noise)
 
 
+NOISY = {"method": "hqs", "hqs": {"steps": 3, "sigma_start": 0.1, "prior_weight": 0.5}}
+CLEAN = {"method": "map", "map": {"prior_weight": 0.25, "steps": 3}}
+
+
+def _tiny_prior_with_both_deblur_entries(folder):
+    from em_inverse.priors import ConvEnergy, EnergyPrior, save_prior
+
+    save_prior(EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny",
+                           solve_defaults={"deblur": NOISY, "deblur-clean": CLEAN}), folder)
+
+
 def test_the_tuner_measures_the_switch_and_stores_it_with_its_table(tmp_path):
     from em_inverse.bench import tuning
-    from em_inverse.priors import ConvEnergy, EnergyPrior, load_prior, save_prior
+    from em_inverse.priors import load_prior
 
-    noisy = {"method": "hqs", "hqs": {"steps": 3, "sigma_start": 0.1, "prior_weight": 0.5}}
-    clean = {"method": "map", "map": {"prior_weight": 0.25, "steps": 3}}
+    noisy, clean = NOISY, CLEAN
     folder = tmp_path / "prior"
-    save_prior(EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny",
-                           solve_defaults={"deblur": noisy, "deblur-clean": clean}), folder)
+    _tiny_prior_with_both_deblur_entries(folder)
     result = tuning.tune_prior(load_prior(str(folder)), size=32, count=1,
                                families=("deblur-clean",), skip_grid=True)
     table = result["switches"]["deblur-clean"]
@@ -109,3 +118,20 @@ def test_the_tuner_measures_the_switch_and_stores_it_with_its_table(tmp_path):
     written = load_prior(str(folder))
     assert "below_noise" not in written.solve_defaults["deblur-clean"]
     assert "switches" not in written.card["tuning"]
+
+
+def test_the_tune_command_prints_the_switch_with_its_scores(tmp_path):
+    from typer.testing import CliRunner
+
+    from em_inverse.cli.app import app
+    from em_inverse.priors import load_prior
+
+    _tiny_prior_with_both_deblur_entries(tmp_path / "prior")
+    result = CliRunner().invoke(app, ["tune", str(tmp_path / "prior"), "--families",
+                                      "deblur-clean", "--skip-grid", "--size", "32", "--count",
+                                      "1"])
+    assert result.exit_code == 0, result.output
+    below = load_prior(str(tmp_path / "prior")).solve_defaults["deblur-clean"]["below_noise"]
+    when = f"taken below noise {below:.3g}" if below > MIN_SIGMA else "never taken"
+    assert f"deblur-clean: {when} (PSNR dB at noise 0: " in result.stderr
+    assert result.stderr.count(" clean / ") == len(SWITCH_NOISE)

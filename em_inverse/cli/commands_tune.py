@@ -38,9 +38,10 @@ def tune(
     without noise (the settings solve() takes below the noise level where the two cross on
     the same crops)."""
     from em_inverse.bench.tuning import ENTRIES, tune_prior, write_tuning
-    from em_inverse.solvers.api import SWITCH_KEY
     from em_inverse.devices import resolve_device
+    from em_inverse.operators.noise import MIN_SIGMA
     from em_inverse.priors import load_prior_folder
+    from em_inverse.solvers.api import SWITCH_KEY
 
     chosen = tuple(f.strip() for f in families.split(",") if f.strip())
     unknown = [f for f in chosen if f not in ENTRIES]
@@ -58,9 +59,11 @@ def tune(
     for family, settings in tuning["solve_defaults"].items():
         say(quiet, f"{family}: {settings}")
     for key, switch in tuning["switches"].items():
-        say(quiet, f"{key}: taken below noise {switch[SWITCH_KEY]:.3g} (PSNR dB at noise "
-                   + ", ".join(f"{n:g}: {c:.2f} clean / {d:.2f}" for n, c, d in
-                               zip(switch["noise"], switch["clean"], switch["noisy"])) + ")")
+        below = switch[SWITCH_KEY]
+        when = f"taken below noise {below:.3g}" if below > MIN_SIGMA else "never taken"
+        scores = ", ".join(f"{n:g}: {c:.2f} clean / {d:.2f}" for n, c, d
+                           in zip(switch["noise"], switch["clean"], switch["noisy"]))
+        say(quiet, f"{key}: {when} (PSNR dB at noise {scores})")
 
 
 def register(app: typer.Typer) -> None:

@@ -11,5 +11,4 @@ from em_inverse.solvers.solution import Diagnostics, Solution
 
 __all__ = ["CLEAN_SUFFIX", "HOLE_KEY", "METHODS", "SAMPLERS", "Diagnostics", "Interaction",
            "Objective", "Solution", "SolverError", "clean_below", "default_method",
-           "hqs_fallback",
-           "initial_estimate", "noise_level", "solve", "tuned_defaults"]
+           "hqs_fallback", "initial_estimate", "noise_level", "solve", "tuned_defaults"]
