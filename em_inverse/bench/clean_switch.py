@@ -9,15 +9,16 @@ geometric mean of the two tuning levels (``solvers.api.CLEAN_BELOW``, 0.0063) su
 
 So the stage scores each entry's tuned method and settings on the tuning crops at the noise
 levels ``SWITCH_NOISE`` (noise std, [0, 1] scale), and picks the switch level among the
-geometric means of consecutive levels as ``solve`` sees them (at least the data term's floor
-``MIN_SIGMA``: without noise and at 0.0025 it sees 1/255). A measurement takes the clean
-entry below the switch. Each candidate is scored twice per crop and level: choosing the entry
+candidates of ``switch_candidates``: the geometric means of consecutive levels as ``solve``
+sees them (at least the data term's floor ``MIN_SIGMA``: without noise and at 0.0025 it sees
+1/255), the floor itself (the clean entry is never taken) and 0.01. A measurement takes the
+clean entry below the switch. Each candidate is scored twice per crop and level: choosing the entry
 by the true level (the benchmark's and the Python API's case: the operator carries it) and by
 the level ``estimate_noise_sigma`` reads from the measurement rounded to 8 bits (the CLI's
 case: a PNG without ``--noise``; texture biases that estimate upwards, most after
 downsampling). Both choices are scored with the PSNRs of the runs at the true level. The switch
-with the best mean wins; a tie goes to the lower level, the entry tuned at the benchmark's
-noise.
+with the best mean wins; a tie goes to the lower level, which leaves more measurements to the
+entry tuned at the benchmark's noise.
 """
 from __future__ import annotations
 
