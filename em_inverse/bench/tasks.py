@@ -96,8 +96,10 @@ class Task:
 
 
 def natural_tasks() -> list[Task]:
-    """The natural-image tasks of SPEC 7, and noiseless deblurring and super-resolution (which
-    ``solve`` runs with the prior's ``-clean`` settings)."""
+    """The natural-image tasks of SPEC 7; noiseless deblurring and super-resolution (which
+    ``solve`` runs with the prior's ``-clean`` settings, where it has them); and both at noise
+    0.005, between the two tuned levels (``-faint``: there the switch decides which settings
+    run, ``bench.clean_switch``)."""
     return [
         Task("denoise-15", "denoise", 15 / 255, label="denoise sigma 15/255"),
         Task("denoise-25", "denoise", 25 / 255, label="denoise sigma 25/255"),
@@ -115,6 +117,10 @@ def natural_tasks() -> list[Task]:
              label="Gaussian deblur std 2, no noise"),
         Task("superres-x2-clean", "superres", 0.0, factor=2,
              label="super-resolution x2, no noise"),
+        Task("deblur-gauss-faint", "deblur", 0.005, kernel="gaussian:2",
+             label="Gaussian deblur std 2, noise 0.005"),
+        Task("superres-x2-faint", "superres", 0.005, factor=2,
+             label="super-resolution x2, noise 0.005"),
     ]
 
 
@@ -127,5 +133,8 @@ def fashion_tasks() -> list[Task]:
               "deblur-motion": Task("deblur-motion", "deblur", 0.01, kernel="motion:7,30",
                                     label="motion deblur 7 px at 30 deg, noise 0.01"),
               "deblur-gauss-clean": Task("deblur-gauss-clean", "deblur", 0.0, kernel="gaussian:1",
-                                         label="Gaussian deblur std 1, no noise")}
+                                         label="Gaussian deblur std 1, no noise"),
+              "deblur-gauss-faint": Task("deblur-gauss-faint", "deblur", 0.005,
+                                         kernel="gaussian:1",
+                                         label="Gaussian deblur std 1, noise 0.005")}
     return [scaled.get(t.name, t) for t in natural_tasks()]
