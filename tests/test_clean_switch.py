@@ -112,8 +112,10 @@ def test_the_tuner_measures_the_switch_and_stores_it_with_its_table(tmp_path):
     assert written.solve_defaults["deblur-clean"]["below_noise"] == table["below_noise"]
     assert written.solve_defaults["deblur"] == noisy
     assert written.card["tuning"]["switches"]["deblur-clean"] == table
-    # an entry tuned again without its switch stage (here by hand) loses its switch
-    tuning.write_tuning(folder, {"solve_defaults": {"deblur-clean": clean}, "trials": [],
+    # an entry tuned again without its switch stage (here by hand) loses its switch, even one
+    # carried over in the entry itself (as --skip-grid carries the earlier entry)
+    carried = {**clean, "below_noise": 0.009}
+    tuning.write_tuning(folder, {"solve_defaults": {"deblur-clean": carried}, "trials": [],
                                  "validation": {}, "switches": {}})
     written = load_prior(str(folder))
     assert "below_noise" not in written.solve_defaults["deblur-clean"]

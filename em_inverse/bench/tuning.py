@@ -509,13 +509,15 @@ def write_tuning(folder: str | Path, tuning: dict) -> None:
     key_of = {t.name: defaults_key_of(t, fixed) for t in tasks_for(fixed)}
     kept = [row for row in config.get("card", {}).get("tuning", {}).get("trials", [])
             if key_of.get(row["task"]) not in tuning["solve_defaults"]]
-    defaults = {**config.get("solve_defaults", {}), **tuning["solve_defaults"]}
-    # an entry tuned again without its switch stage loses the switch it had
+    # an entry tuned again without its switch stage loses the switch it had; each entry's
+    # SWITCH_KEY is then set from the switch tables alone, so the two cannot disagree
     switches = {key: switch for key, switch
                 in config.get("card", {}).get("tuning", {}).get("switches", {}).items()
                 if key not in tuning["solve_defaults"]} | tuning.get("switches", {})
-    for key, switch in tuning.get("switches", {}).items():
-        defaults[key] = {**defaults[key], SWITCH_KEY: switch[SWITCH_KEY]}
+    defaults = {key: {k: v for k, v in entry.items() if k != SWITCH_KEY} for key, entry
+                in ({**config.get("solve_defaults", {}), **tuning["solve_defaults"]}).items()}
+    for key, switch in switches.items():
+        defaults[key][SWITCH_KEY] = switch[SWITCH_KEY]
     config["solve_defaults"] = defaults
     config.setdefault("card", {})["tuning"] = {"trials": kept + tuning["trials"],
                                                "validation": tuning["validation"]} | \
