@@ -242,6 +242,19 @@ def test_the_tuner_tunes_the_entry_solve_takes_for_each_tuning_task():
     assert defaults_key_of(FIXED_SIZE_INPAINT, fixed=True) == "inpaint"
 
 
+def test_tuning_crops_in_colour_are_the_colour_training_images_and_the_card_names_them():
+    """Colour priors are tuned on colour images only (brick is gray), and the card's
+    ``validation.images`` names the crops that were scored, not the first ``count`` listed."""
+    from em_inverse.bench.tuning import VALIDATION_CROPS, validation_crops
+
+    gray = validation_crops(1, 128, 6)
+    colour = validation_crops(3, 128, 6)
+    assert [name for name, _ in gray] == [name for name, *_ in VALIDATION_CROPS]
+    assert [name for name, _ in colour] == [name for name, _ in gray if name != "brick"]
+    assert all(crop.shape == (1, 3, 128, 128) for _, crop in colour)
+    assert all(0 <= float(crop.min()) and float(crop.max()) <= 1 for _, crop in colour)
+
+
 def test_tuning_picks_a_method_per_family_from_every_task_of_that_family():
     """On training crops only; inpainting is tuned on random pixels (``inpaint``) and,
     apart, on a centred box (``inpaint-hole``); deblurring and super-resolution at noise 0.01
@@ -267,7 +280,7 @@ def test_tuning_picks_a_method_per_family_from_every_task_of_that_family():
     assert set(inpaint_weights) == {"inpaint-50", "inpaint-box"}
     # every task has a reference row with its starting point's PSNR (never a chosen method)
     assert {t["task"] for t in tuning["trials"] if t["method"] == "start"} == tasks
-    assert "crops of astronaut" in tuning["validation"]["images"]
+    assert tuning["validation"]["images"] == "32x32 crops of astronaut"
     # the one-step denoiser is also tried with V averaged over each symmetry group
     tried = {t.get("symmetry", "none") for t in tuning["trials"]
              if t["task"] == "denoise-25" and t["method"] == "hqs"}

@@ -231,9 +231,11 @@ def beyond_edges(best: dict, tried: list[dict], axes: dict[str, tuple[float, flo
     return beyond
 
 
-def validation_images(channels: int, size: int, count: int) -> list[torch.Tensor]:
-    """(1, C, size, size) crops in [0, 1] of training images (colour ones only for C = 3)."""
-    images = []
+def validation_crops(channels: int, size: int, count: int) -> list[tuple[str, torch.Tensor]]:
+    """The first ``count`` of ``VALIDATION_CROPS`` that exist at ``channels`` and ``size``:
+    ``(image name, (1, C, size, size) crop in [0, 1])``. Colour (C = 3) takes colour images
+    only, so it has one crop fewer (brick is gray)."""
+    crops = []
     for name, top, left in VALIDATION_CROPS:
         array = skimage_training_image(name)
         if channels == 1:
@@ -242,10 +244,16 @@ def validation_images(channels: int, size: int, count: int) -> list[torch.Tensor
             continue
         crop = array[top:top + size, left:left + size, :channels]
         if crop.shape[:2] == (size, size):
-            images.append(torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None])
-        if len(images) == count:
+            tensor = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None]
+            crops.append((name, tensor))
+        if len(crops) == count:
             break
-    return images
+    return crops
+
+
+def validation_images(channels: int, size: int, count: int) -> list[torch.Tensor]:
+    """The crops of ``validation_crops`` alone, (1, C, size, size) each."""
+    return [crop for _, crop in validation_crops(channels, size, count)]
 
 
 def fashion_training_images(count: int) -> list[torch.Tensor]:
@@ -301,8 +309,8 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     # must not fill in the options a trial leaves out (a plain one-step denoiser trial would
     # otherwise inherit a tuned ``symmetry``).
     prior = prior.copy_with(solve_defaults={})
-    images = fashion_training_images(count) if fixed else \
-        validation_images(prior.channels, size, count)
+    crops = [] if fixed else validation_crops(prior.channels, size, count)
+    images = fashion_training_images(count) if fixed else [crop for _, crop in crops]
     images = [x.to(prior.device) for x in images]
     symmetries = ("none",) if fixed else GROUPS  # garments have an orientation
     anneal_factors = ANNEAL_STEP_FACTORS if fixed else ()
@@ -378,7 +386,7 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
             switches[family + CLEAN_SUFFIX] = switch_stage(prior, family, merged, images,
                                                            tasks_for(fixed), border, progress)
     source = (f"first {count} Fashion-MNIST training images" if fixed else
-              f"{size}x{size} crops of " + ", ".join(c[0] for c in VALIDATION_CROPS[:count]))
+              f"{size}x{size} crops of " + ", ".join(name for name, _ in crops))
     return {"solve_defaults": defaults, "trials": latest_rows(trials),
             "validation": {"images": source, "map_steps": steps}, "switches": switches}
 
