@@ -491,10 +491,10 @@ class _Progress:
                         disable=None if enabled is None else not enabled, dynamic_ncols=True)
 
     def update(self, step: int, info: dict) -> None:
+        if info:  # before the update, which renders it: the bar shows this step's values
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in info.items()}, refresh=False)
         self.bar.update(step - self.done)
         self.done = step
-        if info:
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in info.items()}, refresh=False)
         if self.callback is not None:
             self.callback(step, self.total, info)
 
