@@ -305,3 +305,18 @@ def test_the_credible_interval_widens_for_few_chains_and_needs_a_sampler():
         solve(y, physics, prior, method="map", steps=5, progress=False).interval()
     with pytest.raises(ValueError, match="at least 2 draws"):
         predictive_factor(0.9, 1)
+
+
+def test_the_progress_bar_shows_the_values_of_the_step_it_reaches(capsys):
+    """Solvers report values every 10 steps; the line drawn for a step carries its own values,
+    not those of the report before (an HQS run used to end on the level of step 30)."""
+    from em_inverse.solvers.api import _progress
+
+    progress = _progress(True, 2, "hqs", None)
+    progress.bar.mininterval = progress.bar.miniters = 0  # draw every update
+    progress.update(1, {"sigma": 0.5})
+    progress.update(2, {"sigma": 0.25})
+    drawn = capsys.readouterr().err.split("\r")
+    assert any("2/2" in line and "sigma=0.25" in line for line in drawn)
+    assert not any("2/2" in line and "sigma=0.5" in line for line in drawn)
+    progress.close()
