@@ -39,6 +39,31 @@ def test_adjoint_matches_autograd_vjp(name):
     torch.testing.assert_close(physics.A_adjoint(v), vjp, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("channels,factor,boundary", [(1, 2, "reflect"), (3, 3, "reflect"),
+                                                      (1, 4, "circular")])
+def test_superres_adjoint_is_deepinvs_computed_by_forward_convolutions(channels, factor,
+                                                                         boundary):
+    """The fast adjoint gives deepinv's ``Downsampling.A_adjoint`` to float rounding, and its
+    convolution part is deepinv's transposed convolution for any kernel (an asymmetric one
+    here, odd and even sizes: the bicubic filter is symmetric and would hide a flip)."""
+    from deepinv.physics import Downsampling
+    from deepinv.physics.functional import conv_transpose2d
+
+    from em_inverse.operators.physics import _filter_adjoint
+
+    shape = (2, channels, 48, 48)
+    physics = op.build_operator("superres", shape, factor=factor, boundary=boundary)
+    reference = Downsampling(img_size=shape[1:], filter="bicubic", factor=factor,
+                             padding=boundary)
+    y = torch.randn(2, channels, 48 // factor, 48 // factor)
+    torch.testing.assert_close(physics.A_adjoint(y), reference.A_adjoint(y))
+    for size in ((5, 7), (6, 4)):
+        kernel = torch.rand(1, 1, *size, generator=torch.Generator().manual_seed(0))
+        u = torch.randn(shape)
+        torch.testing.assert_close(_filter_adjoint(u, kernel, boundary),
+                                   conv_transpose2d(u, kernel, padding=boundary))
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_lipschitz_is_the_squared_operator_norm(name):
     physics = build(name)
