@@ -1,0 +1,54 @@
+"""How much of a default HQS solve is its data step, not grad V?
+
+    python benchmarks/data_step_share.py [PRIOR ...] [--size 256] [--tasks deblur-gauss,...]
+
+For each prior (default: natural-gray and natural-rgb) and each HQS task of the tuning table,
+solves one simulated measurement of a TRAINING crop (the first of ``bench.tuning``'s crops, at
+``--size``) with the prior's tuned defaults, after one short warm-up solve, and prints the wall
+time of the solve and of its data steps (``solvers.hqs.data_prox``: the closed form, or CG on
+A^T A for deblurring and super-resolution). The rest is mostly grad V. Super-resolution's data
+step was 41% of a gray 256-px solve (9.5 s) while deepinv's adjoint ran PyTorch's slow CPU
+transposed convolution; ``operators.physics.BicubicDownsampling`` computes it by forward
+convolutions.
+"""
+import argparse
+import time
+from unittest import mock
+
+import em_inverse.solvers.hqs as hqs
+from em_inverse import load_prior, solve
+from em_inverse.bench.tuning import TUNING_TASKS, validation_images
+from em_inverse.solvers.api import tuned_defaults
+
+parser = argparse.ArgumentParser()
+parser.add_argument("priors", nargs="*", default=["natural-gray", "natural-rgb"])
+parser.add_argument("--size", type=int, default=256)
+parser.add_argument("--tasks", default="denoise-25,inpaint-50,deblur-gauss,superres-x2")
+args = parser.parse_args()
+
+data_seconds = [0.0]
+timed_prox = hqs.data_prox
+
+
+def data_prox(*a, **k):
+    start = time.perf_counter()
+    result = timed_prox(*a, **k)
+    data_seconds[0] += time.perf_counter() - start
+    return result
+
+
+for name in args.priors:
+    prior = load_prior(name)
+    x = validation_images(prior.channels, args.size, 1)[0]
+    for task in (t for t in TUNING_TASKS if t.name in args.tasks.split(",")):
+        physics, y = task.simulate(x, seed=0)
+        if tuned_defaults(prior, physics, task.sigma)[1].get("method") != "hqs":
+            continue
+        solve(y, physics, prior, progress=False, steps=2)  # warm-up
+        data_seconds[0] = 0.0
+        with mock.patch.object(hqs, "data_prox", data_prox):
+            start = time.perf_counter()
+            solve(y, physics, prior, progress=False)
+            total = time.perf_counter() - start
+        print(f"{name} {task.name} ({args.size} px): {total:.2f} s, data step "
+              f"{data_seconds[0]:.2f} s ({100 * data_seconds[0] / total:.0f}%)", flush=True)
