@@ -65,8 +65,8 @@ class BicubicDownsampling(Downsampling):
     A and an adjoint computed by forward convolutions. deepinv's adjoint runs PyTorch's
     transposed convolution, whose CPU kernel for a one-channel image is slow: 14 ms per call on
     a 256x256 gray image against 1.7 ms for A, 41% of a gray x2 super-resolution's time (HQS's
-    CG data step). Here the transposed convolution is a convolution of the zero-padded input
-    with the mirrored kernel, and the boundary's padding is folded back by the adjoint of
+    CG data step). Here the transposed convolution is a forward convolution of the zero-padded
+    input (``_filter_adjoint``), and the boundary's padding is folded back by the adjoint of
     ``torch.nn.functional.pad`` (autograd). Same result to float rounding (tested against
     deepinv's adjoint). On CUDA deepinv's adjoint runs as it is: cuDNN's transposed convolution
     is fast, and the padding's CUDA backward adds with atomics (not bit-reproducible)."""
