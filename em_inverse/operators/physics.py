@@ -63,9 +63,10 @@ def deblurring(kernel: torch.Tensor, image_shape: tuple[int, ...], sigma: float 
 class BicubicDownsampling(Downsampling):
     """deepinv's ``Downsampling`` (filter, then keep every ``factor``-th pixel) with the same
     A and an adjoint computed by forward convolutions. deepinv's adjoint runs PyTorch's
-    transposed convolution, whose CPU kernel for a one-channel image is slow: 14 ms per call on
-    a 256x256 gray image against 1.7 ms for A, 41% of a gray x2 super-resolution's time (HQS's
-    CG data step). Here the transposed convolution is a forward convolution of the zero-padded
+    transposed convolution, whose CPU kernel for a one-channel image is slow: with it, HQS's CG
+    data steps took 3.8 s of a 9.6 s gray x2 super-resolution of a 256-px crop, with this
+    adjoint 1.1 s of 7.2 s (``python benchmarks/data_step_share.py``; before: at commit
+    4a7b206). Here the transposed convolution is a forward convolution of the zero-padded
     input (``_filter_adjoint``), and the boundary's padding is folded back by the adjoint of
     ``torch.nn.functional.pad`` (autograd). Same result to float rounding (tested against
     deepinv's adjoint). On CUDA deepinv's adjoint runs as it is: cuDNN's transposed convolution
