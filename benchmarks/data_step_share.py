@@ -19,7 +19,7 @@ from unittest import mock
 import em_inverse.solvers.hqs as hqs
 from em_inverse import load_prior, solve
 from em_inverse.bench.tuning import TUNING_TASKS, validation_images
-from em_inverse.solvers.api import tuned_defaults
+from em_inverse.solvers.tuned_entries import tuned_defaults
 
 parser = argparse.ArgumentParser()
 parser.add_argument("priors", nargs="*", default=["natural-gray", "natural-rgb"])

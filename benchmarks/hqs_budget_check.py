@@ -17,7 +17,7 @@ import numpy as np
 from em_inverse import load_prior, solve
 from em_inverse.bench.metrics import psnr
 from em_inverse.bench.tuning import TUNING_TASKS, validation_images
-from em_inverse.solvers.api import tuned_defaults
+from em_inverse.solvers.tuned_entries import tuned_defaults
 
 parser = argparse.ArgumentParser()
 parser.add_argument("prior", nargs="?", default="natural-gray")

@@ -201,7 +201,7 @@ def test_nearly_noiseless_deblurring_and_superres_take_the_priors_clean_settings
     serves below the geometric mean of the two tuning levels (1/255 and 0.01: 0.0063):
     ``solve`` runs ``FAMILY-clean``'s settings there, above it ``FAMILY``'s; a prior without
     a clean entry uses ``FAMILY``'s at every level."""
-    from em_inverse.solvers.api import CLEAN_BELOW
+    from em_inverse.solvers.tuned_entries import CLEAN_BELOW
 
     assert CLEAN_BELOW == pytest.approx(0.0063, abs=1e-4)
     prior = quadratic_prior(MU, S)
@@ -228,7 +228,7 @@ def test_nearly_noiseless_deblurring_and_superres_take_the_priors_clean_settings
 def test_the_tuner_tunes_the_entry_solve_takes_for_each_tuning_task():
     from em_inverse.bench.tuning import FIXED_SIZE_INPAINT, TUNING_TASKS, defaults_key_of
     from em_inverse.operators import MIN_SIGMA
-    from em_inverse.solvers.api import defaults_key
+    from em_inverse.solvers.tuned_entries import defaults_key
 
     x = torch.rand(1, 1, 128, 128, generator=torch.Generator().manual_seed(0))
     for task in TUNING_TASKS:

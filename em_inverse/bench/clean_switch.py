@@ -5,7 +5,8 @@ The two entries are tuned at the two ends of a range, and where they cross depen
 prior and the family: natural-gray's ``deblur-clean`` (MAP at w = 1/32) beat the 0.01 entry
 by 0.43 dB without noise but lost 3.05 dB at 0.005, while its ``superres-clean`` still won by
 0.69 dB at 0.0025 (``python benchmarks/hqs_vs_map_noise_check.py natural-gray``). The
-geometric mean of the two tuning levels (``solvers.api.CLEAN_BELOW``, 0.0063) suited neither.
+geometric mean of the two tuning levels (``solvers.tuned_entries.CLEAN_BELOW``, 0.0063)
+suited neither.
 
 So the stage scores each entry's tuned method and settings on the tuning crops at the noise
 levels ``SWITCH_NOISE`` (noise std, [0, 1] scale), and picks the switch level among the
@@ -32,7 +33,7 @@ from em_inverse.bench.metrics import psnr
 from em_inverse.bench.tasks import Task
 from em_inverse.operators.noise import MIN_SIGMA
 from em_inverse.operators.noise_estimation import estimate_noise_sigma
-from em_inverse.solvers.api import CLEAN_SUFFIX, SWITCH_KEY, TUNED_NOISE
+from em_inverse.solvers.tuned_entries import CLEAN_SUFFIX, SWITCH_KEY, TUNED_NOISE
 
 #: The noise stds ([0, 1] scale) at which both entries are scored.
 SWITCH_NOISE = (0.0, 0.0025, 0.005, 0.0075, TUNED_NOISE)

@@ -56,13 +56,13 @@ from em_inverse.bench.clean_switch import switch_stage
 from em_inverse.bench.metrics import mean_square, psnr
 from em_inverse.bench.tasks import Task
 from em_inverse.operators.noise import MIN_SIGMA
-from em_inverse.solvers.api import (CLEAN_BELOW, CLEAN_FAMILIES, CLEAN_SUFFIX, HOLE_KEY,
-                                    SWITCH_KEY, TUNED_NOISE)
-from em_inverse.solvers.api import DEFAULTS as SOLVE_DEFAULTS
 from em_inverse.atomic import atomic_write_bytes
 from em_inverse.priors.checkpoint import CONFIG, read_json
 from em_inverse.priors.symmetry import GROUPS
+from em_inverse.solvers.api import DEFAULTS as SOLVE_DEFAULTS
 from em_inverse.solvers.stats import error_with_more_chains
+from em_inverse.solvers.tuned_entries import (CLEAN_BELOW, CLEAN_FAMILIES, CLEAN_SUFFIX, HOLE_KEY,
+                                              SWITCH_KEY, TUNED_NOISE)
 from em_inverse.training.datasets import skimage_training_image, to_gray
 
 #: Validation crops: (training image, top, left) of a size x size window.
@@ -166,9 +166,9 @@ ENTRIES = FAMILIES + (HOLE_KEY,) + tuple(f + CLEAN_SUFFIX for f in CLEAN_FAMILIE
 
 def defaults_key_of(task: Task, fixed: bool) -> str:
     """The ``solve_defaults`` entry a tuning ``task`` tunes: the one ``solve`` takes for its
-    operator and noise (``solvers.api.defaults_key``): the task family, ``HOLE_KEY`` for the box
-    hole (but a ``fixed``-size prior keeps one inpainting entry for every mask, tuned on the
-    box), and ``FAMILY-clean`` for noiseless deblurring and super-resolution."""
+    operator and noise (``solvers.tuned_entries.defaults_key``): the task family, ``HOLE_KEY``
+    for the box hole (but a ``fixed``-size prior keeps one inpainting entry for every mask,
+    tuned on the box), and ``FAMILY-clean`` for noiseless deblurring and super-resolution."""
     if task.family == "inpaint":
         return HOLE_KEY if task.box is not None and not fixed else task.family
     if task.family in CLEAN_FAMILIES and task.sigma < CLEAN_BELOW:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from em_inverse.bench.methods import ANNEAL, HQS, MAP, POSTERIOR
 from em_inverse.operators.noise import MIN_SIGMA
-from em_inverse.solvers.api import SWITCH_KEY
+from em_inverse.solvers.tuned_entries import SWITCH_KEY
 
 #: Benchmark columns: the method's name in the card (the benchmark's row name) -> the heading.
 COLUMNS = {MAP: "MAP", HQS: "HQS", POSTERIOR: "posterior", ANNEAL: "annealed"}

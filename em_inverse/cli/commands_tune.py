@@ -41,7 +41,7 @@ def tune(
     from em_inverse.devices import resolve_device
     from em_inverse.operators.noise import MIN_SIGMA
     from em_inverse.priors import load_prior_folder
-    from em_inverse.solvers.api import SWITCH_KEY
+    from em_inverse.solvers.tuned_entries import SWITCH_KEY
 
     chosen = tuple(f.strip() for f in families.split(",") if f.strip())
     unknown = [f for f in chosen if f not in ENTRIES]
