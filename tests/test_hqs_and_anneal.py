@@ -295,9 +295,8 @@ def test_tuning_trials_ignore_the_settings_of_an_earlier_tuning(monkeypatch):
     seen = []
 
     def fake_solve(y, physics, prior, method, progress, **options):
-        from types import SimpleNamespace
         seen.append((prior.solve_defaults, options.get("symmetry", "none")))
-        return SimpleNamespace(estimate=y)
+        return _fake_solution(y, options)
 
     monkeypatch.setattr("em_inverse.solvers.solve", fake_solve)
     earlier = {"denoise": {"method": "hqs", "hqs": {"steps": 1, "symmetry": "dihedral"}}}
@@ -403,9 +402,8 @@ def test_tuning_continues_the_grid_past_its_edge_until_the_best_is_inside(monkey
     from em_inverse.priors import ConvEnergy, EnergyPrior
 
     def fake_solve(y, physics, prior, method, progress, **options):  # best at w = 1/8
-        from types import SimpleNamespace
         error = abs(math.log2(options["prior_weight"] * 8)) + 1
-        return SimpleNamespace(estimate=(y + 0.01 * error).clamp(0, 1))
+        return _fake_solution((y + 0.01 * error).clamp(0, 1), options)
 
     monkeypatch.setattr("em_inverse.solvers.solve", fake_solve)
     prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny")
@@ -417,13 +415,21 @@ def test_tuning_continues_the_grid_past_its_edge_until_the_best_is_inside(monkey
     assert result["solve_defaults"]["deblur"]["map"] == {"prior_weight": 0.125, "steps": 2}
 
 
+def _fake_solution(estimate: torch.Tensor, options: dict):
+    """What a fake solve() returns: the ``estimate``, with one evaluation of V per iteration
+    (the switch stage counts them) and the symmetry group it ran with."""
+    from em_inverse.solvers import Diagnostics, Solution
+
+    return Solution(estimate=estimate,
+                    diagnostics=Diagnostics(evaluations=int(options.get("steps", 1))),
+                    settings={"symmetry": options.get("symmetry", "none")})
+
+
 def _score_symmetries(monkeypatch, gains: dict, best_weight: dict, fewest_steps: int = 0
                       ) -> None:
     """Make the tuner's trials score 20 dB plus ``gains[symmetry]``, minus 0.1 dB per factor 2
     between w and ``best_weight[symmetry]``, minus 1 dB below ``fewest_steps`` iterations (a
     fake solve() writes the score into the estimate's pixels, a fake psnr reads it back)."""
-    from types import SimpleNamespace
-
     from em_inverse.bench import tuning
 
     def fake_solve(y, physics, prior, method, progress, **options):
@@ -431,7 +437,7 @@ def _score_symmetries(monkeypatch, gains: dict, best_weight: dict, fewest_steps:
         off = abs(math.log2(options["prior_weight"] / best_weight[group]))
         short = 1.0 if options.get("steps", math.inf) < fewest_steps else 0.0
         score = 20 + gains[group] - 0.1 * off - short
-        return SimpleNamespace(estimate=torch.full_like(y, score / 100))
+        return _fake_solution(torch.full_like(y, score / 100), options)
 
     monkeypatch.setattr("em_inverse.solvers.solve", fake_solve)
     monkeypatch.setattr(tuning, "psnr", lambda estimate, x, border: float(estimate.mean()) * 100)

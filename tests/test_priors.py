@@ -250,7 +250,7 @@ def test_priors_prints_each_model_card_as_short_lines_with_its_defaults_and_numb
             # a clean entry says where solve gives way to the settings tuned at 0.01
             switch = ("" if "below_noise" not in entry else
                       f"(below noise {entry['below_noise']:.2g})" if entry["below_noise"] > MIN_SIGMA
-                      else "(never taken: the noisy settings win on the tuning crops)")
+                      else "(never taken: not worth its cost on the tuning crops)")
             assert any(line.split()[:2] == [task, entry["method"] + ":"] and line.endswith(switch)
                        for line in lines)
         for benchmark in config["card"]["benchmark"]:

@@ -17,9 +17,19 @@ clean entry below the switch. Each candidate is scored twice per crop and level:
 by the true level (the benchmark's and the Python API's case: the operator carries it) and by
 the level ``estimate_noise_sigma`` reads from the measurement rounded to 8 bits (the CLI's
 case: a PNG without ``--noise``; texture biases that estimate upwards, most after
-downsampling). Both choices are scored with the PSNRs of the runs at the true level. The switch
-with the best mean wins; a tie goes to the lower level, which leaves more measurements to the
-entry tuned at the benchmark's noise.
+downsampling). Both choices are scored with the PSNRs of the runs at the true level.
+
+The entries can differ in cost: natural-rgb's ``superres-clean`` (MAP, 100 L-BFGS iterations:
+108 grad V per solve with the line searches) switched at 0.0044 gains 0.019 dB on average over
+never taking it (its 0.01 entry: HQS, 40 levels, 40 grad V), for a mean cost of 63.8 grad V
+instead of 40 (its card's ``tuning.switches``). So each candidate is also charged for its cost,
+at the tuner's rate for a costlier setting (the symmetry and chain stages':
+``db_per_doubling``, 0.1 dB for a doubling): its score is its mean PSNR less
+``db_per_doubling`` times log2 of its mean cost, the cost of a solve counted in evaluations of
+the network's grad V (``grad_v_cost``: the solver's evaluations times the symmetry group's
+size; the data steps take 15-21% of a default HQS solve: ``benchmarks/data_step_share.py``).
+The switch with the best score wins; a tie goes to the lower level, which leaves more
+measurements to the entry tuned at the benchmark's noise.
 """
 from __future__ import annotations
 
@@ -33,6 +43,7 @@ from em_inverse.bench.metrics import psnr
 from em_inverse.bench.tasks import Task
 from em_inverse.operators.noise import MIN_SIGMA
 from em_inverse.operators.noise_estimation import estimate_noise_sigma
+from em_inverse.priors.symmetry import GROUP_SIZES
 from em_inverse.solvers.tuned_entries import CLEAN_SUFFIX, SWITCH_KEY, TUNED_NOISE
 
 #: The noise stds ([0, 1] scale) at which both entries are scored.
@@ -47,39 +58,60 @@ def switch_candidates(noise=SWITCH_NOISE) -> list[float]:
     return [MIN_SIGMA] + [math.sqrt(a * b) for a, b in zip(seen, seen[1:])] + [seen[-1]]
 
 
-def choose_switch(noise, clean, noisy, estimated) -> tuple[float, dict[float, float]]:
-    """(switch level, mean PSNR per candidate): the candidate of ``switch_candidates(noise)``
-    whose choice of entry scores best, the lowest among equals.
+def choose_switch(noise, clean, noisy, estimated, clean_cost=1.0, noisy_cost=1.0,
+                  db_per_doubling: float = 0.0
+                  ) -> tuple[float, dict[float, float], dict[float, float]]:
+    """(switch level, mean PSNR per candidate, mean cost per candidate): the candidate of
+    ``switch_candidates(noise)`` whose choice of entry scores best, the lowest among equals. A
+    candidate's score is its mean PSNR less ``db_per_doubling`` dB per doubling of its mean
+    cost (0: PSNR alone).
 
     Args:
         noise: the true noise stds, (L,).
         clean, noisy: PSNR (dB) of the clean and of the noisy entry, (L, N) for N crops.
         estimated: the noise std ``estimate_noise_sigma`` read per level and crop, (L, N).
+        clean_cost, noisy_cost: the cost of each entry's solves (any positive unit, e.g.
+            ``grad_v_cost``), scalars or (L, N).
     """
     clean, noisy, estimated = (np.asarray(a, dtype=float) for a in (clean, noisy, estimated))
+    clean_cost, noisy_cost = (np.broadcast_to(np.asarray(c, dtype=float), clean.shape)
+                              for c in (clean_cost, noisy_cost))
     given = np.maximum(np.asarray(noise, dtype=float), MIN_SIGMA)[:, None].repeat(
         clean.shape[1], axis=1)
-    means = {}
+    means, costs, scores = {}, {}, {}
     for below in switch_candidates(noise):
-        chosen = [np.where(level < below, clean, noisy) for level in (given, estimated)]
-        means[below] = float(np.mean(chosen))
-    best = max(means.values())
-    return min(b for b, m in means.items() if m >= best - 1e-9), means
+        takes_clean = [level < below for level in (given, estimated)]
+        means[below] = float(np.mean([np.where(t, clean, noisy) for t in takes_clean]))
+        costs[below] = float(np.mean([np.where(t, clean_cost, noisy_cost)
+                                      for t in takes_clean]))
+        scores[below] = means[below] - db_per_doubling * math.log2(costs[below])
+    best = max(scores.values())
+    return min(b for b, m in scores.items() if m >= best - 1e-9), means, costs
+
+
+def grad_v_cost(solution) -> int:
+    """The cost of a ``solve``: its evaluations of the prior times the size of its symmetry
+    group (each evaluation of a symmetrised V runs the network on every image of the orbit)."""
+    return solution.diagnostics.evaluations * GROUP_SIZES[solution.settings["symmetry"]]
 
 
 def switch_stage(prior, family: str, entries: dict, images: list[torch.Tensor], tasks,
-                 border: int, progress=None) -> dict:
+                 border: int, db_per_doubling: float, progress=None) -> dict:
     """The switch of ``family`` (``deblur`` or ``superres``) between ``entries[family]`` and
     ``entries[family + "-clean"]`` (``solve_defaults`` entries with a method and its
     options) on ``images`` (each (1, C, H, W) in [0, 1]), with the operator of ``family``'s
-    noisy tuning task in ``tasks``: ``{SWITCH_KEY: level, "noise": [...], "clean": [...],
-    "noisy": [...], "estimated": [...], "means": {level: dB}}`` (PSNRs and estimates averaged
-    over the images, rounded for the card). ``prior`` carries no tuned settings (the options
-    run on solve's defaults, as in the tuner's trials)."""
+    noisy tuning task in ``tasks``, each candidate charged ``db_per_doubling`` per doubling of
+    its cost (``choose_switch``): ``{SWITCH_KEY: level, "noise": [...], "clean": [...],
+    "noisy": [...], "clean_cost": [...], "noisy_cost": [...], "estimated": [...],
+    "means": {level: dB}, "costs": {level: grad V}}`` (PSNRs, costs in network grad V
+    evaluations per solve and estimates averaged over the images, rounded for the card).
+    ``prior`` carries no tuned settings (the options run on solve's defaults, as in the
+    tuner's trials)."""
     from em_inverse.solvers import solve
 
     template = next(t for t in tasks if t.family == family and t.sigma == TUNED_NOISE)
     scores = {"clean": [], "noisy": []}
+    costs = {"clean": [], "noisy": []}
     estimated = []
     for noise in SWITCH_NOISE:
         task: Task = replace(template, name=f"{template.name}@{noise:g}", sigma=noise)
@@ -87,20 +119,29 @@ def switch_stage(prior, family: str, entries: dict, images: list[torch.Tensor], 
         estimated.append([float(estimate_noise_sigma(_as_8_bit(y))[0]) for _, y in cases])
         for side, key in (("clean", family + CLEAN_SUFFIX), ("noisy", family)):
             method = entries[key]["method"]
-            row = []
+            row, cost = [], []
             for x, (physics, y) in zip(images, cases):
                 solution = solve(y, physics, prior, method=method, progress=False,
                                  **entries[key].get(method, {}))
                 row.append(psnr(solution.estimate.clamp(0, 1), x, border=border))
+                cost.append(grad_v_cost(solution))
             scores[side].append(row)
+            costs[side].append(cost)
             if progress:
-                progress(f"{key} switch: noise {noise:g}, {method} -> {np.mean(row):.2f} dB")
-    below, means = choose_switch(SWITCH_NOISE, scores["clean"], scores["noisy"], estimated)
+                progress(f"{key} switch: noise {noise:g}, {method} -> {np.mean(row):.2f} dB, "
+                         f"{np.mean(cost):.0f} grad V")
+    below, means, mean_costs = choose_switch(
+        SWITCH_NOISE, scores["clean"], scores["noisy"], estimated, costs["clean"],
+        costs["noisy"], db_per_doubling)
     return {SWITCH_KEY: below, "noise": list(SWITCH_NOISE),
             "clean": [round(float(np.mean(r)), 3) for r in scores["clean"]],
             "noisy": [round(float(np.mean(r)), 3) for r in scores["noisy"]],
+            "clean_cost": [round(float(np.mean(c)), 1) for c in costs["clean"]],
+            "noisy_cost": [round(float(np.mean(c)), 1) for c in costs["noisy"]],
             "estimated": [round(float(np.mean(r)), 5) for r in estimated],
-            "means": {f"{b:.5f}": round(m, 3) for b, m in means.items()}}
+            "db_per_doubling": db_per_doubling,
+            "means": {f"{b:.5f}": round(m, 3) for b, m in means.items()},
+            "costs": {f"{b:.5f}": round(c, 1) for b, c in mean_costs.items()}}
 
 
 def _as_8_bit(y: torch.Tensor) -> torch.Tensor:

@@ -30,8 +30,9 @@ convolutional priors each entry's best setting is then retried with V averaged o
 flips and over the 8 symmetries of the square, each kept only if it gains ``SYMMETRY_GAIN_DB``
 for its cost (the symmetry stage). Then the iteration budget of a MAP default is halved while
 that scores as well (the budget stage). Last, where a family has both entries, the noise level
-up to which ``solve`` takes the clean one is measured where they cross (the switch stage,
-``bench.clean_switch``; its table is kept under ``card.tuning.switches``). The table also holds a
+up to which ``solve`` takes the clean one is measured where they cross, each entry charged for
+its cost at the symmetry stage's rate (the switch stage, ``bench.clean_switch``; its table is
+kept under ``card.tuning.switches``). The table also holds a
 ``start`` row per task: the PSNR of the solvers' starting point (the measurement, bicubic
 upsampling or the biharmonic fill), so one can see what the prior adds. The result is written
 into the prior folder's ``config.json`` as ``solve_defaults`` (which ``solve`` reads), together
@@ -147,7 +148,8 @@ MAX_REFINEMENTS = 4
 #: tries the groups on its whole grid instead: there they are cheap). Each group costs 4x / 8x
 #: the plain solve, so one is kept only if it gains at least SYMMETRY_GAIN_DB over the best
 #: smaller one, and the next is tried only then. Averaging makes V smoother, so the prior
-#: weight of a kept group is then moved (x2 or /2) while that gains.
+#: weight of a kept group is then moved (x2 or /2) while that gains. The switch stage charges
+#: the clean entries' cost at the same rate: SYMMETRY_GAIN_DB per doubling.
 SYMMETRY_GAIN_DB = 0.1
 #: Last, MAP's iteration budget (L-BFGS iterations, one grad V each; the grid runs 100) is
 #: halved while the shorter run scores at least as well, down to MIN_BUDGET. HQS's levels are
@@ -376,15 +378,20 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
         # early is a different estimate (the 20000-step natural-gray, inpainting crops,
         # w = 1/2: 35.51 and 30.94 dB after 100 L-BFGS iterations, 35.32 and 30.85 after
         # solve()'s 200: benchmarks/map_budget_check.py at commit d502a14).
-        defaults[key] = {**(earlier[key] if skip_grid else {}), "method": leader,
+        carried = {k: v for k, v in earlier[key].items() if k != SWITCH_KEY} if skip_grid else {}
+        defaults[key] = {**carried, "method": leader,
                          **{m: dict(options) for m, (_, options) in best.items()}}
     switches = {}
     merged = {**earlier, **defaults}
     for family in CLEAN_FAMILIES:
         pair = (family, family + CLEAN_SUFFIX)
         if all("method" in merged.get(k, {}) for k in pair) and any(k in defaults for k in pair):
-            switches[family + CLEAN_SUFFIX] = switch_stage(prior, family, merged, images,
-                                                           tasks_for(fixed), border, progress)
+            switches[family + CLEAN_SUFFIX] = switch_stage(
+                prior, family, merged, images, tasks_for(fixed), border,
+                db_per_doubling=SYMMETRY_GAIN_DB, progress=progress)
+    for key, switch in switches.items():  # the switch measured now, not one carried over
+        if key in defaults:
+            defaults[key][SWITCH_KEY] = switch[SWITCH_KEY]
     source = (f"first {count} Fashion-MNIST training images" if fixed else
               f"{size}x{size} crops of " + ", ".join(name for name, _ in crops))
     return {"solve_defaults": defaults, "trials": latest_rows(trials),

@@ -55,7 +55,7 @@ def _settings(entry: dict) -> str:
     text = f"{method}: {options}" if options else method
     if SWITCH_KEY in entry:
         text += (f" (below noise {entry[SWITCH_KEY]:.2g})" if entry[SWITCH_KEY] > MIN_SIGMA else
-                 " (never taken: the noisy settings win on the tuning crops)")
+                 " (never taken: not worth its cost on the tuning crops)")
     return text
 
 

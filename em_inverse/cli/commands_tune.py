@@ -36,7 +36,9 @@ def tune(
     fully convolutional priors: on scattered missing pixels and on a solid hole (the settings
     solve() takes for masks with holes); deblurring and super-resolution at noise 0.01 and
     without noise (the settings solve() takes below the noise level where the two cross on
-    the same crops)."""
+    the same crops, once the clean settings pay for their cost)."""
+    import numpy as np
+
     from em_inverse.bench.tuning import ENTRIES, tune_prior, write_tuning
     from em_inverse.devices import resolve_device
     from em_inverse.operators.noise import MIN_SIGMA
@@ -63,7 +65,9 @@ def tune(
         when = f"taken below noise {below:.3g}" if below > MIN_SIGMA else "never taken"
         scores = ", ".join(f"{n:g}: {c:.2f} clean / {d:.2f}" for n, c, d
                            in zip(switch["noise"], switch["clean"], switch["noisy"]))
-        say(quiet, f"{key}: {when} (PSNR dB at noise {scores})")
+        cost = (f"{np.mean(switch['clean_cost']):.0f} clean / "
+                f"{np.mean(switch['noisy_cost']):.0f}")
+        say(quiet, f"{key}: {when} (PSNR dB at noise {scores}; grad V per solve {cost})")
 
 
 def register(app: typer.Typer) -> None:

@@ -21,7 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-GROUPS = ("none", "flips", "dihedral")
+#: Each group and its size |G|: a symmetrised V costs |G| evaluations of the network.
+GROUP_SIZES = {"none": 1, "flips": 4, "dihedral": 8}
+GROUPS = tuple(GROUP_SIZES)
 
 
 def _flips(x: torch.Tensor) -> list[torch.Tensor]:
