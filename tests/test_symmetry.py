@@ -8,7 +8,7 @@ import torch
 from em_inverse.errors import UserError
 from em_inverse.operators import denoising
 from em_inverse.priors import ConvEnergy, EnergyPrior, GlobalEnergy
-from em_inverse.priors.symmetry import GROUPS, orbit
+from em_inverse.priors.symmetry import GROUP_SIZES, GROUPS, orbit
 from em_inverse.solvers import solve
 
 
@@ -20,7 +20,7 @@ def conv_prior() -> EnergyPrior:
 def test_groups_have_1_4_and_8_elements_and_keep_or_transpose_the_shape():
     x = torch.rand(2, 1, 6, 10)
     sizes = {g: len(orbit(x, g)) for g in GROUPS}
-    assert sizes == {"none": 1, "flips": 4, "dihedral": 8}
+    assert sizes == {"none": 1, "flips": 4, "dihedral": 8} == GROUP_SIZES
     shapes = {tuple(image.shape[-2:]) for image in orbit(x, "dihedral")}
     assert shapes == {(6, 10), (10, 6)}
 

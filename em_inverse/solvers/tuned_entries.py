@@ -25,9 +25,10 @@ HOLE_KEY = "inpaint-hole"
 #: 33.47 dB with the noisy entry's HQS, 34.67 with the clean one's, whose prior weight is half
 #: as large and whose first level is 0.05 instead of 0.1; its card's tuning table and
 #: ``benchmarks/hqs_vs_map_noise_check.py``). A measurement takes the clean entry below its
-#: ``SWITCH_KEY`` level, which the tuner's switch stage measures where the two entries cross
-#: (``bench.clean_switch``); an entry without one switches at ``CLEAN_BELOW``, the geometric
-#: mean of the two tuning levels (0.0063).
+#: ``SWITCH_KEY`` level, which the tuner's switch stage measures where the two entries cross,
+#: the clean one charged for its cost (``bench.clean_switch``; at ``MIN_SIGMA`` it is never
+#: taken); an entry without one switches at ``CLEAN_BELOW``, the geometric mean of the two
+#: tuning levels (0.0063).
 CLEAN_SUFFIX = "-clean"
 CLEAN_FAMILIES = ("deblur", "superres")
 TUNED_NOISE = 0.01
