@@ -18,7 +18,7 @@ import torch
 from em_inverse import load_prior, solve
 from em_inverse.bench.metrics import psnr
 from em_inverse.bench.tasks import Task
-from em_inverse.bench.tuning import validation_images
+from em_inverse.bench.validation_set import validation_images
 from em_inverse.solvers.init import initial_estimate
 
 parser = argparse.ArgumentParser()

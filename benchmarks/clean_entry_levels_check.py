@@ -17,7 +17,7 @@ import torch
 from em_inverse import load_prior, solve
 from em_inverse.bench.metrics import psnr
 from em_inverse.bench.tasks import Task
-from em_inverse.bench.tuning import TUNING_TASKS, validation_images
+from em_inverse.bench.validation_set import TUNING_TASKS, validation_images
 from em_inverse.solvers import CLEAN_SUFFIX
 
 parser = argparse.ArgumentParser()

@@ -3,9 +3,9 @@
     python benchmarks/data_step_share.py [PRIOR ...] [--size 256] [--tasks deblur-gauss,...]
 
 For each prior (default: natural-gray and natural-rgb) and each HQS task of the tuning table,
-solves one simulated measurement of a TRAINING crop (the first of ``bench.tuning``'s crops, at
-``--size``) with the prior's tuned defaults, after one short warm-up solve, and prints the wall
-time of the solve and of its data steps (``solvers.hqs.data_prox``: the closed form, or CG on
+solves one simulated measurement of a TRAINING crop (the first of ``bench.validation_set``'s
+crops, at ``--size``) with the prior's tuned defaults, after one short warm-up solve, and prints
+the wall time of the solve and of its data steps (``solvers.hqs.data_prox``: the closed form, or CG on
 A^T A for deblurring and super-resolution). The rest is mostly grad V. Super-resolution's data
 step was 40% of a gray 256-px solve (3.8 of 9.6 s; this script at commit 4a7b206) while
 deepinv's adjoint ran PyTorch's slow CPU transposed convolution; with
@@ -18,7 +18,7 @@ from unittest import mock
 
 import em_inverse.solvers.hqs as hqs
 from em_inverse import load_prior, solve
-from em_inverse.bench.tuning import TUNING_TASKS, validation_images
+from em_inverse.bench.validation_set import TUNING_TASKS, validation_images
 from em_inverse.solvers.tuned_entries import tuned_defaults
 
 parser = argparse.ArgumentParser()

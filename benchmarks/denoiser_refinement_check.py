@@ -20,7 +20,7 @@ import torch
 
 from em_inverse import load_prior, operators, solve
 from em_inverse.bench.metrics import psnr
-from em_inverse.bench.tuning import fashion_training_images, validation_images
+from em_inverse.bench.validation_set import fashion_training_images, validation_images
 from em_inverse.operators.noise import MIN_SIGMA
 from em_inverse.solvers import api
 

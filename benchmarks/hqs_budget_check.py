@@ -3,8 +3,8 @@ tune`` uses.
 
     python benchmarks/hqs_budget_check.py [PRIOR] [--steps 40,80,160] [--tasks inpaint-50,...]
 
-For every task of the tuning table (``bench.tuning.TUNING_TASKS``) whose tuned default is HQS,
-runs ``solve`` with those defaults and each iteration budget (the tuner tries 40 only), and
+For every task of the tuning table (``bench.validation_set.TUNING_TASKS``) whose tuned default
+is HQS, runs ``solve`` with those defaults and each iteration budget (the tuner tries 40 only), and
 prints the mean PSNR (dB, 8-px border, estimate clipped to [0, 1]) and the wall time of each.
 A longer schedule descends the same geometric levels from ``sigma_start`` to ``sigma_end`` in
 smaller ratios: more grad V, each a smaller denoising step. Never run on test images.
@@ -16,7 +16,7 @@ import numpy as np
 
 from em_inverse import load_prior, solve
 from em_inverse.bench.metrics import psnr
-from em_inverse.bench.tuning import TUNING_TASKS, validation_images
+from em_inverse.bench.validation_set import TUNING_TASKS, validation_images
 from em_inverse.solvers.tuned_entries import tuned_defaults
 
 parser = argparse.ArgumentParser()

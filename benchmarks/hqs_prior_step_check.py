@@ -31,7 +31,7 @@ import torch
 import em_inverse.solvers.api as api
 from em_inverse import load_prior, solve
 from em_inverse.bench.metrics import psnr
-from em_inverse.bench.tuning import TUNING_TASKS, validation_images
+from em_inverse.bench.validation_set import TUNING_TASKS, validation_images
 from em_inverse.solvers.hqs import HQSResult, data_prox, sigma_schedule
 
 

@@ -15,7 +15,7 @@ import torch
 
 from em_inverse import load_prior, solve
 from em_inverse.bench.metrics import psnr
-from em_inverse.bench.tuning import TUNING_TASKS, validation_images
+from em_inverse.bench.validation_set import TUNING_TASKS, validation_images
 
 name = sys.argv[1] if len(sys.argv) > 1 else "natural-gray"
 prior = load_prior(name)

@@ -17,7 +17,7 @@ import torch
 from em_inverse import load_prior, solve
 from em_inverse.bench.metrics import psnr
 from em_inverse.bench.tasks import Task
-from em_inverse.bench.tuning import validation_images
+from em_inverse.bench.validation_set import validation_images
 from em_inverse.operators import MIN_SIGMA, estimate_noise_sigma, wavelet_noise_sigma
 
 TASKS = (Task("superres-x2", "superres", 0.0, factor=2),

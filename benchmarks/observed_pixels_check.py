@@ -21,7 +21,7 @@ import torch
 from em_inverse import load_prior, solve
 from em_inverse.bench.metrics import psnr
 from em_inverse.bench.tasks import fashion_tasks, natural_tasks
-from em_inverse.bench.tuning import fashion_training_images, validation_images
+from em_inverse.bench.validation_set import fashion_training_images, validation_images
 
 parser = argparse.ArgumentParser()
 parser.add_argument("prior", choices=("natural-gray", "natural-rgb", "fashion-mnist"))

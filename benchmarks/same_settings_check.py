@@ -3,7 +3,7 @@
     python benchmarks/same_settings_check.py PRIOR CANDIDATE [--tasks inpaint-50,deblur-gauss]
 
 Runs ``solve`` with PRIOR's tuned defaults (``solve_defaults``, method included) for both
-priors on the tasks ``em-inverse tune`` simulates (``bench.tuning.TUNING_TASKS``) on its
+priors on the tasks ``em-inverse tune`` simulates (``bench.validation_set.TUNING_TASKS``) on its
 validation crops (6 crops of 128 px of the SPEC 6 TRAINING images; never test images), and
 prints the mean PSNR of each (dB, 8-px border, estimates clipped to [0, 1]). A cheap first
 check of a new network before re-tuning it: a candidate that loses here with the old settings
@@ -16,7 +16,7 @@ import numpy as np
 
 from em_inverse import load_prior, solve
 from em_inverse.bench.metrics import psnr
-from em_inverse.bench.tuning import TUNING_TASKS, validation_images
+from em_inverse.bench.validation_set import TUNING_TASKS, validation_images
 
 parser = argparse.ArgumentParser()
 parser.add_argument("prior")

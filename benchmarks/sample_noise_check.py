@@ -11,7 +11,7 @@ import argparse
 import torch
 
 from em_inverse import load_prior
-from em_inverse.bench.tuning import fashion_training_images
+from em_inverse.bench.validation_set import fashion_training_images
 from em_inverse.devices import make_generator
 from em_inverse.operators.noise_estimation import wavelet_noise_sigma
 from em_inverse.priors.sampling import denoise_samples, sample_prior

@@ -14,7 +14,7 @@ import torch
 
 from em_inverse import load_prior
 from em_inverse.bench.metrics import psnr
-from em_inverse.bench.tuning import fashion_training_images, validation_images
+from em_inverse.bench.validation_set import fashion_training_images, validation_images
 
 for source in sys.argv[1:]:
     prior = load_prior(source)

@@ -226,7 +226,7 @@ def test_nearly_noiseless_deblurring_and_superres_take_the_priors_clean_settings
 
 
 def test_the_tuner_tunes_the_entry_solve_takes_for_each_tuning_task():
-    from em_inverse.bench.tuning import FIXED_SIZE_INPAINT, TUNING_TASKS, defaults_key_of
+    from em_inverse.bench.validation_set import FIXED_SIZE_INPAINT, TUNING_TASKS, defaults_key_of
     from em_inverse.operators import MIN_SIGMA
     from em_inverse.solvers.tuned_entries import defaults_key
 
@@ -245,7 +245,7 @@ def test_the_tuner_tunes_the_entry_solve_takes_for_each_tuning_task():
 def test_tuning_crops_in_colour_are_the_colour_training_images_and_the_card_names_them():
     """Colour priors are tuned on colour images only (brick is gray), and the card's
     ``validation.images`` names the crops that were scored, not the first ``count`` listed."""
-    from em_inverse.bench.tuning import VALIDATION_CROPS, validation_crops
+    from em_inverse.bench.validation_set import VALIDATION_CROPS, validation_crops
 
     gray = validation_crops(1, 128, 6)
     colour = validation_crops(3, 128, 6)

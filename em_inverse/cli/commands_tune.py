@@ -39,7 +39,9 @@ def tune(
     the same crops, once the clean settings pay for their cost)."""
     import numpy as np
 
-    from em_inverse.bench.tuning import ENTRIES, tune_prior, write_tuning
+    from em_inverse.bench.tuning import tune_prior, write_tuning
+
+    from em_inverse.bench.validation_set import ENTRIES
     from em_inverse.devices import resolve_device
     from em_inverse.operators.noise import MIN_SIGMA
     from em_inverse.priors import load_prior_folder

@@ -19,7 +19,7 @@ from em_inverse.operators.physics import task_of
 #: The ``solve_defaults`` entry for inpainting masks with solid holes.
 HOLE_KEY = "inpaint-hole"
 #: Deblurring and super-resolution have two entries: ``deblur`` / ``superres``, tuned at the
-#: benchmark's noise 0.01 (``bench.tuning.TUNING_TASKS``), and ``deblur-clean`` /
+#: benchmark's noise 0.01 (``bench.validation_set.TUNING_TASKS``), and ``deblur-clean`` /
 #: ``superres-clean``, tuned without noise (the data term's floor, ``MIN_SIGMA``): without noise
 #: the best prior step is weaker (natural-gray's tuning crops, noiseless x2 super-resolution:
 #: 33.47 dB with the noisy entry's HQS, 34.67 with the clean one's, whose prior weight is half
