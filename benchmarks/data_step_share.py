@@ -5,10 +5,10 @@
 For each prior (default: natural-gray and natural-rgb) and each HQS task of the tuning table,
 solves one simulated measurement of a TRAINING crop (the first of ``bench.validation_set``'s
 crops, at ``--size``) with the prior's tuned defaults, after one short warm-up solve, and prints
-the wall time of the solve and of its data steps (``solvers.hqs.data_prox``: the closed form, or CG on
-A^T A for deblurring and super-resolution). The rest is mostly grad V. Super-resolution's data
-step was 40% of a gray 256-px solve (3.8 of 9.6 s; this script at commit 4a7b206) while
-deepinv's adjoint ran PyTorch's slow CPU transposed convolution; with
+the wall time of the solve and of its data steps (``solvers.hqs.data_prox``: the closed form,
+or CG on A^T A for deblurring and super-resolution). The rest is mostly grad V.
+Super-resolution's data step was 40% of a gray 256-px solve (3.8 of 9.6 s; this script at
+commit 4a7b206) while deepinv's adjoint ran PyTorch's slow CPU transposed convolution; with
 ``operators.physics.BicubicDownsampling``, which computes it by forward convolutions, 15%
 (1.1 of 7.2 s).
 """

@@ -40,7 +40,6 @@ def tune(
     import numpy as np
 
     from em_inverse.bench.tuning import tune_prior, write_tuning
-
     from em_inverse.bench.validation_set import ENTRIES
     from em_inverse.devices import resolve_device
     from em_inverse.operators.noise import MIN_SIGMA
