@@ -8,7 +8,7 @@ mean PSNR (dB, 8-px border, estimate clipped to [0, 1]) of each. A lightly weigh
 changing the estimate long after the data fit has converged, so the budget is a setting like
 the weight: the tuner stores the one it measured (never on test images).
 """
-import sys
+import argparse
 
 import numpy as np
 import torch
@@ -17,9 +17,14 @@ from em_inverse import load_prior, solve
 from em_inverse.bench.metrics import psnr
 from em_inverse.bench.validation_set import TUNING_TASKS, validation_images
 
-name = sys.argv[1] if len(sys.argv) > 1 else "natural-gray"
+parser = argparse.ArgumentParser()
+parser.add_argument("prior", nargs="?", default="natural-gray")
+parser.add_argument("weight", nargs="?", type=float,
+                    help="MAP's prior weight w (default: the prior's tuned inpainting w)")
+args = parser.parse_args()
+name = args.prior
 prior = load_prior(name)
-weight = (float(sys.argv[2]) if len(sys.argv) > 2 else
+weight = (args.weight if args.weight is not None else
           prior.solve_defaults.get("inpaint", {}).get("map", {}).get("prior_weight", 1.0))
 prior = prior.copy_with(solve_defaults={})
 images = validation_images(prior.channels, 128, 6)

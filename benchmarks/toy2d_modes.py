@@ -7,12 +7,14 @@
 Prints the fraction of samples within 1.5 of a centre 4(cos k pi/4, sin k pi/4) and the
 share of all samples that each of the 8 modes receives (goal: >= 90% and >= 6% each).
 """
+import argparse
 import math
-import sys
 
 import numpy as np
 
-samples = np.load(sys.argv[1])
+parser = argparse.ArgumentParser()
+parser.add_argument("samples", help="(N, 2) .npy array written by em-inverse sample")
+samples = np.load(parser.parse_args().samples)
 angles = np.arange(8) * math.pi / 4
 centres = 4 * np.stack([np.cos(angles), np.sin(angles)], 1)
 distance = np.linalg.norm(samples[:, None] - centres[None], axis=-1)

@@ -7,7 +7,7 @@ denoiser at noise level s (no free constant). Prints the mean PSNR (dB, 8-px bor
 clipped to [0, 1]) on the crops ``em-inverse tune`` uses, at s = 10, 25 and 50 /255, next to
 the noisy input's: a cheap check of a checkpoint while it trains (never on test images).
 """
-import sys
+import argparse
 
 import numpy as np
 import torch
@@ -16,7 +16,9 @@ from em_inverse import load_prior
 from em_inverse.bench.metrics import psnr
 from em_inverse.bench.validation_set import fashion_training_images, validation_images
 
-for source in sys.argv[1:]:
+parser = argparse.ArgumentParser()
+parser.add_argument("priors", nargs="+", metavar="PRIOR", help="bundled name or run folder")
+for source in parser.parse_args().priors:
     prior = load_prior(source)
     images = (fashion_training_images(20) if prior.image_size is not None
               else validation_images(prior.channels, 128, 6))
