@@ -242,6 +242,16 @@ def test_the_tuner_tunes_the_entry_solve_takes_for_each_tuning_task():
     assert defaults_key_of(FIXED_SIZE_INPAINT, fixed=True) == "inpaint"
 
 
+def test_deblurring_is_tuned_on_a_gaussian_and_a_motion_kernel_except_for_small_images():
+    from em_inverse.bench.validation_set import defaults_key_of, tasks_for
+
+    def deblur_kernels(fixed: bool) -> list[str]:
+        return [t.kernel for t in tasks_for(fixed) if defaults_key_of(t, fixed) == "deblur"]
+
+    assert deblur_kernels(fixed=False) == ["gaussian:2", "motion:15,30"]
+    assert deblur_kernels(fixed=True) == ["gaussian:2"]  # 15 px is half a 28x28 garment
+
+
 def test_tuning_crops_in_colour_are_the_colour_training_images_and_the_card_names_them():
     """Colour priors are tuned on colour images only (brick is gray), and the card's
     ``validation.images`` names the crops that were scored, not the first ``count`` listed."""
@@ -553,8 +563,10 @@ def test_rerunning_the_later_stages_replaces_their_rows_instead_of_adding_copies
                                    families=("deblur",), skip_grid=True)
         tuning.write_tuning(folder, result)
         tables.append(load_prior(str(folder)).card["tuning"]["trials"])
-    assert [(r["method"], r.get("symmetry"), r.get("steps")) for r in tables[0]] == [
-        ("start", None, None), ("map", None, 40), ("map", "flips", 40), ("map", None, 20)]
+    settings = [("map", None, 40), ("map", "flips", 40), ("map", None, 20)]
+    assert [(r["task"], r["method"], r.get("symmetry"), r.get("steps")) for r in tables[0]] == [
+        ("deblur-gauss", "start", None, None), ("deblur-motion", "start", None, None)] + [
+        (task, *setting) for setting in settings for task in ("deblur-gauss", "deblur-motion")]
     assert sorted(map(json.dumps, tables[1])) == sorted(map(json.dumps, tables[0]))
     assert result["solve_defaults"]["deblur"] == tuned
 
