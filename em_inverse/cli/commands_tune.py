@@ -36,7 +36,8 @@ def tune(
     fully convolutional priors: on scattered missing pixels and on a solid hole (the settings
     solve() takes for masks with holes); deblurring and super-resolution at noise 0.01 and
     without noise (the settings solve() takes below the noise level where the two cross on
-    the same crops, once the clean settings pay for their cost)."""
+    the same crops, once the clean settings pay for their cost); deblurring at noise 0.01 on
+    a Gaussian and, for fully convolutional priors, a motion kernel."""
     import numpy as np
 
     from em_inverse.bench.tuning import tune_prior, write_tuning
