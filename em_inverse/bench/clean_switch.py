@@ -2,9 +2,10 @@
 ``FAMILY-clean`` settings (tuned without noise) instead of its ``FAMILY`` ones (tuned at 0.01).
 
 The two entries are tuned at the two ends of a range, and where they cross depends on the
-prior and the family: natural-gray's ``deblur-clean`` (MAP at w = 1/32) beat the 0.01 entry
-by 0.43 dB without noise but lost 3.05 dB at 0.005, while its ``superres-clean`` still won by
-0.69 dB at 0.0025 (``python benchmarks/hqs_vs_map_noise_check.py natural-gray``). The
+prior and the family: natural-gray's ``deblur-clean`` (MAP at w = 1/32) beats its 0.01 entry
+(HQS at w = 1/4) by 0.81 dB without noise but loses 3.02 dB at 0.005, while its
+``superres-clean`` still wins by 0.70 dB at 0.0025 (the card's ``tuning.switches``;
+``python benchmarks/hqs_vs_map_noise_check.py natural-gray`` runs the same comparison). The
 geometric mean of the two tuning levels (``solvers.tuned_entries.CLEAN_BELOW``, 0.0063)
 suited neither.
 

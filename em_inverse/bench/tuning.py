@@ -26,8 +26,8 @@ crops the best plain MAP prior weight for the box was 8 to 64 times that for sca
 pixels). Deblurring and super-resolution are tuned at noise 0.01 and again without noise, for
 the ``deblur-clean`` / ``superres-clean`` entries ``solve`` takes for (nearly) noiseless
 measurements; at 0.01, fully convolutional priors' deblurring is scored on a Gaussian and a
-motion kernel together. A grid whose best value lies on its edge (a weight, a first coupling level) is
-continued beyond that edge until the best is inside it (``beyond_edges``). For fully
+motion kernel together. A grid whose best value lies on its edge (a weight, a first coupling
+level) is continued beyond that edge until the best is inside it (``beyond_edges``). For fully
 convolutional priors each entry's best setting is then retried with V averaged over the image's
 flips and over the 8 symmetries of the square, each kept only if it gains ``SYMMETRY_GAIN_DB``
 for its cost (the symmetry stage). Then the iteration budget of a MAP default is halved while
