@@ -129,6 +129,7 @@ def _tiny_prior_with_both_deblur_entries(folder, clean=CLEAN):
 
 def test_the_tuner_measures_the_switch_and_stores_it_with_its_table(tmp_path):
     from em_inverse.bench import tuning
+    from em_inverse.bench.tuning_stages import SYMMETRY_GAIN_DB
     from em_inverse.priors import load_prior
 
     noisy, clean = NOISY, CLEAN
@@ -146,7 +147,7 @@ def test_the_tuner_measures_the_switch_and_stores_it_with_its_table(tmp_path):
                                    [[v] for v in table["noisy"]],
                                    [[v] for v in table["estimated"]],
                                    [[c] for c in table["clean_cost"]],
-                                   [[c] for c in table["noisy_cost"]], tuning.SYMMETRY_GAIN_DB)
+                                   [[c] for c in table["noisy_cost"]], SYMMETRY_GAIN_DB)
     assert table["below_noise"] == pytest.approx(expected, rel=1e-3)  # one crop: its means
     assert "superres-clean" not in result["switches"]  # a family with one entry has none
     tuning.write_tuning(folder, result)

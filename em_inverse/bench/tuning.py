@@ -45,148 +45,33 @@ with the table of every trial under ``card.tuning``, so the choice can be audite
 (``--families``: re-tune some families (``superres``) or entries (``superres-clean``) only; the
 others keep their settings and trial rows.
 ``--skip-grid``: start from the tuned settings and run the symmetry and budget stages alone.)
+
+This module runs the stages in order; the grid lives in ``bench.tuning_grid``, the chain count
+in ``bench.chain_budget``, the symmetry and budget stages in ``bench.tuning_stages``, the switch
+stage in ``bench.clean_switch``, and the config.json record in ``bench.tuning_record``.
 """
 from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 
-from em_inverse.atomic import atomic_write_bytes
+from em_inverse.bench.chain_budget import chains_worth_running, predicted_gain
 from em_inverse.bench.clean_switch import switch_stage
 from em_inverse.bench.metrics import mean_square, psnr
 from em_inverse.bench.tasks import Task
+from em_inverse.bench.tuning_grid import (ANNEAL_STEP_FACTORS, ANNEAL_STEPS, MAX_REFINEMENTS,
+                                          REFINED_OPTIONS, WEIGHTS, beyond_edges, candidates)
+from em_inverse.bench.tuning_record import latest_rows, write_tuning
+from em_inverse.bench.tuning_stages import (BUDGETED_METHODS, SYMMETRY_GAIN_DB, shorten,
+                                            symmetrise)
 from em_inverse.bench.validation_set import (FAMILIES, TUNING_TASKS, defaults_key_of,
                                              fashion_training_images, tasks_for, validation_crops)
-from em_inverse.operators.noise import MIN_SIGMA
-from em_inverse.priors.checkpoint import CONFIG, read_json
 from em_inverse.priors.symmetry import GROUPS
-from em_inverse.solvers.api import DEFAULTS as SOLVE_DEFAULTS
-from em_inverse.solvers.stats import error_with_more_chains
 from em_inverse.solvers.tuned_entries import CLEAN_FAMILIES, CLEAN_SUFFIX, SWITCH_KEY
 
-WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
-#: HQS's first coupling level and prior weight. Small couplings and weights keep the solve close
-#: to its starting point (biharmonic fill, bicubic upsampling): on 50% random pixels the bundled
-#: priors did not improve on the biharmonic fill with the coarser settings alone.
-HQS_SIGMA_STARTS = (0.02, 0.05, 0.1)
-HQS_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
-#: The annealed sampler's trials: its budget and step factors. Larger factors mix faster
-#: within the same steps (Fashion-MNIST box hole, first 20 training images, 300 steps: 21.4 dB
-#: at 0.2, 23.7 at 0.7; see the prior's tuning table). The grid stops at 0.7: the step at level
-#: s is then 0.7 s^2, close to the 1 / curvature = s^2 of the level-s noise itself.
-#: Longer chains anneal more slowly through the levels; the budgets stop at 600 steps (16 chains
-#: x 600 steps: about 10 s per 28x28 image on one CPU core).
-#: The trials run solve()'s own chain count: the best step settings depend on it (box hole, the
-#: same 20 images: with 4 chains 600 steps at 0.5 led, 23.37 vs 23.14 dB for 300 at 0.7, the
-#: card's tuning table at commit 6336996; with 16 chains 300 at 0.7 led, 23.65 vs 23.29, the
-#: table now: a faster-mixing sampler gains more from more chains).
-ANNEAL_CHAINS = SOLVE_DEFAULTS["anneal"]["chains"]
-ANNEAL_STEPS = (300, 600)
-ANNEAL_STEP_FACTORS = (0.2, 0.5, 0.7)
-#: Then the best sampler setting's chain count is doubled while that is predicted to gain at
-#: least CHAIN_GAIN_DB, up to MAX_CHAINS. The gain is predicted from that setting's own chains
-#: (``solvers.stats.error_with_more_chains``: the Monte-Carlo part of a mean's error falls as
-#: 1 / chains, and the chains' spread measures it), not measured by a second run, whose own
-#: Monte-Carlo noise is as large as the gain: on the first 20 Fashion-MNIST training images a
-#: 32-chain run scored 23.61 dB against the 16-chain run's 23.65 (the card's tuning table at
-#: commit c9e98f3), although a mean over more independent chains is never worse in expectation.
-#: The gain predicted is that of the PSNR of the images' summed squared error: per image, an
-#: image whose small error is mostly Monte-Carlo noise gets a large and noisy predicted dB gain
-#: (per-image predictions averaged 24.18 dB for 64 chains on those images, which then scored
-#: 23.68). The bar is the symmetry stage's: 0.1 dB for a doubling or more of the cost. The
-#: count reached is then run once (its row also holds the prediction, ``predicted_gain_db``)
-#: and becomes the family's default.
-CHAIN_GAIN_DB = 0.1
-MAX_CHAINS = 64
-#: The one-step denoiser's weights: Tweedie's formula is exact at w = 1 for a perfectly
-#: calibrated V, and PSNR falls steeply away from the best w (bundled natural-gray, dihedral
-#: average: 29.09 / 31.16 / 27.93 dB at 0.75 / 1 / 1.25: its card's tuning table), so the grid
-#: is fine around 1.
-DENOISER_WEIGHTS = (0.75, 0.9, 1.0, 1.1, 1.25)
-#: The denoiser is also tried with a second HQS level below the noise (``end_at_noise=False``:
-#: the noise sigma, then min(level, noise / 4)), at these levels. The second prior step refines
-#: the learned, inexact Tweedie estimate; it works at the finest levels the priors were trained
-#: on (their denoising-score term stops at 0.01 in pixel units): on natural-gray's tuning crops
-#: at 25/255, +0.31 dB at 0.01, +0.14 at 0.005, -1.64 at 0.02 (a coarse step smooths an image
-#: that is already denoised), and three levels down to 0.01 lose 6.42
-#: (``python benchmarks/denoiser_refinement_check.py natural-gray --sigma-end L [--steps 3]``).
-REFINEMENT_LEVELS = (0.005, 0.01)
-#: Options whose grid is continued when the best setting lies on its edge: the value beyond
-#: the edge (the grid's own ratio between its two outermost values) is tried, up to
-#: MAX_REFINEMENTS times per method and within (lowest, highest). A best value on the edge of
-#: a grid says the optimum lies outside it: the bundled natural priors' first tuning chose the
-#: smallest HQS weight on the grid (0.25) for every family but denoising.
-REFINED_OPTIONS = {"map": {"prior_weight": (1 / 64, 64.0)},
-                   "hqs": {"prior_weight": (1 / 64, 64.0), "sigma_start": (0.01, 0.5)}}
-MAX_REFINEMENTS = 4
-#: Then, for fully convolutional priors, the family's best setting is retried with V averaged
-#: over the image's flips, then over the 8 symmetries of the square (the one-step denoiser
-#: tries the groups on its whole grid instead: there they are cheap). Each group costs 4x / 8x
-#: the plain solve, so one is kept only if it gains at least SYMMETRY_GAIN_DB over the best
-#: smaller one, and the next is tried only then. Averaging makes V smoother, so the prior
-#: weight of a kept group is then moved (x2 or /2) while that gains. The switch stage charges
-#: the clean entries' cost at the same rate: SYMMETRY_GAIN_DB per doubling.
-SYMMETRY_GAIN_DB = 0.1
-#: Last, MAP's iteration budget (L-BFGS iterations, one grad V each; the grid runs 100) is
-#: halved while the shorter run scores at least as well, down to MIN_BUDGET. HQS's levels are
-#: not: fewer levels from the same first level descend in larger ratios, a schedule that can tie
-#: at the tuning noise and break elsewhere. On natural-gray's crops 20 levels tied 40 for
-#: super-resolution at noise 0.01 (33.72 against 33.68 dB) but lost 0.90 dB at 0.0075 and 3.37 at
-#: 0.005 (``python benchmarks/hqs_vs_map_noise_check.py natural-gray`` at commit 23cf985, which
-#: ran 20 levels), and natural-rgb's
-#: deblurring fell from 29.97 to 17.77 dB (benchmarks/experiments.md, "The budget stage").
-BUDGETED_METHODS = ("map",)
-MIN_BUDGET = 10
-
-
-def candidates(family: str, weights=WEIGHTS, map_steps: int = 100,
-               symmetries: tuple[str, ...] = ("none",),
-               anneal_factors: tuple[float, ...] = (),
-               anneal_steps: tuple[int, ...] = ANNEAL_STEPS) -> list[tuple[str, dict]]:
-    """(method, options) pairs tried for one task family; ``symmetries``: the groups tried for
-    the one-step denoiser (``none`` means the plain prior); ``anneal_factors`` x
-    ``anneal_steps``: the annealed sampler's step factors and steps per chain (no factors: the
-    sampler is not tried)."""
-    trials = [("map", {"prior_weight": w, "steps": map_steps}) for w in weights]
-    if family == "denoise":
-        schedules = [{"steps": 1}] + [
-            {"steps": 2, "sigma_start": MIN_SIGMA, "sigma_end": level, "end_at_noise": False}
-            for level in REFINEMENT_LEVELS]
-        trials += [("hqs", schedule | {"prior_weight": w} |
-                    ({} if g == "none" else {"symmetry": g}))
-                   for g in symmetries for schedule in schedules for w in DENOISER_WEIGHTS]
-    else:
-        trials += [("hqs", {"steps": 40, "sigma_start": s, "prior_weight": w})
-                   for s in HQS_SIGMA_STARTS for w in HQS_WEIGHTS]
-    trials += [("anneal", {"chains": ANNEAL_CHAINS, "steps": n, "step_factor": f})
-               for n in anneal_steps for f in anneal_factors]
-    return trials
-
-
-def beyond_edges(best: dict, tried: list[dict], axes: dict[str, tuple[float, float]]
-                 ) -> list[dict]:
-    """Settings one grid step beyond ``best`` along each option in ``axes`` on which ``best``
-    holds the smallest or largest value among the ``tried`` settings that agree with it on
-    every other option; the step continues the grid's spacing (value * value / its inner
-    neighbour). Values outside the option's (lowest, highest) are not proposed."""
-    beyond = []
-    for key, (lowest, highest) in axes.items():
-        if key not in best:
-            continue
-        rest = {k: v for k, v in best.items() if k != key}
-        line = sorted({o[key] for o in tried
-                       if key in o and {k: v for k, v in o.items() if k != key} == rest})
-        value = best[key]
-        if len(line) < 2 or line[0] < value < line[-1]:
-            continue
-        inner = line[1] if value == line[0] else line[-2]
-        step = round(value * value / inner, 6)
-        if lowest <= step <= highest:
-            beyond.append({**best, key: step})
-    return beyond
+__all__ = ["tune_prior", "write_tuning"]
 
 
 def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps: int = 100,
@@ -294,9 +179,9 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
                                              anneal_steps), chain_errors)
             leader = max(best, key=lambda m: best[m][0])
         if not fixed and "symmetry" not in best[leader][1]:
-            best[leader] = _symmetrise(score, leader, *best[leader])
+            best[leader] = symmetrise(score, leader, *best[leader])
         if leader in BUDGETED_METHODS:
-            best[leader] = _shorten(score, leader, *best[leader])
+            best[leader] = shorten(score, leader, *best[leader])
         # Every option of the best trial becomes a default, budgets included: MAP stopped
         # early is a different estimate (the 20000-step natural-gray, inpainting crops,
         # w = 1/2: 35.51 and 30.94 dB after 100 L-BFGS iterations, 35.32 and 30.85 after
@@ -357,107 +242,5 @@ def _search(score, grid: list[tuple[str, dict]], chain_errors
     return best
 
 
-def chains_worth_running(squared_error, variance, chains: int, bar: float = CHAIN_GAIN_DB,
-                         most: int = MAX_CHAINS) -> int:
-    """The chain count reached from ``chains`` by doubling it while :func:`predicted_gain`
-    grows by at least ``bar`` dB per doubling, at most ``most``."""
-    measured = chains
-    while chains * 2 <= most and (predicted_gain(squared_error, variance, measured, chains * 2)
-                                  - predicted_gain(squared_error, variance, measured, chains)
-                                  >= bar):
-        chains *= 2
-    return chains
-
-
-def predicted_gain(squared_error, variance, chains: int, more: int) -> float:
-    """dB gained by the PSNR of the images' summed squared error when each posterior mean
-    averages ``more`` chains instead of the ``chains`` of the run that gave, per image, the
-    ``squared_error`` of its mean and the chains' mean ``variance`` (as in
-    ``error_with_more_chains``, applied to the sums)."""
-    now = float(np.sum(squared_error))
-    then = float(error_with_more_chains(now, float(np.sum(variance)), chains, more))
-    return 10 * math.log10(now / then) if now > 0 and then > 0 else 0.0
-
-
 def _key(method: str, options: dict) -> str:
     return json.dumps([method, options], sort_keys=True)
-
-
-def latest_rows(rows: list[dict]) -> list[dict]:
-    """The trial ``rows`` with one row per task and setting: the last one scored, in its place
-    (a setting scored again replaces its earlier row)."""
-    def setting(row: dict) -> str:
-        return json.dumps({k: v for k, v in row.items() if k not in ("psnr", "predicted_gain_db")},
-                          sort_keys=True)
-
-    last = {setting(row): k for k, row in enumerate(rows)}
-    return [row for k, row in enumerate(rows) if last[setting(row)] == k]
-
-
-def _shorten(score, method: str, mean: float, options: dict) -> tuple[float, dict]:
-    """(mean PSNR, options) of ``method`` after the budget stage: its ``steps`` halved while
-    the shorter run scores at least ``mean``, down to ``MIN_BUDGET``."""
-    while options.get("steps", 0) // 2 >= MIN_BUDGET:
-        trial = {**options, "steps": options["steps"] // 2}
-        value = score(method, trial)
-        if value < mean:
-            break
-        mean, options = value, trial
-    return mean, options
-
-
-def _symmetrise(score, method: str, mean: float, options: dict) -> tuple[float, dict]:
-    """(mean PSNR, options) of ``method`` after the symmetry stage (``SYMMETRY_GAIN_DB``):
-    the groups in order of size while each gains enough, then the weight of a kept group moved
-    by factors of 2 while that gains (within ``REFINED_OPTIONS``' bounds)."""
-    for group in GROUPS[1:]:
-        trial = {**options, "symmetry": group}
-        gained = score(method, trial) - mean
-        if gained < SYMMETRY_GAIN_DB:
-            break
-        mean, options = mean + gained, trial
-    if "symmetry" not in options or "prior_weight" not in options:
-        return mean, options
-    lowest, highest = REFINED_OPTIONS.get(method, {}).get("prior_weight", (1 / 64, 64.0))
-    for factor in (2.0, 0.5):
-        moved = False
-        for _ in range(MAX_REFINEMENTS):
-            weight = options["prior_weight"] * factor
-            if not lowest <= weight <= highest:
-                break
-            trial = {**options, "prior_weight": weight}
-            value = score(method, trial)
-            if value <= mean:
-                break
-            mean, options, moved = value, trial, True
-        if moved:
-            break
-    return mean, options
-
-
-def write_tuning(folder: str | Path, tuning: dict) -> None:
-    """Store ``solve_defaults``, the trial table and the switch tables (each switch also as
-    its entry's ``SWITCH_KEY``) in ``folder/config.json`` (atomically).
-
-    The entries tuned replace their defaults and trial rows; other entries keep theirs (a
-    tuning of some families or entries only updates those)."""
-    path = Path(folder) / CONFIG
-    config = read_json(path)
-    fixed = config.get("data", {}).get("image_size") is not None
-    key_of = {t.name: defaults_key_of(t, fixed) for t in tasks_for(fixed)}
-    kept = [row for row in config.get("card", {}).get("tuning", {}).get("trials", [])
-            if key_of.get(row["task"]) not in tuning["solve_defaults"]]
-    # an entry tuned again without its switch stage loses the switch it had; each entry's
-    # SWITCH_KEY is then set from the switch tables alone, so the two cannot disagree
-    switches = {key: switch for key, switch
-                in config.get("card", {}).get("tuning", {}).get("switches", {}).items()
-                if key not in tuning["solve_defaults"]} | tuning.get("switches", {})
-    defaults = {key: {k: v for k, v in entry.items() if k != SWITCH_KEY} for key, entry
-                in ({**config.get("solve_defaults", {}), **tuning["solve_defaults"]}).items()}
-    for key, switch in switches.items():
-        defaults[key][SWITCH_KEY] = switch[SWITCH_KEY]
-    config["solve_defaults"] = defaults
-    config.setdefault("card", {})["tuning"] = {"trials": kept + tuning["trials"],
-                                               "validation": tuning["validation"]} | \
-        ({"switches": switches} if switches else {})
-    atomic_write_bytes(path, json.dumps(config, indent=2).encode())
