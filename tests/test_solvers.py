@@ -310,9 +310,9 @@ def test_the_credible_interval_widens_for_few_chains_and_needs_a_sampler():
 def test_the_progress_bar_shows_the_values_of_the_step_it_reaches(capsys):
     """Solvers report values every 10 steps; the line drawn for a step carries its own values,
     not those of the report before (an HQS run used to end on the level of step 30)."""
-    from em_inverse.solvers.api import _progress
+    from em_inverse.solvers.progress import SolveProgress
 
-    progress = _progress(True, 2, "hqs", None)
+    progress = SolveProgress(True, 2, "hqs", None)
     progress.bar.mininterval = progress.bar.miniters = 0  # draw every update
     progress.update(1, {"sigma": 0.5})
     progress.update(2, {"sigma": 0.25})

@@ -135,7 +135,7 @@ def test_tuning_some_families_replaces_only_their_defaults_and_trial_rows(tmp_pa
 def test_the_annealed_sampler_is_tried_with_the_chain_count_solve_runs():
     """The best step settings depend on the chain count, so trials use solve()'s own."""
     from em_inverse.bench.tuning_grid import candidates
-    from em_inverse.solvers.api import DEFAULTS
+    from em_inverse.solvers.options import DEFAULTS
 
     sampled = [o for m, o in candidates("inpaint", weights=(1.0,), anneal_factors=(0.7,))
                if m == "anneal"]

@@ -5,7 +5,7 @@ prior weights w multiply V/eps in U = fidelity + w V/eps.
 from __future__ import annotations
 
 from em_inverse.operators.noise import MIN_SIGMA
-from em_inverse.solvers.api import DEFAULTS as SOLVE_DEFAULTS
+from em_inverse.solvers.options import DEFAULTS as SOLVE_DEFAULTS
 
 #: MAP's prior weights.
 WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)

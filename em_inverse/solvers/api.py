@@ -9,80 +9,44 @@ that an inpainting mask with solid holes (``operators.masks.has_holes``) takes t
 ``inpaint-hole`` settings, and a deblurring or super-resolution with little noise (below the
 entry's ``below_noise`` level) its ``deblur-clean`` / ``superres-clean`` ones, where it has
 them (``solvers.tuned_entries``).
+
+The methods' defaults and their validation live in ``solvers.options``; what is read from the
+measurement (the tensor, the images' shape, the noise level) in ``solvers.measurement``.
 """
 from __future__ import annotations
 
-import math
-import sys
 import time
 from typing import Callable
 
-import numpy as np
 import torch
 from deepinv.physics import Inpainting
 
 from em_inverse.devices import make_generator
 from em_inverse.errors import UserError
 from em_inverse.operators.fidelity import GaussianFidelity
-from em_inverse.operators.noise import MIN_SIGMA, noise_sigma
-from em_inverse.operators.noise_estimation import estimate_noise_sigma
 from em_inverse.operators.physics import lipschitz, task_of
-from em_inverse.priors.symmetry import check_group
 from em_inverse.solvers.anneal import run_anneal
 from em_inverse.solvers.em import run_annealed
 from em_inverse.solvers.hqs import run_hqs
 from em_inverse.solvers.init import initial_estimate
 from em_inverse.solvers.interaction import Interaction
 from em_inverse.solvers.map import minimise_lbfgs
+from em_inverse.solvers.measurement import as_measurement, image_shape_of, noise_level
 from em_inverse.solvers.objective import Objective, hessian_norm
+from em_inverse.solvers.options import COMMON, DEFAULTS, METHODS, SAMPLERS, resolve_options
 from em_inverse.solvers.posterior import diagonal_preconditioner, run_langevin
+from em_inverse.solvers.progress import SolveProgress
 from em_inverse.solvers.solution import Diagnostics, Solution
 from em_inverse.solvers.tuned_entries import hqs_fallback, tuned_defaults
 
-METHODS = ("map", "hqs", "posterior", "anneal", "em")
-#: The methods that run chains (and so give a posterior std and samples).
-SAMPLERS = ("posterior", "anneal", "em")
+__all__ = ["DEFAULTS", "METHODS", "SAMPLERS", "noise_level", "solve"]
 
-#: Defaults per method (documented in ``solve``).
-DEFAULTS = {
-    "map": {"steps": 200, "history": 10, "gtol": 1e-5, "ftol": 1e-8, "first_step": 0.05},
-    "hqs": {"steps": 40, "sigma_start": 0.1, "sigma_end": 0.01, "end_at_noise": True,
-            "cg_steps": 20},
-    "posterior": {"steps": 1000, "burn_in": None, "thin": 1, "chains": 4, "mala": False,
-                  "step": None, "step_factor": None, "adapt": True, "precondition": True,
-                  "lipschitz_iterations": 10,
-                  "interaction_sigma": None, "interaction_region": None},
-    "anneal": {"steps": 200, "chains": 16, "levels": 20, "sigma_start": 0.25,
-               "sigma_end": 0.01, "step_factor": 0.2, "box_margin": 3.0},
-    "em": {"steps": 150, "chains": 4, "dt": 0.01, "tau_star": 0.9, "eps_max": None,
-           "data_weight": None, "t_start": 0.0, "interaction_sigma": None,
-           "interaction_region": None},
-}
 #: With ``end_at_noise=False``, HQS levels below the noise stay at least this factor below it. A
 #: Tweedie step at a level close to the noise smooths an image the first step has denoised: on
 #: natural-gray's tuning crops a second level at 0.01 loses 0.18 dB at sigma 5/255 (0.0196)
 #: without the factor and gains 0.03 with it; at 25/255 it gains 0.31 either way
 #: (``python benchmarks/denoiser_refinement_check.py natural-gray [--below-noise 1]``).
 LEVELS_BELOW_NOISE = 4.0
-COMMON = {"prior_weight": 1.0, "sigma": None, "samples": None, "init": None, "seed": 0,
-          "profile": False, "symmetry": "none"}
-
-
-def noise_level(y, operator, sigma: float | None = None) -> tuple[torch.Tensor, str]:
-    """Per-image noise std (B,) of a measurement y (B, C, H, W) in [0, 1], at least
-    ``MIN_SIGMA``, and where it came from: ``given`` (``sigma``), ``operator`` (its Gaussian
-    noise model) or ``estimated`` (``estimate_noise_sigma``, from y's observed pixels)."""
-    y = _as_measurement(y)
-    if sigma is not None and not (isinstance(sigma, (int, float)) and 0 <= sigma < math.inf):
-        raise UserError(f"sigma must be a number >= 0, got {sigma!r}")
-    if sigma is not None:
-        value, source = float(sigma), "given"
-    elif noise_sigma(operator) is not None:
-        value, source = noise_sigma(operator), "operator"
-    else:
-        keep = operator.mask.to(y.device) if isinstance(operator, Inpainting) else None
-        return estimate_noise_sigma(y, keep), "estimated"
-    return torch.full((y.shape[0],), max(value, MIN_SIGMA), device=y.device), source
 
 
 def solve(y, operator, prior, method: str | None = None, *,
@@ -149,17 +113,17 @@ def solve(y, operator, prior, method: str | None = None, *,
     start = time.perf_counter()
     task = task_of(operator) or "generic"
     device = prior.device
-    y = _as_measurement(y).to(device)
+    y = as_measurement(y).to(device)
     operator = operator.to(device)
-    image_shape = _image_shape(y, operator)
+    image_shape = image_shape_of(y, operator)
     sigma, sigma_source = noise_level(y, operator, options.get("sigma"))
     tuned_key, tuned = tuned_defaults(prior, operator, float(sigma.max()))
     named = method is not None
     method = method or tuned.get("method") or "map"
-    settings = _resolve(method, tuned, options)
+    settings = resolve_options(method, tuned, options)
     fallback = None if named else hqs_fallback(method, prior, float(sigma.max()))
     if fallback and set(options) <= set(COMMON) | set(DEFAULTS["map"]):
-        method, settings = "map", _resolve("map", tuned, options)
+        method, settings = "map", resolve_options("map", tuned, options)
     else:
         fallback = None
     try:
@@ -173,7 +137,7 @@ def solve(y, operator, prior, method: str | None = None, *,
 
     x0 = settings["init"]
     x0 = (initial_estimate(y, operator, image_shape) if x0 is None
-          else _as_measurement(x0, "init").to(device).expand(image_shape).clone())
+          else as_measurement(x0, "init").to(device).expand(image_shape).clone())
     chains = int(settings["chains"]) if method in SAMPLERS else 1
     rows = torch.arange(y.shape[0], device=device).repeat_interleave(chains)
     fidelity = GaussianFidelity(operator, y[rows], sigma[rows])
@@ -182,7 +146,7 @@ def solve(y, operator, prior, method: str | None = None, *,
     objective = Objective(energy_prior, fidelity, settings["prior_weight"], interaction,
                           profile=settings["profile"])
     total = int(settings["steps"])
-    bar = _progress(progress, total, method, callback)
+    bar = SolveProgress(progress, total, method, callback)
     try:
         result = _run(method, objective, x0[rows], chains, settings, generator, bar, prior)
     finally:
@@ -200,21 +164,6 @@ def solve(y, operator, prior, method: str | None = None, *,
     return Solution(estimate=estimate, std=std, samples=samples,
                     energy_trace=torch.stack(trace) if trace else torch.zeros(0, y.shape[0]),
                     diagnostics=diag, settings=settings)
-
-
-def _resolve(method: str, tuned: dict, options: dict) -> dict:
-    """The method's settings: the caller's ``options`` > the prior's ``tuned[method]`` >
-    ``DEFAULTS[method]`` (validated)."""
-    if method not in METHODS:
-        raise UserError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
-    unknown = set(options) - set(COMMON) - set(DEFAULTS[method])
-    if unknown:
-        raise TypeError(f"unknown option(s) for method {method!r}: {', '.join(sorted(unknown))}")
-    settings = {**COMMON, **DEFAULTS[method]}
-    settings.update({k: v for k, v in tuned.get(method, {}).items() if k in settings})
-    settings.update({k: v for k, v in options.items() if v is not None})
-    _validate(settings, method)
-    return settings
 
 
 def _run(method, objective, x0, chains, s, generator, bar, prior):
@@ -286,100 +235,6 @@ def _run(method, objective, x0, chains, s, generator, bar, prior):
     return r.mean, r.std, r.final[:, :samples], r.trace, diag
 
 
-def _validate(s: dict, method: str) -> None:
-    def positive_int(name):
-        value = s[name]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise UserError(f"{name} must be an integer >= 1, got {value!r}")
-
-    def positive(name):
-        value = s[name]
-        if value is not None and not (isinstance(value, (int, float)) and value > 0
-                                      and math.isfinite(value)):
-            raise UserError(f"{name} must be a positive number, got {value!r}")
-
-    positive_int("steps")
-    positive("prior_weight")
-    try:
-        check_group(s["symmetry"])
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    if s["samples"] is not None:
-        positive_int("samples")
-    if method == "hqs":
-        positive("sigma_start")
-        positive("sigma_end")
-        positive_int("cg_steps")
-        if not isinstance(s["end_at_noise"], bool):
-            raise UserError(f"end_at_noise must be true or false, got {s['end_at_noise']!r}")
-    if method not in SAMPLERS:
-        return
-    positive_int("chains")
-    if s["samples"] is not None and s["samples"] > s["chains"]:
-        s["chains"] = s["samples"]  # one independent chain per returned sample
-    if method == "anneal":
-        positive_int("levels")
-        positive("sigma_start")
-        positive("sigma_end")
-        positive("step_factor")
-        margin = s["box_margin"]
-        if not (isinstance(margin, (int, float)) and not isinstance(margin, bool)
-                and margin >= 0):
-            raise UserError(f"box_margin must be a number >= 0, got {margin!r}")
-        return
-    positive("interaction_sigma")
-    if method == "posterior":
-        if not isinstance(s["precondition"], bool):
-            raise UserError(f"precondition must be True or False, got {s['precondition']!r}")
-        positive_int("thin")
-        positive("step")
-        positive("step_factor")
-        if s["burn_in"] is not None and not 0 <= s["burn_in"] < s["steps"]:
-            raise UserError(f"burn_in must be in [0, steps), got {s['burn_in']}")
-    else:
-        positive("dt")
-        positive("eps_max")
-        positive("data_weight")
-        if not 0 <= s["t_start"] < 1 or not 0 <= s["tau_star"] <= 1:
-            raise UserError("em needs 0 <= t_start < 1 and 0 <= tau_star <= 1")
-
-
-def _as_measurement(y, name: str = "measurement") -> torch.Tensor:
-    """A tensor (B, C, h, w) or a numpy array ((h, w), (h, w, C) or (B, C, h, w)) -> float32.
-
-    Floats are taken as they are: noise carries a measurement a little outside [0, 1], and
-    clipping it would bias the data term; they must be finite. Integers are an image in its
-    type's full range, as in image files (8-bit: divided by 255).
-    """
-    if torch.is_tensor(y) and y.is_floating_point():
-        y = y.detach().float()
-        if not torch.isfinite(y).all():
-            raise UserError(f"{name}: contains NaN or infinite values")
-        return y
-    from em_inverse.image_io import array_to_tensor
-
-    array = np.asarray(y.detach().cpu() if torch.is_tensor(y) else y)
-    if array.ndim == 4:
-        return torch.cat([array_to_tensor(image[None], name, measurement=True)
-                          for image in array])
-    return array_to_tensor(array, name, measurement=True)
-
-
-@torch.no_grad()
-def _image_shape(y: torch.Tensor, operator) -> tuple[int, ...]:
-    """The shape (B, C, H, W) of the images behind y: that of A^T y, once A maps it back to
-    y's shape; a measurement that does not fit the operator is a ``UserError``."""
-    try:
-        image_shape = tuple(operator.A_adjoint(y).shape)
-        fits = tuple(operator.A(torch.zeros(image_shape, device=y.device)).shape) == y.shape
-    except RuntimeError:
-        fits = False
-    if not fits:
-        raise UserError(f"a measurement of shape {tuple(y.shape)} does not fit the operator "
-                        f"{type(operator).__name__}; was it built for another image size?")
-    return image_shape
-
-
 def _interaction(s, operator, image_shape, chains, device) -> Interaction | None:
     """The chain interaction, if ``interaction_sigma`` is set; region B defaults to the holes
     of an inpainting mask, else every pixel."""
@@ -390,30 +245,3 @@ def _interaction(s, operator, image_shape, chains, device) -> Interaction | None
         region = (1 - operator.mask) if isinstance(operator, Inpainting) \
             else torch.ones(1, 1, *image_shape[-2:])
     return Interaction(torch.as_tensor(region, device=device), s["interaction_sigma"], chains)
-
-
-class _Progress:
-    """tqdm on stderr plus the user's callback; ``update(step, info)`` (solvers fill ``info``
-    every 10 steps only, so a GPU run is not synchronised on every step)."""
-
-    def __init__(self, enabled, total, desc, callback):
-        from tqdm.auto import tqdm
-
-        self.total, self.callback, self.done = total, callback, 0
-        self.bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=False,
-                        disable=None if enabled is None else not enabled, dynamic_ncols=True)
-
-    def update(self, step: int, info: dict) -> None:
-        if info:  # before the update, which renders it: the bar shows this step's values
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in info.items()}, refresh=False)
-        self.bar.update(step - self.done)
-        self.done = step
-        if self.callback is not None:
-            self.callback(step, self.total, info)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def _progress(enabled, total, desc, callback) -> _Progress:
-    return _Progress(enabled, total, desc, callback)

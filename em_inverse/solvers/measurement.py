@@ -1,0 +1,68 @@
+"""What ``solve`` reads from a measurement before solving: the tensor itself (``as_measurement``),
+the shape of the images behind it (``image_shape_of``) and its noise level (``noise_level``).
+Images are (B, C, H, W) in [0, 1] units; noise stds are on that scale.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from deepinv.physics import Inpainting
+
+from em_inverse.errors import UserError
+from em_inverse.operators.noise import MIN_SIGMA, noise_sigma
+from em_inverse.operators.noise_estimation import estimate_noise_sigma
+
+
+def noise_level(y, operator, sigma: float | None = None) -> tuple[torch.Tensor, str]:
+    """Per-image noise std (B,) of a measurement y (B, C, H, W) in [0, 1], at least
+    ``MIN_SIGMA``, and where it came from: ``given`` (``sigma``), ``operator`` (its Gaussian
+    noise model) or ``estimated`` (``estimate_noise_sigma``, from y's observed pixels)."""
+    y = as_measurement(y)
+    if sigma is not None and not (isinstance(sigma, (int, float)) and 0 <= sigma < math.inf):
+        raise UserError(f"sigma must be a number >= 0, got {sigma!r}")
+    if sigma is not None:
+        value, source = float(sigma), "given"
+    elif noise_sigma(operator) is not None:
+        value, source = noise_sigma(operator), "operator"
+    else:
+        keep = operator.mask.to(y.device) if isinstance(operator, Inpainting) else None
+        return estimate_noise_sigma(y, keep), "estimated"
+    return torch.full((y.shape[0],), max(value, MIN_SIGMA), device=y.device), source
+
+
+def as_measurement(y, name: str = "measurement") -> torch.Tensor:
+    """A tensor (B, C, h, w) or a numpy array ((h, w), (h, w, C) or (B, C, h, w)) -> float32.
+
+    Floats are taken as they are: noise carries a measurement a little outside [0, 1], and
+    clipping it would bias the data term; they must be finite. Integers are an image in its
+    type's full range, as in image files (8-bit: divided by 255).
+    """
+    if torch.is_tensor(y) and y.is_floating_point():
+        y = y.detach().float()
+        if not torch.isfinite(y).all():
+            raise UserError(f"{name}: contains NaN or infinite values")
+        return y
+    from em_inverse.image_io import array_to_tensor
+
+    array = np.asarray(y.detach().cpu() if torch.is_tensor(y) else y)
+    if array.ndim == 4:
+        return torch.cat([array_to_tensor(image[None], name, measurement=True)
+                          for image in array])
+    return array_to_tensor(array, name, measurement=True)
+
+
+@torch.no_grad()
+def image_shape_of(y: torch.Tensor, operator) -> tuple[int, ...]:
+    """The shape (B, C, H, W) of the images behind y: that of A^T y, once A maps it back to
+    y's shape; a measurement that does not fit the operator is a ``UserError``."""
+    try:
+        image_shape = tuple(operator.A_adjoint(y).shape)
+        fits = tuple(operator.A(torch.zeros(image_shape, device=y.device)).shape) == y.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise UserError(f"a measurement of shape {tuple(y.shape)} does not fit the operator "
+                        f"{type(operator).__name__}; was it built for another image size?")
+    return image_shape

@@ -1,0 +1,109 @@
+"""The options of ``solve``: the methods, each method's defaults (documented in ``solve``),
+the options common to all, and their resolution (caller > the prior's tuned settings > these
+defaults) and validation. Noise levels and couplings are stds on the [0, 1] pixel scale.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from em_inverse.errors import UserError
+from em_inverse.priors.symmetry import check_group
+
+METHODS = ("map", "hqs", "posterior", "anneal", "em")
+#: The methods that run chains (and so give a posterior std and samples).
+SAMPLERS = ("posterior", "anneal", "em")
+
+#: Defaults per method (documented in ``solve``).
+DEFAULTS = {
+    "map": {"steps": 200, "history": 10, "gtol": 1e-5, "ftol": 1e-8, "first_step": 0.05},
+    "hqs": {"steps": 40, "sigma_start": 0.1, "sigma_end": 0.01, "end_at_noise": True,
+            "cg_steps": 20},
+    "posterior": {"steps": 1000, "burn_in": None, "thin": 1, "chains": 4, "mala": False,
+                  "step": None, "step_factor": None, "adapt": True, "precondition": True,
+                  "lipschitz_iterations": 10,
+                  "interaction_sigma": None, "interaction_region": None},
+    "anneal": {"steps": 200, "chains": 16, "levels": 20, "sigma_start": 0.25,
+               "sigma_end": 0.01, "step_factor": 0.2, "box_margin": 3.0},
+    "em": {"steps": 150, "chains": 4, "dt": 0.01, "tau_star": 0.9, "eps_max": None,
+           "data_weight": None, "t_start": 0.0, "interaction_sigma": None,
+           "interaction_region": None},
+}
+COMMON = {"prior_weight": 1.0, "sigma": None, "samples": None, "init": None, "seed": 0,
+          "profile": False, "symmetry": "none"}
+
+
+def resolve_options(method: str, tuned: dict, options: dict) -> dict:
+    """The method's settings: the caller's ``options`` > the prior's ``tuned[method]`` >
+    ``DEFAULTS[method]`` (validated)."""
+    if method not in METHODS:
+        raise UserError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    unknown = set(options) - set(COMMON) - set(DEFAULTS[method])
+    if unknown:
+        raise TypeError(f"unknown option(s) for method {method!r}: {', '.join(sorted(unknown))}")
+    settings = {**COMMON, **DEFAULTS[method]}
+    settings.update({k: v for k, v in tuned.get(method, {}).items() if k in settings})
+    settings.update({k: v for k, v in options.items() if v is not None})
+    validate_options(settings, method)
+    return settings
+
+
+def validate_options(s: dict, method: str) -> None:
+    """Raise a ``UserError`` for a setting out of its range (``s``: the resolved settings);
+    a ``samples`` count above ``chains`` raises ``chains`` to it."""
+    def positive_int(name):
+        value = s[name]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise UserError(f"{name} must be an integer >= 1, got {value!r}")
+
+    def positive(name):
+        value = s[name]
+        if value is not None and not (isinstance(value, (int, float)) and value > 0
+                                      and math.isfinite(value)):
+            raise UserError(f"{name} must be a positive number, got {value!r}")
+
+    positive_int("steps")
+    positive("prior_weight")
+    try:
+        check_group(s["symmetry"])
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if s["samples"] is not None:
+        positive_int("samples")
+    if method == "hqs":
+        positive("sigma_start")
+        positive("sigma_end")
+        positive_int("cg_steps")
+        if not isinstance(s["end_at_noise"], bool):
+            raise UserError(f"end_at_noise must be true or false, got {s['end_at_noise']!r}")
+    if method not in SAMPLERS:
+        return
+    positive_int("chains")
+    if s["samples"] is not None and s["samples"] > s["chains"]:
+        s["chains"] = s["samples"]  # one independent chain per returned sample
+    if method == "anneal":
+        positive_int("levels")
+        positive("sigma_start")
+        positive("sigma_end")
+        positive("step_factor")
+        margin = s["box_margin"]
+        if not (isinstance(margin, (int, float)) and not isinstance(margin, bool)
+                and margin >= 0):
+            raise UserError(f"box_margin must be a number >= 0, got {margin!r}")
+        return
+    positive("interaction_sigma")
+    if method == "posterior":
+        if not isinstance(s["precondition"], bool):
+            raise UserError(f"precondition must be True or False, got {s['precondition']!r}")
+        positive_int("thin")
+        positive("step")
+        positive("step_factor")
+        if s["burn_in"] is not None and not 0 <= s["burn_in"] < s["steps"]:
+            raise UserError(f"burn_in must be in [0, steps), got {s['burn_in']}")
+    else:
+        positive("dt")
+        positive("eps_max")
+        positive("data_weight")
+        if not 0 <= s["t_start"] < 1 or not 0 <= s["tau_star"] <= 1:
+            raise UserError("em needs 0 <= t_start < 1 and 0 <= tau_star <= 1")
