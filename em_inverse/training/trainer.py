@@ -1,8 +1,9 @@
 """The Energy Matching trainer: phase 1 (flow on -grad V), phase 2 (+ contrastive), EMA,
 atomic checkpoints, bit-for-bit ``resume`` on the same kind of device (a run may also move
 between GPU and CPU: it then continues with reseeded noise, and the model card lists each
-stretch of hardware), JSONL log, plots, and ``torchrun`` data parallelism (gloo on CPU, NCCL on
-GPU; every rank draws its own data, gradients are averaged).
+stretch of hardware), JSONL log, plots, and ``torchrun`` data parallelism
+(``training.distributed``: gloo on CPU, NCCL on GPU; every rank draws its own data, gradients
+are averaged).
 
 A run folder ``RUN/`` holds: ``weights.safetensors`` + ``config.json`` (the EMA prior, usable as
 ``--prior RUN``), ``checkpoint.safetensors`` (full training state), ``train_config.json``,
@@ -13,18 +14,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
-import threading
 import time
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from em_inverse.atomic import atomic_write_bytes
 from em_inverse.devices import make_generator
 from em_inverse.errors import UserError
-from em_inverse.atomic import atomic_write_bytes
 from em_inverse.priors.checkpoint import save_prior
 from em_inverse.priors.nets import build_net, count_parameters
 from em_inverse.priors.prior import EnergyPrior
@@ -32,9 +30,11 @@ from em_inverse.priors.sampling import annealed_langevin
 from em_inverse.training import losses
 from em_inverse.training.config import TrainConfig
 from em_inverse.training.datasets import make_dataset
+from em_inverse.training.distributed import Distributed
 from em_inverse.training.plots import write_plots
 from em_inverse.training.state import (CHECKPOINT, load_checkpoint, restore_optimizer,
                                       save_checkpoint, section)
+from em_inverse.training.stop_request import StopRequest
 
 
 def default_architecture(dataset) -> dict:
@@ -61,68 +61,6 @@ def describe_hardware(device: torch.device, world: int) -> str:
     else:
         name = f"CPU ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
     return f"{world} x {name}" if world > 1 else name
-
-
-class Distributed:
-    """Rank/world information; a no-op single process unless launched by ``torchrun``."""
-
-    def __init__(self, device: torch.device):
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.active = self.world > 1
-        if self.active and not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def broadcast_parameters(self, net: torch.nn.Module) -> None:
-        """Start every rank from rank 0's weights."""
-        if self.active:
-            for tensor in net.state_dict().values():
-                dist.broadcast(tensor, 0)
-
-    def average_gradients(self, net: torch.nn.Module) -> None:
-        """All-reduce the mean gradient in one flat buffer (data parallelism).
-
-        This is what DistributedDataParallel does, done explicitly after ``backward``: DDP's
-        per-parameter hooks expect every parameter in every backward, but the flow loss
-        depends on grad V only, so e.g. the head's bias gets no gradient in phase 1.
-        """
-        if not self.active:
-            return
-        params = [p for p in net.parameters() if p.requires_grad]
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        flat = torch.cat([g.flatten() for g in grads])
-        dist.all_reduce(flat)
-        flat /= self.world
-        offset = 0
-        for p in params:
-            p.grad = flat[offset:offset + p.numel()].view_as(p).clone()
-            offset += p.numel()
-
-    def barrier(self) -> None:
-        if self.active:
-            dist.barrier()
-
-
-class StopRequest:
-    """SIGINT/SIGTERM set a flag; the loop stops between steps, so the saved state is whole."""
-
-    def __init__(self):
-        self.requested = False
-        self.previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self.request)
-
-    def request(self, signum, frame) -> None:
-        self.requested = True
-
-    def restore(self) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
 
 
 class Trainer:
