@@ -15,7 +15,7 @@ Tables (each also a CSV section, ``kind`` column):
   with the same prior, data term, step size, initial point and number of steps (denoise-25,
   one chain): seconds each and the ratio deepinv / ours (goal > 1: ours faster).
 
-Memory: see ``common.PeakMemory`` (CPU: peak RSS above the starting RSS; CUDA: allocator peak).
+Memory: see ``measure.PeakMemory`` (CPU: peak RSS above the starting RSS; CUDA: allocator peak).
 Timings synchronise CUDA before reading the clock. Outputs: ``results.md``, ``results.csv``,
 ``grad_time.png`` and ``chains.png`` under ``--out``.
 """
@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from em_inverse.bench import report
-from em_inverse.bench.common import (PeakMemory, PriorTimer, SuiteResult, SuiteSettings,
-                                     choose_prior, header, say, synchronize)
+from em_inverse.bench.common import SuiteResult, SuiteSettings, choose_prior, header, say
+from em_inverse.bench.measure import PeakMemory, PriorTimer, synchronize
 from em_inverse.bench.images import load_test_image
 from em_inverse.bench.tasks import natural_tasks
 
