@@ -71,6 +71,36 @@ def test_hqs_never_couples_below_the_measurement_noise_and_validates_its_options
             solve(y, physics, prior, method="hqs", progress=False, **bad)
 
 
+def test_the_step_cap_holds_each_images_prior_step_to_its_bound_and_leaves_smaller_ones_alone():
+    from em_inverse.solvers.hqs import cap_step
+
+    step = torch.stack([torch.full((1, 4, 4), 3.0), torch.full((1, 4, 4), 0.5)])
+    held, count = cap_step(step, 1.5)
+    assert held[0].pow(2).mean().sqrt() == pytest.approx(1.5)  # scaled to the bound
+    assert torch.equal(held[1], step[1])  # within it: unchanged to the bit
+    assert int(count) == 1
+
+
+def test_hqs_caps_a_prior_step_larger_than_its_level_when_asked_and_reports_it():
+    """A prior pulling towards a mean far from y takes a first step far larger than the
+    level s: with step_cap=1.5 the step moves y by exactly 1.5 s (RMS); by default (no cap),
+    by all of it."""
+    g = torch.Generator().manual_seed(3)
+    y = torch.rand(SHAPE, generator=g)
+    prior = quadratic_prior(MU + 5.0, S)  # grad V/eps = (x - mu')/S^2, mu' 5 above the data
+    physics = op.denoising(SIGMA)
+    capped = solve(y, physics, prior, method="hqs", steps=1, step_cap=1.5, progress=False)
+    moved = (y - capped.estimate).pow(2).mean().sqrt()
+    assert float(moved) == pytest.approx(1.5 * SIGMA, rel=1e-4)
+    assert capped.diagnostics.capped_steps == 1 and "capped" in capped.diagnostics.message
+    free = solve(y, physics, prior, method="hqs", steps=1, progress=False)
+    assert torch.allclose(free.estimate, y - SIGMA**2 * (y - MU - 5.0) / S**2, atol=1e-6)
+    assert free.diagnostics.capped_steps == 0 and free.settings["step_cap"] is None
+    for bad in (0, -1.0, "big", True):
+        with pytest.raises(UserError, match="step_cap"):
+            solve(y, physics, prior, method="hqs", step_cap=bad, progress=False)
+
+
 def test_hqs_goes_below_the_noise_only_when_asked_and_then_at_least_4x_below_it():
     """end_at_noise=False: the levels start at the noise sigma and end at min(sigma_end,
     sigma/4); two levels on denoising are Tweedie's formula, then the exact data step and one

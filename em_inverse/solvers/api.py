@@ -84,11 +84,15 @@ def solve(y, operator, prior, method: str | None = None, *,
             levels s_k; ``end_at_noise`` (True: ``sigma_end`` is raised to the noise sigma,
             the usual rule of plug-and-play HQS; False: the schedule goes on below it, to at
             most noise / ``LEVELS_BELOW_NOISE``, which lets a denoising run refine Tweedie's
-            estimate at a finer level); ``cg_steps`` (20, data step for non-diagonal A^T A).
-            ``steps``, ``sigma_start`` and the prior weight are tuned together: fewer levels
-            from the same ``sigma_start`` descend faster and may not repair a large first
-            prior step (natural-rgb deblurring at 20 levels: 17.8 dB instead of 30.0,
-            ``benchmarks/hqs_budget_check.py``; benchmarks/experiments.md, "The budget stage").
+            estimate at a finer level); ``cg_steps`` (20, data step for non-diagonal A^T A);
+            ``step_cap`` (None: off; C: each prior step's RMS is held to at most C s_k per
+            image, a trust region that keeps a nearly clean image from being thrown far out of
+            [0, 1]; 1.5 repairs natural-rgb's deblurring of wide Gaussian blur,
+            ``solvers.hqs``). ``steps``, ``sigma_start`` and the prior weight are tuned
+            together: fewer levels from the same ``sigma_start`` descend faster and may not
+            repair a large first prior step (natural-rgb deblurring at 20 levels, without the
+            cap: 17.8 dB instead of 30.0, ``benchmarks/hqs_budget_check.py``;
+            benchmarks/experiments.md, "The budget stage").
         posterior: ``steps`` (1000), ``burn_in`` (steps // 4), ``thin`` (1), ``chains`` (4),
             ``mala`` (False), ``step`` (h; default step_factor / L with L the local Lipschitz
             constant of grad U from a power iteration), ``step_factor`` (0.1 ULA, 0.5 MALA),
@@ -181,10 +185,13 @@ def _run(method, objective, x0, chains, s, generator, bar, prior):
         sigma_end = (max(sigma_end, noise) if s["end_at_noise"]
                      else min(sigma_end, noise / LEVELS_BELOW_NOISE))
         r = run_hqs(objective, x0, iterations=s["steps"], sigma_start=sigma_start,
-                    sigma_end=sigma_end, cg_steps=s["cg_steps"], progress=bar.update)
+                    sigma_end=sigma_end, cg_steps=s["cg_steps"], step_cap=s["step_cap"],
+                    progress=bar.update)
         s["sigma_start"], s["sigma_end"] = sigma_start, sigma_end
-        diag = Diagnostics(steps=len(r.sigmas),
-                           message=f"coupling sigma {r.sigmas[0]:.3g} -> {r.sigmas[-1]:.3g}")
+        capped = f"; {r.capped} prior step(s) capped at {s['step_cap']:g} s" if r.capped else ""
+        diag = Diagnostics(steps=len(r.sigmas), capped_steps=r.capped,
+                           message=f"coupling sigma {r.sigmas[0]:.3g} -> {r.sigmas[-1]:.3g}"
+                                   f"{capped}")
         return r.x, None, None, r.trace, diag
     samples = s["samples"] or chains
     if method == "anneal":

@@ -19,7 +19,7 @@ SAMPLERS = ("posterior", "anneal", "em")
 DEFAULTS = {
     "map": {"steps": 200, "history": 10, "gtol": 1e-5, "ftol": 1e-8, "first_step": 0.05},
     "hqs": {"steps": 40, "sigma_start": 0.1, "sigma_end": 0.01, "end_at_noise": True,
-            "cg_steps": 20},
+            "cg_steps": 20, "step_cap": None},
     "posterior": {"steps": 1000, "burn_in": None, "thin": 1, "chains": 4, "mala": False,
                   "step": None, "step_factor": None, "adapt": True, "precondition": True,
                   "lipschitz_iterations": 10,
@@ -75,6 +75,10 @@ def validate_options(s: dict, method: str) -> None:
         positive("sigma_start")
         positive("sigma_end")
         positive_int("cg_steps")
+        cap = s["step_cap"]
+        if cap is not None and (isinstance(cap, bool)
+                                or not (isinstance(cap, (int, float)) and cap > 0)):
+            raise UserError(f"step_cap must be a positive number (None: no cap), got {cap!r}")
         if not isinstance(s["end_at_noise"], bool):
             raise UserError(f"end_at_noise must be true or false, got {s['end_at_noise']!r}")
     if method not in SAMPLERS:

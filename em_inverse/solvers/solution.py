@@ -17,7 +17,8 @@ class Diagnostics:
     acceptance: MALA acceptance rate (None for ULA/MAP/em). ess: effective sample size of the
     posterior-mean estimate (minimum over the monitored summaries), None for MAP.
     step_size: final step size (mean over chains). converged: MAP stopping rule met.
-    retries: how many times the divergence guard shrank the step.
+    retries: how many times the divergence guard shrank the step. capped_steps: HQS prior
+    steps (per image) held to the step cap (``solvers.hqs``).
     """
 
     steps: int = 0
@@ -29,6 +30,7 @@ class Diagnostics:
     step_size: float | None = None
     converged: bool | None = None
     retries: int = 0
+    capped_steps: int = 0
     message: str = ""
 
     @property
