@@ -17,8 +17,9 @@ HQS's prior step is z = x - w s^2 grad V(x)/eps at level s (``solvers.hqs``). Ea
 
 It prints the mean PSNR (dB, 8-px border, estimate clipped to [0, 1]), per crop, and the
 wall time. ``--kernel`` replaces a deblurring task's kernel (e.g. ``gaussian:3``, a kernel
-the defaults were not tuned on: ``benchmarks/kernel_robustness_check.py``). ``--trace`` prints, for the first crop and each variant, every level's data-step
-output x_k: its PSNR and its range, and the range of the prior step's output z_k. This is the
+the defaults were not tuned on: ``benchmarks/kernel_robustness_check.py``). ``--trace``
+prints, for the first crop and each variant, every level's data-step output x_k: its PSNR and
+its range, and the range of the prior step's output z_k. This is the
 experiment behind "The budget stage" in ``benchmarks/experiments.md`` (natural-rgb's deblurring
 wrecks the image at its first prior step and recovers over 40 levels, not over 20). Never run
 on test images.

@@ -7,9 +7,9 @@ HQS's ``step_cap`` option holds each prior step's RMS to at most ``step_cap`` * 
 (``solvers.hqs``; off by default). For each prior (default: natural-gray and natural-rgb) and
 each of the tuner's tasks (``bench.validation_set.TUNING_TASKS``) whose default solve runs HQS,
 this solves the TRAINING crops of 128 px that the tuner uses (never test images) with the
-default settings, with the cap and without, and prints the mean PSNR of both (dB, 8-px border, estimates
-clipped to [0, 1]) and how many prior steps the cap scaled down, in all and per solve. Where
-the cap never acts the two estimates are equal to the bit.
+default settings, with the cap and without, and prints the mean PSNR of both (dB, 8-px border,
+estimates clipped to [0, 1]) and how many prior steps the cap scaled down per solve. Where the
+cap never acts the two estimates are equal to the bit.
 """
 import argparse
 import time
