@@ -195,6 +195,19 @@ def test_solve_reads_the_unclipped_npy_that_degrade_writes(app, files, tmp_path)
     assert read_image(tmp_path / "x.png").shape == (1, 1, 16, 16)
 
 
+def test_solve_caps_the_hqs_prior_step_when_asked(app, files, tmp_path):
+    degraded = run(app, "degrade", files / "clean.png", "--op", "deblur", "--kernel",
+                   "gaussian:1", "--noise", "0.01", "-o", tmp_path / "y.npy", "--quiet")
+    assert degraded.exit_code == 0, degraded.output
+    args = ["solve", tmp_path / "y.npy", "--op", "deblur", "--kernel", "gaussian:1", "--prior",
+            files / "prior", "--method", "hqs", "--steps", "5", "--quiet", "--json"]
+    capped = run(app, *args, "--step-cap", "1.5", "-o", tmp_path / "a.png")
+    assert capped.exit_code == 0, capped.output
+    assert json.loads(capped.stdout)["settings"]["step_cap"] == 1.5
+    free = run(app, *args, "-o", tmp_path / "b.png")
+    assert json.loads(free.stdout)["settings"]["step_cap"] is None
+
+
 def _bad_inputs(files, tmp):
     """(name, argv) for every bad input of the issue's list; each must exit 2 cleanly."""
     (tmp / "text.png").write_text("not an image")
@@ -223,6 +236,9 @@ def _bad_inputs(files, tmp):
         "unknown prior name": ["solve", img, "--prior", "no-such-prior"],
         "steps 0": [*base, img, "--steps", "0"],
         "unknown symmetry": [*base, img, "--symmetry", "rotations"],
+        "step cap 0": [*base, img, "--op", "deblur", "--kernel", "gaussian:1", "--method",
+                       "hqs", "--step-cap", "0"],
+        "step cap for map": [*base, img, "--method", "map", "--step-cap", "1.5"],
         "std from a point estimate": [*base, img, "--method", "hqs", "--std", tmp / "s.png"],
         "samples without a sampler": [*base, img, "--samples", "2"],
         "unwritable output": [*base, img, "-o", tmp / "no" / "such" / "dir" / "x.png"],

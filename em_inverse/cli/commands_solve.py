@@ -113,6 +113,10 @@ def solve_command(
         "--symmetry", help="Average V over the image's flips ('flips', 4x the cost) or the 8 "
                            "symmetries of the square ('dihedral', 8x), or 'none'; default: "
                            "the prior's tuned setting for the task.")] = None,
+    step_cap: Annotated[Optional[float], typer.Option(
+        "--step-cap", help="hqs: hold each prior step's RMS to at most this many times its "
+                           "level (e.g. 1.5: keeps natural-rgb's deblurring of wide blur from "
+                           "wrecking the image; default: no cap).")] = None,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
@@ -146,6 +150,10 @@ def solve_command(
         raise UserError(f"--prior-weight must be > 0, got {prior_weight:g}")
     if symmetry is not None and symmetry not in GROUPS:
         raise UserError(f"--symmetry must be one of {', '.join(GROUPS)}, got {symmetry!r}")
+    if step_cap is not None and not step_cap > 0:
+        raise UserError(f"--step-cap must be > 0, got {step_cap:g}")
+    if step_cap is not None and method not in (None, "hqs"):
+        raise UserError(f"--step-cap applies to --method hqs, not {method}")
     if method is not None:
         _check_sampler_outputs(method, std, samples)
     output = output or image.with_name(f"{image.stem}.restored.png")
@@ -186,6 +194,11 @@ def solve_command(
         say(quiet, f"{planned}: {model.name}'s settings tuned for {tuned_key}{why}")
     options = {"steps": steps, "prior_weight": prior_weight, "symmetry": symmetry, "seed": seed,
                "sigma": float(sigma.max())}
+    if step_cap is not None:
+        if planned != "hqs":
+            raise UserError(f"--step-cap applies to hqs, but this solve runs {planned} "
+                            f"(the prior's setting for {tuned_key or op})")
+        options["step_cap"] = step_cap
     if planned in SAMPLERS:
         options["samples"] = samples
     if planned == "posterior" and mala:
