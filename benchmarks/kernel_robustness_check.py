@@ -61,7 +61,7 @@ for kernel in kernels(args.kernels):
         map_estimate = solve(y, physics, prior, method="map", progress=False,
                              **map_settings).estimate
         scores["map"].append(psnr(map_estimate.clamp(0, 1), x, border=BORDER))
-        problem = Problem("deblur", max(args.noise, 1e-3), tuple(x.shape), BORDER)
+        problem = Problem("deblur", args.noise, tuple(x.shape), BORDER)
         wiener = wiener_oracle(y, physics, problem, truth=x)
         scores["wiener (oracle)"].append(psnr(wiener, x, border=BORDER))
     means = {name: float(np.mean(v)) for name, v in scores.items()}

@@ -22,12 +22,12 @@ where x_k is not an image noisy at level s, as the time-independent grad V assum
 first data step of a deblurring, x_1 is nearly clean, and grad V at its small-noise scale can
 throw pixels far out of [0, 1], which later levels may not repair. natural-rgb's defaults on the
 training crops, Gaussian blur of std 3 px (a kernel they were not tuned on): 25.05 dB uncapped,
-28.12 with a cap of 1.5, MAP 27.97 (``benchmarks/hqs_prior_step_check.py natural-rgb --kernel
-gaussian:3 --variants plain:40,cap1.5:40``). At 1.5 it also scales one or two of the 40 steps
-of some of the tuned deblurring and super-resolution solves, with the same mean PSNR on the
-crops (``benchmarks/step_cap_check.py``); the benchmark tables were made uncapped, so it stays
-off by default until they are rerun with it. A step within the cap is left unchanged to the
-bit.
+28.12 with a cap of 1.5 (``benchmarks/hqs_prior_step_check.py natural-rgb --kernel gaussian:3
+--variants plain:40,cap1.5:40``), MAP 27.97 (``benchmarks/kernel_robustness_check.py``).
+At 1.5 it also scales one or two of the 40 steps of some of the tuned deblurring and
+super-resolution solves, with the same mean PSNR on the crops
+(``benchmarks/step_cap_check.py``); the benchmark tables were made uncapped, so it stays off
+by default until they are rerun with it. A step within the cap is left unchanged to the bit.
 
 Units: images (N, C, H, W) in [0, 1]; ``s`` is a noise std on that scale.
 """
