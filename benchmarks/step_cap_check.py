@@ -4,7 +4,7 @@
         [--count 6]
 
 HQS's ``step_cap`` option holds each prior step's RMS to at most ``step_cap`` * s
-(``solvers.hqs``; off by default). For each prior (default: natural-gray and natural-rgb) and
+(``solvers.hqs``; 1.5 by default, ``math.inf`` for none). For each prior (default: natural-gray and natural-rgb) and
 each of the tuner's tasks (``bench.validation_set.TUNING_TASKS``) whose default solve runs HQS,
 this solves the TRAINING crops of 128 px that the tuner uses (never test images) with the
 default settings, with the cap and without, and prints the mean PSNR of both (dB, 8-px border,
@@ -12,6 +12,7 @@ estimates clipped to [0, 1]) and how many prior steps the cap scaled down per so
 cap never acts the two estimates are equal to the bit.
 """
 import argparse
+import math
 import time
 
 import numpy as np
@@ -38,7 +39,7 @@ for name in args.priors:
         scores, capped, identical = {"capped": [], "uncapped": []}, [], True
         for k, x in enumerate(images):
             physics, y = task.simulate(x, seed=100 + k)
-            without = solve(y, physics, prior, progress=False)
+            without = solve(y, physics, prior, progress=False, step_cap=math.inf)
             if without.settings["method"] != "hqs":
                 break
             with_cap = solve(y, physics, prior, progress=False, step_cap=args.cap)

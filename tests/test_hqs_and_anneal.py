@@ -83,20 +83,21 @@ def test_the_step_cap_holds_each_images_prior_step_to_its_bound_and_leaves_small
 
 def test_hqs_caps_a_prior_step_larger_than_its_level_when_asked_and_reports_it():
     """A prior pulling towards a mean far from y takes a first step far larger than the
-    level s: with step_cap=1.5 the step moves y by exactly 1.5 s (RMS); by default (no cap),
-    by all of it."""
+    level s: by default (step_cap=1.5) the step moves y by exactly 1.5 s (RMS); with
+    step_cap=inf (no cap), by all of it."""
     g = torch.Generator().manual_seed(3)
     y = torch.rand(SHAPE, generator=g)
     prior = quadratic_prior(MU + 5.0, S)  # grad V/eps = (x - mu')/S^2, mu' 5 above the data
     physics = op.denoising(SIGMA)
-    capped = solve(y, physics, prior, method="hqs", steps=1, step_cap=1.5, progress=False)
+    capped = solve(y, physics, prior, method="hqs", steps=1, progress=False)
     moved = (y - capped.estimate).pow(2).mean().sqrt()
     assert float(moved) == pytest.approx(1.5 * SIGMA, rel=1e-4)
     assert capped.diagnostics.capped_steps == 1 and "capped" in capped.diagnostics.message
-    free = solve(y, physics, prior, method="hqs", steps=1, progress=False)
+    assert capped.settings["step_cap"] == 1.5
+    free = solve(y, physics, prior, method="hqs", steps=1, step_cap=math.inf, progress=False)
     assert torch.allclose(free.estimate, y - SIGMA**2 * (y - MU - 5.0) / S**2, atol=1e-6)
     assert free.diagnostics.capped_steps == 0 and free.settings["step_cap"] is None
-    for bad in (0, -1.0, "big", True):
+    for bad in (0, -1.0, math.nan, "big", True):
         with pytest.raises(UserError, match="step_cap"):
             solve(y, physics, prior, method="hqs", step_cap=bad, progress=False)
 

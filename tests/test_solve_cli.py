@@ -195,16 +195,18 @@ def test_solve_reads_the_unclipped_npy_that_degrade_writes(app, files, tmp_path)
     assert read_image(tmp_path / "x.png").shape == (1, 1, 16, 16)
 
 
-def test_solve_caps_the_hqs_prior_step_when_asked(app, files, tmp_path):
+def test_solve_caps_the_hqs_prior_step_at_1_5_levels_by_default_or_as_asked(app, files, tmp_path):
     degraded = run(app, "degrade", files / "clean.png", "--op", "deblur", "--kernel",
                    "gaussian:1", "--noise", "0.01", "-o", tmp_path / "y.npy", "--quiet")
     assert degraded.exit_code == 0, degraded.output
     args = ["solve", tmp_path / "y.npy", "--op", "deblur", "--kernel", "gaussian:1", "--prior",
             files / "prior", "--method", "hqs", "--steps", "5", "--quiet", "--json"]
-    capped = run(app, *args, "--step-cap", "1.5", "-o", tmp_path / "a.png")
+    capped = run(app, *args, "--step-cap", "2.5", "-o", tmp_path / "a.png")
     assert capped.exit_code == 0, capped.output
-    assert json.loads(capped.stdout)["settings"]["step_cap"] == 1.5
-    free = run(app, *args, "-o", tmp_path / "b.png")
+    assert json.loads(capped.stdout)["settings"]["step_cap"] == 2.5
+    default = run(app, *args, "-o", tmp_path / "b.png")
+    assert json.loads(default.stdout)["settings"]["step_cap"] == 1.5
+    free = run(app, *args, "--step-cap", "inf", "-o", tmp_path / "c.png")
     assert json.loads(free.stdout)["settings"]["step_cap"] is None
 
 

@@ -115,8 +115,8 @@ def solve_command(
                            "the prior's tuned setting for the task.")] = None,
     step_cap: Annotated[Optional[float], typer.Option(
         "--step-cap", help="hqs: hold each prior step's RMS to at most this many times its "
-                           "level (e.g. 1.5: keeps natural-rgb's deblurring of wide blur from "
-                           "wrecking the image; default: no cap).")] = None,
+                           "level (default 1.5: keeps natural-rgb's deblurring of wide blur "
+                           "from wrecking the image; inf: no cap).")] = None,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,

@@ -85,13 +85,14 @@ def solve(y, operator, prior, method: str | None = None, *,
             the usual rule of plug-and-play HQS; False: the schedule goes on below it, to at
             most noise / ``LEVELS_BELOW_NOISE``, which lets a denoising run refine Tweedie's
             estimate at a finer level); ``cg_steps`` (20, data step for non-diagonal A^T A);
-            ``step_cap`` (None: off; C: each prior step's RMS is held to at most C s_k per
-            image, a trust region that keeps a nearly clean image from being thrown far out of
-            [0, 1]; 1.5 repairs natural-rgb's deblurring of wide Gaussian blur,
-            ``solvers.hqs``). ``steps``, ``sigma_start`` and the prior weight are tuned
-            together: fewer levels from the same ``sigma_start`` descend faster and may not
-            repair a large first prior step (natural-rgb deblurring at 20 levels, without the
-            cap: 17.8 dB instead of 30.0, ``benchmarks/hqs_budget_check.py``;
+            ``step_cap`` (1.5: each prior step's RMS is held to at most 1.5 s_k per image, a
+            trust region that keeps a nearly clean image from being thrown far out of [0, 1],
+            which repairs natural-rgb's deblurring of wide Gaussian blur, ``solvers.hqs``;
+            ``math.inf`` turns it off and is recorded as None). ``steps``, ``sigma_start``
+            and the prior weight are tuned together: fewer levels from the same
+            ``sigma_start`` descend faster and may not repair a large first prior step
+            (natural-rgb deblurring at 20 levels, without the cap: 17.8 dB instead of 30.0,
+            ``benchmarks/hqs_budget_check.py natural-rgb --step-cap inf``;
             benchmarks/experiments.md, "The budget stage").
         posterior: ``steps`` (1000), ``burn_in`` (steps // 4), ``thin`` (1), ``chains`` (4),
             ``mala`` (False), ``step`` (h; default step_factor / L with L the local Lipschitz

@@ -17,17 +17,17 @@ each prior step removes part of what the previous one left (a learned score is n
 Tweedie denoiser). Each iteration costs one grad V: the same as one MAP iteration.
 
 A denoiser at level s removes noise of RMS about s, so the prior step can be held to an RMS of
-at most ``step_cap`` * s per image (a trust region; None, the default, runs uncapped). It acts
-where x_k is not an image noisy at level s, as the time-independent grad V assumes: after the
-first data step of a deblurring, x_1 is nearly clean, and grad V at its small-noise scale can
-throw pixels far out of [0, 1], which later levels may not repair. natural-rgb's defaults on the
-training crops, Gaussian blur of std 3 px (a kernel they were not tuned on): 25.05 dB uncapped,
-28.12 with a cap of 1.5 (``benchmarks/hqs_prior_step_check.py natural-rgb --kernel gaussian:3
---variants plain:40,cap1.5:40``), MAP 27.97 (``benchmarks/kernel_robustness_check.py``).
-At 1.5 it also scales one or two of the 40 steps of some of the tuned deblurring and
-super-resolution solves, with the same mean PSNR on the crops
-(``benchmarks/step_cap_check.py``); the benchmark tables were made uncapped, so it stays off
-by default until they are rerun with it. A step within the cap is left unchanged to the bit.
+at most ``step_cap`` * s per image (a trust region; ``solve`` uses 1.5 by default, ``run_hqs``
+alone runs uncapped with None). It acts where x_k is not an image noisy at level s, as the
+time-independent grad V assumes: after the first data step of a deblurring, x_1 is nearly
+clean, and grad V at its small-noise scale can throw pixels far out of [0, 1], which later
+levels may not repair. natural-rgb's defaults on the training crops, Gaussian blur of std 3 px
+(a kernel they were not tuned on): 25.05 dB uncapped, 28.12 with a cap of 1.5
+(``benchmarks/hqs_prior_step_check.py natural-rgb --kernel gaussian:3 --variants
+plain:40,cap1.5:40``), MAP 27.97 (``benchmarks/kernel_robustness_check.py``). At 1.5 it also
+scales one or two of the 40 steps of some of the tuned deblurring and super-resolution solves,
+with the same mean PSNR on the crops (``benchmarks/step_cap_check.py``). A step within the cap
+is left unchanged to the bit.
 
 Units: images (N, C, H, W) in [0, 1]; ``s`` is a noise std on that scale.
 """

@@ -19,7 +19,7 @@ SAMPLERS = ("posterior", "anneal", "em")
 DEFAULTS = {
     "map": {"steps": 200, "history": 10, "gtol": 1e-5, "ftol": 1e-8, "first_step": 0.05},
     "hqs": {"steps": 40, "sigma_start": 0.1, "sigma_end": 0.01, "end_at_noise": True,
-            "cg_steps": 20, "step_cap": None},
+            "cg_steps": 20, "step_cap": 1.5},
     "posterior": {"steps": 1000, "burn_in": None, "thin": 1, "chains": 4, "mala": False,
                   "step": None, "step_factor": None, "adapt": True, "precondition": True,
                   "lipschitz_iterations": 10,
@@ -46,6 +46,8 @@ def resolve_options(method: str, tuned: dict, options: dict) -> dict:
     settings.update({k: v for k, v in tuned.get(method, {}).items() if k in settings})
     settings.update({k: v for k, v in options.items() if v is not None})
     validate_options(settings, method)
+    if settings.get("step_cap") == math.inf:
+        settings["step_cap"] = None  # an infinite cap is no cap (and None stays valid JSON)
     return settings
 
 
@@ -78,7 +80,7 @@ def validate_options(s: dict, method: str) -> None:
         cap = s["step_cap"]
         if cap is not None and (isinstance(cap, bool)
                                 or not (isinstance(cap, (int, float)) and cap > 0)):
-            raise UserError(f"step_cap must be a positive number (None: no cap), got {cap!r}")
+            raise UserError(f"step_cap must be a positive number (inf: no cap), got {cap!r}")
         if not isinstance(s["end_at_noise"], bool):
             raise UserError(f"end_at_noise must be true or false, got {s['end_at_noise']!r}")
     if method not in SAMPLERS:
