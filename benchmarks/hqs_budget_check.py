@@ -43,6 +43,7 @@ for task in (t for t in TUNING_TASKS if t.name in args.tasks.split(",")):
         start = time.perf_counter()
         cap = {} if args.step_cap is None else {"step_cap": args.step_cap}
         scores = [psnr(solve(y, physics, prior, steps=steps, progress=False, **cap)
-                       .estimate.clamp(0, 1), x, border=8) for x, (physics, y) in zip(images, cases)]
+                       .estimate.clamp(0, 1), x, border=8)
+                  for x, (physics, y) in zip(images, cases)]
         print(f"  {steps:4d} iterations: {np.mean(scores):.2f} dB "
               f"({time.perf_counter() - start:.0f} s)", flush=True)

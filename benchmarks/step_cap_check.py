@@ -4,14 +4,14 @@
         [--count 6]
 
 HQS's ``step_cap`` option holds each prior step's RMS to at most ``step_cap`` * s
-(``solvers.hqs``; 1.5 by default, ``math.inf`` for none). For each prior (default: natural-gray and natural-rgb) and
-each of the tuner's tasks (``bench.validation_set.TUNING_TASKS``) whose default solve runs HQS,
-this solves the TRAINING crops of 128 px that the tuner uses (never test images; for a
-fixed-size prior such as fashion-mnist, the first ``--count`` images of its training split and
-its own tuning tasks, ``validation_set.tasks_for``) with the default settings, with the cap and
-without, and prints the mean PSNR of both (dB, 8-px border on crops, none on whole images,
-estimates clipped to [0, 1]) and how many prior steps the cap scaled down per solve. Where the
-cap never acts the two estimates are equal to the bit.
+(``solvers.hqs``; 1.5 by default, ``math.inf`` for none). For each prior (default: natural-gray
+and natural-rgb) and each of the tuner's tasks (``bench.validation_set.TUNING_TASKS``) whose
+default solve runs HQS, this solves the TRAINING crops of 128 px that the tuner uses (never test
+images; for a fixed-size prior such as fashion-mnist, the first ``--count`` images of its
+training split and its own tuning tasks, ``validation_set.tasks_for``) with the default
+settings, with the cap and without, and prints the mean PSNR of both (dB, 8-px border on crops,
+none on whole images, estimates clipped to [0, 1]) and how many prior steps the cap scaled down
+per solve. Where the cap never acts the two estimates are equal to the bit.
 """
 import argparse
 import math
