@@ -81,7 +81,7 @@ def test_the_step_cap_holds_each_images_prior_step_to_its_bound_and_leaves_small
     assert int(count) == 1
 
 
-def test_hqs_caps_a_prior_step_larger_than_its_level_when_asked_and_reports_it():
+def test_hqs_caps_a_prior_step_larger_than_its_level_by_default_and_reports_it():
     """A prior pulling towards a mean far from y takes a first step far larger than the
     level s: by default (step_cap=1.5) the step moves y by exactly 1.5 s (RMS); with
     step_cap=inf (no cap), by all of it."""

@@ -92,7 +92,8 @@ def solve(y, operator, prior, method: str | None = None, *,
             and the prior weight are tuned together: fewer levels from the same
             ``sigma_start`` descend faster and may not repair a large first prior step
             (natural-rgb deblurring at 20 levels, without the cap: 17.8 dB instead of 30.0,
-            ``benchmarks/hqs_budget_check.py natural-rgb --step-cap inf``;
+            ``benchmarks/hqs_budget_check.py natural-rgb --steps 20,40 --tasks deblur-gauss
+            --step-cap inf``;
             benchmarks/experiments.md, "The budget stage").
         posterior: ``steps`` (1000), ``burn_in`` (steps // 4), ``thin`` (1), ``chains`` (4),
             ``mala`` (False), ``step`` (h; default step_factor / L with L the local Lipschitz
