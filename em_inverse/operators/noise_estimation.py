@@ -7,8 +7,8 @@ all patches (or from the finest wavelet band, ``wavelet_noise_sigma``) reads tex
 Low-resolution measurements are dense in texture: on the tuner's 128-px training crops, x2
 downsampled without noise, the wavelet estimate gave 0.004-0.020 (true: 0.001, the 8-bit
 rounding), and at noise 0.01 it gave 0.012-0.026, which cost natural-gray's default
-super-resolution 0.31 dB against the true level (this estimator: 0.06 dB;
-``python benchmarks/noise_estimate_check.py natural-gray --solve``).
+super-resolution 0.33 dB against the true level (this estimator: 0.07 dB;
+``python benchmarks/noise_estimate_check.py natural-gray --solve --tasks superres-x2``).
 
 The estimator, after Liu, Tanaka & Okutomi (2013), iterates:
 
