@@ -1,4 +1,5 @@
 """SPEC 3: energy nets, EnergyPrior, and prior folders that load safely or fail clearly."""
+import copy
 import itertools
 import json
 import re
@@ -76,6 +77,23 @@ def test_prior_gradient_is_in_caller_units_and_matches_finite_differences():
     assert torch.allclose(prior.grad(x), g / prior.eps)
     value, grad = prior.value_and_grad(x)
     assert torch.allclose(value, v / prior.eps) and torch.allclose(grad, g / prior.eps)
+
+
+def test_on_the_cpu_a_prior_keeps_its_conv_weights_channels_last_and_grad_v_does_not_change():
+    net = ConvEnergy(channels=1, width=8, levels=2)
+    reference = copy.deepcopy(net)  # PyTorch's default NCHW weights
+    prior = EnergyPrior(net, eps=0.05).frozen()
+    convs = [p for p in prior.net.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert not reference.enc[0][0].conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(2, 1, 24, 20)
+    _, g = prior.energy_and_grad(x)
+    x_ = prior.to_internal(x).requires_grad_(True)
+    (g_nchw,) = torch.autograd.grad(reference(x_).sum(), x_)
+    assert g.is_contiguous() and torch.allclose(g, g_nchw * prior.scale, rtol=1e-5, atol=1e-6)
+    prior.double()  # a move keeps the layout (EnergyPrior._apply)
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in prior.net.parameters()
+               if p.dim() == 4)
 
 
 def test_save_and_load_round_trip_keeps_energies_and_the_model_card(tmp_path):

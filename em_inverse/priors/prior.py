@@ -15,7 +15,7 @@ import torch
 from deepinv.optim import Prior
 from torch import nn
 
-from em_inverse.priors.nets import count_parameters
+from em_inverse.priors.nets import count_parameters, place_conv_weights
 from em_inverse.priors.symmetry import SymmetrizedEnergy
 
 
@@ -51,6 +51,9 @@ class EnergyPrior(Prior):
         solve_defaults: per-task default method and per-method settings, e.g.
             ``{"denoise": {"method": "hqs", "hqs": {"steps": 1}, "map": {"prior_weight": 2.0}}}``,
             chosen on training/validation images (never test images).
+
+    The net's convolution weights are kept in the layout that is fastest on their device
+    (``nets.place_conv_weights``: channels_last on the CPU), here and after every ``.to``.
     """
 
     def __init__(self, net: nn.Module, *, eps: float = 1.0, scale: float = 2.0,
@@ -59,7 +62,7 @@ class EnergyPrior(Prior):
                  solve_defaults: dict | None = None):
         super().__init__()
         self.explicit_prior = True
-        self.net = net
+        self.net = place_conv_weights(net)
         self.eps = float(eps)
         self.scale = float(scale)
         self.offset = float(offset)
@@ -68,6 +71,13 @@ class EnergyPrior(Prior):
         self.card = dict(card or {})
         self.training = dict(training or {})
         self.solve_defaults = dict(solve_defaults or {})
+
+    def _apply(self, fn, recurse: bool = True):
+        """nn.Module's hook under ``.to``, ``.cuda``, ``.cpu``, ``.float``...: after the move,
+        the convolution weights take the layout that is fastest on their new device."""
+        super()._apply(fn, recurse)
+        place_conv_weights(self.net)
+        return self
 
     # -- metadata -----------------------------------------------------------------------------
     @property
