@@ -11,8 +11,9 @@ Super-resolution's data step was 40% of a gray 256-px solve (3.8 of 9.6 s; this 
 commit 4a7b206) while deepinv's adjoint ran PyTorch's slow CPU transposed convolution; with
 ``operators.physics.BicubicDownsampling``, which computes it by forward convolutions, 15%
 (1.1 of 7.2 s; at commit 803dfd3, half an hour after the 40% in the same session). On a slower
-Intel Xeon at 2.8 GHz (2 threads): gray super-resolution 17% of 10.3 s, deblurring 30% of
-12.5 s; colour 8% of 27.0 s and 26% of 30.9 s.
+Intel Xeon at 2.8 GHz (2 threads), since grad V runs on channels_last weights (commit c990ef4):
+gray super-resolution 18% of 9.1 s, deblurring 34% of 10.4 s; colour 9% of 19.8 s and 28% of
+25.9 s (before it, at commit 7364a37: 17% of 10.3 s, 30% of 12.5 s; 8% of 27.0 s, 26% of 30.9 s).
 """
 import argparse
 import time

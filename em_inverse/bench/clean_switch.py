@@ -28,7 +28,7 @@ at the tuner's rate for a costlier setting (the symmetry and chain stages':
 ``db_per_doubling``, 0.1 dB for a doubling): its score is its mean PSNR less
 ``db_per_doubling`` times log2 of its mean cost, the cost of a solve counted in evaluations of
 the network's grad V (``grad_v_cost``: the solver's evaluations times the symmetry group's
-size; the data steps take 8-30% of a default HQS solve on an Intel Xeon at 2.8 GHz,
+size; the data steps take 9-34% of a default HQS solve on an Intel Xeon at 2.8 GHz,
 deblurring's the most: ``benchmarks/data_step_share.py``).
 The switch with the best score wins; a tie goes to the lower level, which leaves more
 measurements to the entry tuned at the benchmark's noise.

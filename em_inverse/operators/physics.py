@@ -66,7 +66,7 @@ class BicubicDownsampling(Downsampling):
     transposed convolution, whose CPU kernel for a one-channel image is slow: with it, HQS's CG
     data steps took 3.8 s of a 9.6 s gray x2 super-resolution of a 256-px crop, with this
     adjoint 1.1 s of 7.2 s (``python benchmarks/data_step_share.py`` at commits 4a7b206 and
-    803dfd3, half an hour apart in one session; 1.7 s of 10.3 s on a slower Intel Xeon). Here
+    803dfd3, half an hour apart in one session; 1.6 s of 9.1 s on a slower Intel Xeon). Here
     the transposed convolution is a forward convolution of the zero-padded input
     (``_filter_adjoint``), and the boundary's padding is folded back by the adjoint of
     ``torch.nn.functional.pad`` (autograd). Same result to float rounding (tested against
