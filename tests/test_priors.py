@@ -94,6 +94,9 @@ def test_on_the_cpu_a_prior_keeps_its_conv_weights_channels_last_and_grad_v_does
     prior.double()  # a move keeps the layout (EnergyPrior._apply)
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in prior.net.parameters()
                if p.dim() == 4)
+    prior.to("meta")  # any other device (CUDA in test_cuda.py) gets PyTorch's default NCHW back
+    assert all(p.is_contiguous() for p in prior.net.parameters())
+    assert not prior.net.enc[0][0].conv1.weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_save_and_load_round_trip_keeps_energies_and_the_model_card(tmp_path):
