@@ -11,7 +11,6 @@ the weight: the tuner stores the one it measured (never on test images).
 import argparse
 
 import numpy as np
-import torch
 
 from em_inverse import load_prior, solve
 from em_inverse.bench.metrics import psnr

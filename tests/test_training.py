@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -243,6 +244,45 @@ def test_a_warm_restart_starts_from_the_earlier_runs_weights_and_its_card_adds_b
     assert resumed.fit(resume=True).training["started_from"]["trained_steps"] == 40
 
 
+def test_a_run_can_fine_tune_a_prior_folder_or_a_bundled_prior(tmp_path):
+    Trainer(toy_config(steps=20, phase2_steps=0), tmp_path / "first", torch.device("cpu"),
+            quiet=True).fit()
+    (tmp_path / "first" / "checkpoint.safetensors").unlink()  # a prior folder, no run state
+    shipped = load_prior(tmp_path / "first")
+    trainer = Trainer(toy_config(steps=5, phase2_steps=0, init_from=str(tmp_path / "first")),
+                      tmp_path / "second", torch.device("cpu"), quiet=True)
+    assert trainer.start_from(tmp_path / "first")["trained_steps"] == 20
+    for key, value in shipped.net.state_dict().items():  # its weights start both net and EMA
+        assert torch.equal(trainer.net.state_dict()[key], value) and torch.equal(
+            trainer.ema[key], value), key
+    assert trainer.fit().training["started_from"]["trained_steps"] == 20
+    # a bundled prior: its own history counts (natural-gray: 20000 + 10000 steps)
+    natural = TrainConfig.from_dict(dict(
+        data="patches:natural-gray", crop=16, batch_size=2, negatives=2, langevin_steps=1,
+        steps=1, phase2_steps=0, init_from="natural-gray",
+        arch={"type": "ConvEnergy", "channels": 1, "width": 16, "levels": 3, "blocks": 2}))
+    tuned = Trainer(natural, tmp_path / "natural", torch.device("cpu"), quiet=True)
+    assert tuned.fit().training["started_from"] == {
+        "run": "natural-gray", "trained_steps": 30000, "train_seconds": 6648.6}
+
+
+def test_data_the_architecture_cannot_take_is_a_clear_error_before_anything_is_written(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    np.save(photos / "colour.npy", np.random.default_rng(0).random((3, 40, 40)))
+    gray_net = {"type": "ConvEnergy", "channels": 1, "width": 4, "levels": 2}
+    config = dict(data=f"folder:{photos}", crop=16, batch_size=2, negatives=2, langevin_steps=1,
+                  steps=1, phase2_steps=0, arch=gray_net)
+    with pytest.raises(UserError, match="3 channel.* takes 1 .*--channels"):
+        Trainer(TrainConfig.from_dict(config), tmp_path / "run", torch.device("cpu"), quiet=True)
+    assert not (tmp_path / "run").exists()
+    as_gray = Trainer(TrainConfig.from_dict(dict(config, channels=1)), tmp_path / "run",
+                      torch.device("cpu"), quiet=True)
+    assert as_gray.dataset.channels == 1 and as_gray.fit().channels == 1
+    with pytest.raises(UserError, match="channels must be 1 .* or 3"):
+        TrainConfig.from_dict(dict(config, channels=2))
+
+
 def test_a_warm_restart_from_another_architecture_or_no_run_is_a_clear_error(tmp_path):
     Trainer(toy_config(steps=20, phase2_steps=0), tmp_path / "first", torch.device("cpu"),
             quiet=True).fit()
@@ -250,10 +290,13 @@ def test_a_warm_restart_from_another_architecture_or_no_run_is_a_clear_error(tmp
                        init_from=str(tmp_path / "first"))
     with pytest.raises(UserError, match="architecture"):
         Trainer(wider, tmp_path / "second", torch.device("cpu"), quiet=True).fit()
-    with pytest.raises(UserError, match="holds no checkpoint"):
+    with pytest.raises(UserError, match="holds no checkpoint.* not a prior"):
         Trainer(toy_config(init_from=str(tmp_path / "nothing")), tmp_path / "third",
                 torch.device("cpu"), quiet=True).fit()
-    assert not (tmp_path / "second").exists() and not (tmp_path / "third").exists()
+    with pytest.raises(UserError, match="maps data x to 2.0 x"):  # images on [-1, 1], not 2-D
+        Trainer(toy_config(init_from="natural-gray"), tmp_path / "fourth", torch.device("cpu"),
+                quiet=True).fit()
+    assert not any((tmp_path / run).exists() for run in ("second", "third", "fourth"))
 
 
 def test_starting_over_an_existing_run_without_resume_is_refused(tmp_path):

@@ -23,6 +23,8 @@ def train(
                                         "patches:natural-gray|natural-rgb, folder:PATH")] = None,
     data_dir: Annotated[Optional[str], _opt("Fashion-MNIST IDX folder.")] = None,
     crop: Annotated[Optional[int], _opt("Patch size for patches:/folder: data.")] = None,
+    channels: Annotated[Optional[int], _opt("folder: data read as 1 (gray) or 3 (colour) "
+                                            "channels (default: as the files are).")] = None,
     arch: Annotated[Optional[str], _opt('Architecture JSON, e.g. \'{"type": "ConvEnergy", "width": 32}\'.')] = None,
     name: Annotated[Optional[str], _opt("Prior name for the model card.")] = None,
     steps: Annotated[Optional[int], _opt("Total optimiser steps.")] = None,
@@ -38,8 +40,9 @@ def train(
     dsm_weight: Annotated[Optional[float], _opt("Weight of the optional denoising-score term.")] = None,
     checkpoint_every: Annotated[Optional[int], _opt("Checkpoint every N steps.")] = None,
     sample_every: Annotated[Optional[int], _opt("Write plots every N steps (0: at the end).")] = None,
-    init_from: Annotated[Optional[str], _opt("Run folder whose weights and EMA this run starts "
-                                             "from (a warm restart).")] = None,
+    init_from: Annotated[Optional[str], _opt("Run folder, or prior (bundled name or prior "
+                                             "folder), whose weights and EMA this run starts "
+                                             "from: a warm restart or a fine-tune.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT's checkpoint.")] = False,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
     device: DeviceOption = "auto",
@@ -50,7 +53,8 @@ def train(
     from em_inverse.training import TrainConfig, Trainer
 
     values = TrainConfig.from_file(config).to_dict() if config else {}
-    overrides = {"data": data, "data_dir": data_dir, "crop": crop, "name": name, "steps": steps,
+    overrides = {"data": data, "data_dir": data_dir, "crop": crop, "channels": channels,
+                 "name": name, "steps": steps,
                  "phase2_steps": phase2_steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay,
                  "eps_max": eps_max, "tau_star": tau_star, "lambda_cd": lambda_cd, "beta": beta,
                  "langevin_steps": langevin_steps, "dsm_weight": dsm_weight,

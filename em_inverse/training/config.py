@@ -53,8 +53,9 @@ class TrainConfig:
     log_every: int = 10
     sample_every: int = 0                 # 0 = only at the end
     seed: int = 0
-    init_from: str | None = None          # a run folder: start from its weights and EMA (a warm
-                                          # restart: a fresh optimiser and schedule, phase 2 again)
+    init_from: str | None = None          # a run folder or a prior (bundled name or folder):
+                                          # start from its weights and EMA (a warm restart: a
+                                          # fresh optimiser and schedule, phase 2 again)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "TrainConfig":
@@ -96,6 +97,8 @@ class TrainConfig:
             raise UserError("ema-decay must be in [0, 1)")
         if not 0 < self.tau_star <= 1:
             raise UserError("tau-star must be in (0, 1]")
+        if self.channels not in (None, 1, 3):
+            raise UserError(f"channels must be 1 (gray) or 3 (colour), got {self.channels}")
         return self
 
     def learning_rate(self, step: int) -> float:

@@ -203,6 +203,8 @@ def folder_patches(folder: Path, crop: int, channels: int | None,
         image = read_image(path)[0].permute(1, 2, 0).numpy()
         if channels == 1 and image.shape[-1] == 3:
             image = to_gray(image)[..., None]
+        elif channels == 3 and image.shape[-1] == 1:
+            image = np.repeat(image, 3, axis=-1)
         images.append(image)
     if len({im.shape[-1] for im in images}) > 1:
         raise UserError(f"folder {folder} mixes gray and colour images; pass --channels")

@@ -26,6 +26,7 @@ from em_inverse.errors import UserError
 from em_inverse.priors.checkpoint import save_prior
 from em_inverse.priors.nets import build_net, count_parameters
 from em_inverse.priors.prior import EnergyPrior
+from em_inverse.priors.registry import load_prior
 from em_inverse.priors.sampling import annealed_langevin
 from em_inverse.training import losses
 from em_inverse.training.config import TrainConfig
@@ -45,6 +46,24 @@ def default_architecture(dataset) -> dict:
                 "image_size": list(dataset.image_size), "width": 32, "hidden": 256}
     return {"type": "ConvEnergy", "channels": dataset.channels, "width": 32, "levels": 3,
             "blocks": 1}
+
+
+def check_architecture_fits(arch: dict, dataset) -> None:
+    """Raise a ``UserError`` if the image net ``arch`` cannot take ``dataset``'s images: another
+    channel count, or (a fixed-size net) another image size."""
+    if dataset.kind_of_data == "vector":
+        return
+    channels = arch.get("channels")
+    if channels is not None and channels != dataset.channels:
+        hint = " (folder: data: --channels reads the files as gray or colour)" \
+            if dataset.name.startswith("folder:") else ""
+        raise UserError(f"the data {dataset.name} has {dataset.channels} channel(s), the "
+                        f"architecture {arch['type']} takes {channels}{hint}")
+    size = arch.get("image_size")
+    if size is not None and tuple(size) != tuple(dataset.image_size):
+        raise UserError(f"the data {dataset.name} has {dataset.image_size[0]}x"
+                        f"{dataset.image_size[1]} images, the architecture {arch['type']} "
+                        f"takes {size[0]}x{size[1]}")
 
 
 def data_description(dataset, arch: dict) -> dict:
@@ -80,6 +99,7 @@ class Trainer:
         self.dataset = make_dataset(config.data, crop=config.crop, data_dir=config.data_dir,
                                     channels=config.channels, augment=config.augment)
         self.arch = dict(config.arch) or default_architecture(self.dataset)
+        check_architecture_fits(self.arch, self.dataset)
         torch.manual_seed(config.seed)  # only affects weight initialisation
         try:
             net = build_net(self.arch).to(device)
@@ -102,23 +122,42 @@ class Trainer:
         # on one kind of machine (a run started on a GPU can be finished on a CPU and back)
         self.segments: list[dict] = []
 
-    def start_from(self, run: Path) -> dict:
-        """Load the weights and EMA of the run folder ``run`` (same architecture) as this run's
-        starting point. Returns the card's summary of that run: its folder, and its steps and
-        seconds in all (its own warm restarts included)."""
-        if not (run / CHECKPOINT).is_file():
-            raise UserError(f"cannot start from {run}: it holds no {CHECKPOINT}")
-        tensors, meta = load_checkpoint(run / CHECKPOINT)
-        if meta["extra"]["arch"] != self.arch:
-            raise UserError(f"cannot start from {run}: its architecture {meta['extra']['arch']} "
-                            f"differs from this run's {self.arch}")
-        self.net.load_state_dict(section(tensors, "model."))
+    def start_from(self, source: str | Path) -> dict:
+        """Load this run's starting weights and EMA (same architecture and scale) from
+        ``source``: a run folder's training checkpoint, or else a prior (a bundled name such as
+        ``natural-gray``, or a prior folder), whose weights, an EMA already, start both: a
+        fine-tune of a shipped prior. Returns the card's summary of where they come from: the
+        folder or name, and the steps and seconds it trained in all (its own warm restarts
+        included)."""
+        run = Path(source)
+        if (run / CHECKPOINT).is_file():
+            tensors, meta = load_checkpoint(run / CHECKPOINT)
+            arch = meta["extra"]["arch"]
+            model, ema = section(tensors, "model."), section(tensors, "ema.")
+            steps, seconds = meta["step"], meta["extra"].get("train_seconds", 0.0)
+            earlier = meta["extra"].get("started_from")
+        else:
+            try:
+                prior = load_prior(source)
+            except UserError:
+                raise UserError(f"cannot start from {source}: it holds no {CHECKPOINT} and is "
+                                "not a prior (a bundled name or a prior folder)") from None
+            if (prior.scale, prior.offset) != (self.scale, self.offset):
+                raise UserError(f"cannot start from {source}: it maps data x to {prior.scale} x "
+                                f"+ {prior.offset}, this run to {self.scale} x + {self.offset}")
+            arch = getattr(prior.net, "config", None)
+            model = ema = {k: v.contiguous() for k, v in prior.net.state_dict().items()}  # NCHW
+            steps, seconds = (prior.training.get(k, 0) for k in ("trained_steps", "train_seconds"))
+            earlier = prior.training.get("started_from")
+        if arch != self.arch:
+            raise UserError(f"cannot start from {source}: its architecture {arch} differs from "
+                            f"this run's {self.arch}")
+        self.net.load_state_dict(model)
         self.dist.broadcast_parameters(self.net)
-        self.ema = {k: v.to(self.device) for k, v in section(tensors, "ema.").items()}
-        earlier = meta["extra"].get("started_from") or {"trained_steps": 0, "train_seconds": 0.0}
-        return {"run": str(run), "trained_steps": meta["step"] + earlier["trained_steps"],
-                "train_seconds": round(meta["extra"].get("train_seconds", 0.0)
-                                       + earlier["train_seconds"], 1)}
+        self.ema = {k: v.detach().clone().to(self.device) for k, v in ema.items()}
+        earlier = earlier or {"trained_steps": 0, "train_seconds": 0.0}
+        return {"run": str(source), "trained_steps": steps + earlier["trained_steps"],
+                "train_seconds": round(seconds + earlier["train_seconds"], 1)}
 
     # -- pieces of a step ------------------------------------------------------------------------
     def learning_rate(self, step: int) -> float:
@@ -303,7 +342,7 @@ class Trainer:
     def fit(self, resume: bool = False) -> EnergyPrior:
         c = self.config
         if c.init_from and not resume:  # checked before anything is written to the run folder
-            self.parent = self.start_from(Path(c.init_from))
+            self.parent = self.start_from(c.init_from)
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
         self.dist.barrier()
