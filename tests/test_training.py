@@ -281,6 +281,9 @@ def test_data_the_architecture_cannot_take_is_a_clear_error_before_anything_is_w
     assert as_gray.dataset.channels == 1 and as_gray.fit().channels == 1
     with pytest.raises(UserError, match="channels must be 1 .* or 3"):
         TrainConfig.from_dict(dict(config, channels=2))
+    with pytest.raises(UserError, match="dimension 2, the architecture MLPEnergy takes 3"):
+        Trainer(toy_config(arch={"type": "MLPEnergy", "dim": 3}), tmp_path / "vectors",
+                torch.device("cpu"), quiet=True)
 
 
 def test_a_warm_restart_from_another_architecture_or_no_run_is_a_clear_error(tmp_path):

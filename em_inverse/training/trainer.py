@@ -49,9 +49,12 @@ def default_architecture(dataset) -> dict:
 
 
 def check_architecture_fits(arch: dict, dataset) -> None:
-    """Raise a ``UserError`` if the image net ``arch`` cannot take ``dataset``'s images: another
-    channel count, or (a fixed-size net) another image size."""
+    """Raise a ``UserError`` if the net ``arch`` cannot take ``dataset``'s samples: vectors of
+    another dimension, images with another channel count or (a fixed-size net) another size."""
     if dataset.kind_of_data == "vector":
+        if arch.get("dim", dataset.dim) != dataset.dim:
+            raise UserError(f"the data {dataset.name} has vectors of dimension {dataset.dim}, "
+                            f"the architecture {arch['type']} takes {arch['dim']}")
         return
     channels = arch.get("channels")
     if channels is not None and channels != dataset.channels:
