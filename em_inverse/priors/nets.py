@@ -132,6 +132,22 @@ class ConvEnergy(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pixel_energy(x).flatten(1).sum(1)
 
+    @property
+    def receptive_radius(self) -> int:
+        """How far (px) an input pixel reaches: the per-pixel energy at q depends on inputs
+        within this many pixels of q, along the deepest path (stem, each level's pooling and
+        blocks down, each upsampling and block back up; 41 for 3 levels of 2 blocks, which
+        measures 38). Tiles with this much context give the exact grad V (``priors.tiling``)."""
+        levels, blocks = self.config["levels"], self.config["blocks"]
+        down = 1 + 2 * blocks + sum(2**(k - 1) + 2 * blocks * 2**k for k in range(1, levels))
+        up = sum(2**k + 2 * 2**k for k in range(levels - 1))
+        return down + up
+
+    @property
+    def pixel_alignment(self) -> int:
+        """Crops that start at multiples of this many pixels see the same pooling grid."""
+        return 2 ** (self.config["levels"] - 1)
+
 
 class GlobalEnergy(nn.Module):
     """Fixed-size images to one scalar, for whole-image priors such as Fashion-MNIST 28x28.
@@ -211,10 +227,26 @@ class OpponentEnergy(nn.Module):
         transform = rows / rows.norm(dim=1, keepdim=True) / 3**0.5
         self.register_buffer("transform", transform, persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def opponent_channels(self, x: torch.Tensor) -> torch.Tensor:
+        """u = T x as one-channel images: (B, 3, H, W) -> (B * 3, 1, H, W)."""
         u = torch.einsum("ij,bjhw->bihw", self.transform.to(x.dtype), x)
-        energies = self.channel_net(u.reshape(-1, 1, *u.shape[-2:]))  # (B * 3,)
-        return energies.view(-1, 3).sum(1)
+        return u.reshape(-1, 1, *u.shape[-2:])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.channel_net(self.opponent_channels(x)).view(-1, 3).sum(1)
+
+    def pixel_energy(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-pixel energies (B, 1, H, W), summed over the three opponent channels."""
+        energies = self.channel_net.pixel_energy(self.opponent_channels(x))
+        return energies.view(-1, 3, *x.shape[-2:]).sum(1, keepdim=True)
+
+    @property
+    def receptive_radius(self) -> int:
+        return self.channel_net.receptive_radius  # T mixes the channels of one pixel only
+
+    @property
+    def pixel_alignment(self) -> int:
+        return self.channel_net.pixel_alignment
 
 
 ARCHITECTURES = {cls.__name__: cls for cls in (MLPEnergy, ConvEnergy, GlobalEnergy,

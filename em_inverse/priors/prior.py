@@ -16,7 +16,9 @@ from deepinv.optim import Prior
 from torch import nn
 
 from em_inverse.priors.nets import count_parameters, place_conv_weights
-from em_inverse.priors.symmetry import SymmetrizedEnergy
+from em_inverse.priors import tiling
+from em_inverse.priors.symmetry import SymmetrizedEnergy, orbit
+from em_inverse.priors.tiling import can_tile, tiled_energy_and_grad
 
 
 @contextlib.contextmanager
@@ -153,7 +155,10 @@ class EnergyPrior(Prior):
     def energy_and_grad(self, x: torch.Tensor, create_graph: bool = False
                         ) -> tuple[torch.Tensor, torch.Tensor]:
         """(V(x) of shape (B,), grad_x V(x) of x's shape), from one forward and one backward
-        (a symmetrised V: one per batch of its orbit, so memory does not grow with |G|)."""
+        (a symmetrised V: one per batch of its orbit, so memory does not grow with |G|; a
+        batch of more than ``tiling.MAX_VALUES`` values: tile by tile, image by image)."""
+        if not create_graph and x.numel() > tiling.MAX_VALUES and can_tile(self._pixel_net):
+            return self._tiled_energy_and_grad(x)
         if isinstance(self.net, SymmetrizedEnergy) and not create_graph:
             with _deterministic_cudnn(x.is_cuda):
                 v, g = self.net.energy_and_grad(self.to_internal(x.detach()))
@@ -165,6 +170,28 @@ class EnergyPrior(Prior):
         if not create_graph:
             v = v.detach()
         return v, g
+
+    @property
+    def _pixel_net(self) -> nn.Module:
+        """The net whose per-pixel energies V sums (under the symmetry average, if any)."""
+        return self.net.net if isinstance(self.net, SymmetrizedEnergy) else self.net
+
+    def _tiled_energy_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``energy_and_grad`` in bounded memory (``priors.tiling``): every image of the
+        symmetry orbit (just x without one) tile by tile, their gradients mapped back to x
+        through the flips and transposes by autograd."""
+        group = self.net.group if isinstance(self.net, SymmetrizedEnergy) else "none"
+        z = self.to_internal(x.detach()).requires_grad_(True)
+        with torch.enable_grad():
+            images = orbit(z, group)
+        energies, grads = [], []
+        with _deterministic_cudnn(x.is_cuda):
+            for image in images:
+                v, g = tiled_energy_and_grad(self._pixel_net, image.detach())
+                energies.append(v)
+                grads.append(g)
+        (grad,) = torch.autograd.grad(images, z, grad_outputs=grads)
+        return sum(energies) / len(images), grad * (self.scale / len(images))
 
     def fn(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         """Negative log-prior V(x)/eps (up to a constant), shape (B,)."""

@@ -1,0 +1,71 @@
+"""grad V of large images tile by tile: exact, in memory that does not grow with the image.
+
+A fully convolutional energy is a sum of per-pixel terms, V(x) = sum_q e_q(x), and e_q depends
+only on the pixels within the net's receptive radius r of q (``ConvEnergy.receptive_radius``).
+So each pixel q is given to exactly one tile T, and a tile's part of V, sum over q in T of e_q,
+is computed on the crop T + r (its context, cut down to the image): every e_q it sums sees all
+of its inputs there, and the crop's own edges (padding, partial pooling windows) lie at least r
+away, so they change nothing. Its backward gives that part's gradient on the crop, and the
+crops' gradients add up to grad V of the whole image. Crops start at multiples of the net's
+pooling alignment, so their pooling grids are the image's. The sums run in another order than
+on the whole image: equal to float rounding.
+
+Autograd keeps every activation for the backward: grad V of a 1024x1024 image peaks at 1985 MiB
+with the bundled gray prior and 6932 MiB with the colour one, whose three opponent channels run
+as three images (``benchmarks/results/speed``), so a 12-megapixel colour photo would need some
+80 GB in one pass. ``EnergyPrior`` takes batches of more than ``MAX_VALUES`` values tile by
+tile, one image at a time: the memory is then a crop's, whatever the image's size, for at most
+(1 + 2 x 44 / 512)^2 = 1.37 times the arithmetic of one pass with the bundled nets (the crops'
+overlapping context: 41 px, and up to 3 more to start on the pooling grid).
+"""
+from __future__ import annotations
+
+import torch
+
+#: Batches with more values (B x C x H x W) than this go tile by tile: above a 1448x1448 gray
+#: image (about 4 GB of activations at the speed table's rate) or an 836x836 colour one.
+MAX_VALUES = 2**21
+#: Side of the tiles (px), before their context is added.
+TILE = 512
+
+
+def can_tile(net: torch.nn.Module) -> bool:
+    """Whether ``net`` is a sum of per-pixel energies with a known receptive radius."""
+    return hasattr(net, "pixel_energy") and hasattr(net, "receptive_radius")
+
+
+def tile_spans(size: int, tile: int, context: int, alignment: int) -> list[tuple[int, int, int, int]]:
+    """Along one axis of ``size`` px: (tile start, tile end, crop start, crop end) per tile;
+    each crop is its tile plus ``context`` px on each side, started at a multiple of
+    ``alignment`` and cut to the image."""
+    spans = []
+    for start in range(0, size, tile):
+        end = min(start + tile, size)
+        crop_start = max(0, start - context) // alignment * alignment
+        spans.append((start, end, crop_start, min(size, end + context)))
+    return spans
+
+
+def tiled_energy_and_grad(net: torch.nn.Module, x: torch.Tensor, tile: int = TILE
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(V(x) of shape (B,), grad_x V(x) of x's shape) for a net with ``pixel_energy``,
+    ``receptive_radius`` and ``pixel_alignment``, one image and one tile at a time. x is
+    (B, C, H, W) on the net's internal scale; no graph is kept."""
+    context, alignment = net.receptive_radius, net.pixel_alignment
+    rows = tile_spans(x.shape[-2], tile, context, alignment)
+    cols = tile_spans(x.shape[-1], tile, context, alignment)
+    energy = x.new_zeros(x.shape[0])
+    grad = torch.zeros_like(x)
+    for b in range(x.shape[0]):
+        for top, bottom, crop_top, crop_bottom in rows:
+            for left, right, crop_left, crop_right in cols:
+                crop = x[b:b + 1, :, crop_top:crop_bottom, crop_left:crop_right]
+                crop = crop.detach().requires_grad_(True)
+                with torch.enable_grad():
+                    pixels = net.pixel_energy(crop)[..., top - crop_top:bottom - crop_top,
+                                                    left - crop_left:right - crop_left]
+                    part = pixels.sum()
+                    (crop_grad,) = torch.autograd.grad(part, crop)
+                energy[b] += part.detach()
+                grad[b:b + 1, :, crop_top:crop_bottom, crop_left:crop_right] += crop_grad
+    return energy, grad
