@@ -135,9 +135,10 @@ class ConvEnergy(nn.Module):
     @property
     def receptive_radius(self) -> int:
         """How far (px) an input pixel reaches: the per-pixel energy at q depends on inputs
-        within this many pixels of q, along the deepest path (stem, each level's pooling and
-        blocks down, each upsampling and block back up; 41 for 3 levels of 2 blocks, which
-        measures 38). Tiles with this much context give the exact grad V (``priors.tiling``)."""
+        within this many pixels of q, summed along the deepest path (stem, each level's pooling
+        and blocks down, each upsampling and block back up; 41 for 3 levels of 2 blocks). An
+        upper bound (``tests/test_tiling.py`` measures the reach); tiles with this much context
+        give the exact grad V (``priors.tiling``)."""
         levels, blocks = self.config["levels"], self.config["blocks"]
         down = 1 + 2 * blocks + sum(2**(k - 1) + 2 * blocks * 2**k for k in range(1, levels))
         up = sum(2**k + 2 * 2**k for k in range(levels - 1))

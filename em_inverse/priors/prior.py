@@ -15,8 +15,8 @@ import torch
 from deepinv.optim import Prior
 from torch import nn
 
-from em_inverse.priors.nets import count_parameters, place_conv_weights
 from em_inverse.priors import tiling
+from em_inverse.priors.nets import count_parameters, place_conv_weights
 from em_inverse.priors.symmetry import SymmetrizedEnergy, orbit
 from em_inverse.priors.tiling import can_tile, tiled_energy_and_grad
 
