@@ -15,23 +15,13 @@ and taking the faster of ``--solve-repeats`` runs of each: the solve's share of 
 the data steps and the solver's own work did not change.
 """
 import argparse
-import statistics
 import time
 
 import torch
 
 from em_inverse import load_prior, solve
+from em_inverse.bench.speed import median_time
 from em_inverse.bench.validation_set import TUNING_TASKS, validation_images
-
-
-def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up: oneDNN picks and caches its kernels on the first call
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 parser = argparse.ArgumentParser()
@@ -47,6 +37,7 @@ print(f"CPU, {torch.get_num_threads()} torch threads; median of {args.repeats} c
 print("| prior | input (B, C, H, W) | NCHW weights (ms) | channels_last (ms) | speed-up "
       "| max abs diff of grad V (max abs grad V) |")
 print("|---|---|---|---|---|---|")
+cpu = torch.device("cpu")
 generator = torch.Generator().manual_seed(0)
 for name in args.priors.split(","):
     fast = load_prior(name, device="cpu")
@@ -58,8 +49,8 @@ for name in args.priors.split(","):
         shapes = [(1, fast.channels, s, s) for s in map(int, args.sizes.split(","))]
     for shape in shapes:
         x = torch.rand(shape, generator=generator)
-        ms_plain = median_ms(lambda: plain.value_and_grad(x), args.repeats)
-        ms_fast = median_ms(lambda: fast.value_and_grad(x), args.repeats)
+        ms_plain = 1e3 * median_time(lambda: plain.value_and_grad(x), cpu, args.repeats)
+        ms_fast = 1e3 * median_time(lambda: fast.value_and_grad(x), cpu, args.repeats)
         g_plain, g_fast = plain.value_and_grad(x)[1], fast.value_and_grad(x)[1]
         diff = (g_fast - g_plain).abs().max().item()
         print(f"| {name} | {tuple(shape)} | {ms_plain:.1f} | {ms_fast:.1f} | "

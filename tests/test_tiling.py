@@ -64,7 +64,7 @@ def test_a_prior_tiles_batches_above_its_budget_with_or_without_symmetry(group, 
     v, g = prior.energy_and_grad(x)
     monkeypatch.setattr(tiling, "MAX_VALUES", 1000)
     called = []
-    monkeypatch.setattr("em_inverse.priors.prior.tiled_energy_and_grad",
+    monkeypatch.setattr(tiling, "tiled_energy_and_grad",
                         lambda net, z: called.append(z.shape) or tiled_energy_and_grad(net, z, 32))
     v_tiled, g_tiled = prior.energy_and_grad(x)
     assert len(called) == {"none": 1, "flips": 4, "dihedral": 8}[group]

@@ -43,7 +43,8 @@ def _task(name: str):
     return next(t for t in natural_tasks() if t.name == name)
 
 
-def _median_time(fn, device, repeats: int) -> float:
+def median_time(fn, device, repeats: int) -> float:
+    """Median seconds of ``repeats`` calls of ``fn`` on ``device``, after one warm-up call."""
     fn()  # warm-up (allocator, kernels, lazy imports)
     times = []
     for _ in range(repeats):
@@ -63,7 +64,7 @@ def grad_rows(priors: dict, sizes, settings: SuiteSettings) -> list[dict]:
             x = torch.rand((1, channels, size, size), generator=g, device=settings.device)
             repeats = 5 if size <= 256 else 2
             with PeakMemory(settings.device) as memory:
-                seconds = _median_time(lambda: prior.value_and_grad(x), settings.device,
+                seconds = median_time(lambda: prior.value_and_grad(x), settings.device,
                                        repeats)
             rows.append({"kind": "grad", "channels": channels, "size": size,
                          "method": "prior.value_and_grad", "seconds": seconds,

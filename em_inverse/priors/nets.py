@@ -272,8 +272,8 @@ def fastest_conv_layout(device: torch.device) -> torch.memory_format:
 
     On the CPU, channels_last (NHWC): oneDNN otherwise reorders every NCHW activation to and from
     its own layout around each convolution. Without that, grad V of the bundled priors ran
-    1.26-1.93x and default gray solves of a 256-px crop 1.20-1.68x as fast on a 2-core Intel
-    Xeon (``python benchmarks/conv_layout_check.py``). Only priors take it: training nets keep
+    1.15-1.93x (two runs) and default gray solves of a 256-px crop 1.20-1.68x as fast on a
+    2-core Intel Xeon (``python benchmarks/conv_layout_check.py``). Only priors take it: training nets keep
     PyTorch's default, in which the committed recipes ran and their checkpoints resume bit for
     bit. On other devices the default contiguous (NCHW) layout, which the CUDA tests check.
     """

@@ -18,7 +18,6 @@ from torch import nn
 from em_inverse.priors import tiling
 from em_inverse.priors.nets import count_parameters, place_conv_weights
 from em_inverse.priors.symmetry import SymmetrizedEnergy, orbit
-from em_inverse.priors.tiling import can_tile, tiled_energy_and_grad
 
 
 @contextlib.contextmanager
@@ -157,7 +156,7 @@ class EnergyPrior(Prior):
         """(V(x) of shape (B,), grad_x V(x) of x's shape), from one forward and one backward
         (a symmetrised V: one per batch of its orbit, so memory does not grow with |G|; a
         batch of more than ``tiling.MAX_VALUES`` values: tile by tile, image by image)."""
-        if not create_graph and x.numel() > tiling.MAX_VALUES and can_tile(self._pixel_net):
+        if not create_graph and x.numel() > tiling.MAX_VALUES and tiling.can_tile(self._pixel_net):
             return self._tiled_energy_and_grad(x)
         if isinstance(self.net, SymmetrizedEnergy) and not create_graph:
             with _deterministic_cudnn(x.is_cuda):
@@ -187,7 +186,7 @@ class EnergyPrior(Prior):
         energies, grads = [], []
         with _deterministic_cudnn(x.is_cuda):
             for image in images:
-                v, g = tiled_energy_and_grad(self._pixel_net, image.detach())
+                v, g = tiling.tiled_energy_and_grad(self._pixel_net, image.detach())
                 energies.append(v)
                 grads.append(g)
         (grad,) = torch.autograd.grad(images, z, grad_outputs=grads)

@@ -38,7 +38,8 @@ def can_tile(net: torch.nn.Module) -> bool:
     return hasattr(net, "pixel_energy") and hasattr(net, "receptive_radius")
 
 
-def tile_spans(size: int, tile: int, context: int, alignment: int) -> list[tuple[int, int, int, int]]:
+def tile_spans(size: int, tile: int, context: int, alignment: int
+               ) -> list[tuple[int, int, int, int]]:
     """Along one axis of ``size`` px: (tile start, tile end, crop start, crop end) per tile;
     each crop is its tile plus ``context`` px on each side, started at a multiple of
     ``alignment`` and cut to the image."""
