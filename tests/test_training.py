@@ -184,6 +184,23 @@ def test_a_run_killed_after_its_first_checkpoint_resumes_to_identical_weights(tm
         assert torch.equal(full[key], resumed[key]), key
 
 
+def test_a_diverged_run_stops_with_a_clear_error_and_never_saves_the_poisoned_weights(
+        tmp_path, monkeypatch):
+    flow_loss = losses.flow_matching_loss
+    calls = []
+
+    def poisoned_after_25_steps(*args):
+        calls.append(1)
+        return flow_loss(*args) * (math.nan if len(calls) > 25 else 1.0)
+
+    monkeypatch.setattr(losses, "flow_matching_loss", poisoned_after_25_steps)
+    config = toy_config(steps=100, phase2_steps=0, checkpoint_every=20, log_every=50)
+    with pytest.raises(UserError, match="diverged by step 40"):
+        Trainer(config, tmp_path, torch.device("cpu"), quiet=True).fit()
+    assert load_checkpoint(tmp_path / "checkpoint.safetensors")[1]["step"] == 20
+    assert all(v.isfinite().all() for v in load_file(tmp_path / "weights.safetensors").values())
+
+
 def test_a_checkpoint_from_before_an_option_existed_resumes_with_that_options_default(tmp_path):
     config = toy_config(steps=40, phase2_steps=0, checkpoint_every=20)
     Trainer(config, tmp_path, torch.device("cpu"), quiet=True).fit()

@@ -229,14 +229,30 @@ class Trainer:
         self.dist.average_gradients(self.net)
         terms["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.clip)
         self.optimizer.step()
-        with torch.no_grad():
-            for key, value in self.net.state_dict().items():
-                if value.dtype.is_floating_point:
-                    self.ema[key].lerp_(value, 1.0 - c.ema_decay)
-                else:
-                    self.ema[key].copy_(value)
+        self.update_ema()
         terms["loss"] = loss
-        return {k: float(v.detach()) for k, v in terms.items()}
+        return {k: v.detach() for k, v in terms.items()}
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """ema <- ema + (1 - ema_decay) (weights - ema), all floating tensors in one call."""
+        live = self.net.state_dict()
+        floats = [k for k, v in live.items() if v.dtype.is_floating_point]
+        torch._foreach_lerp_([self.ema[k] for k in floats], [live[k] for k in floats],
+                             1.0 - self.config.ema_decay)
+        for key in live.keys() - set(floats):
+            self.ema[key].copy_(live[key])
+
+    def read_terms(self, terms: dict[str, torch.Tensor]) -> dict[str, float]:
+        """The loss terms of the last step as floats: the one wait on the device that the loop
+        makes outside the OT pairing, so it happens only when a step is logged or saved. Raises a
+        ``UserError`` if any is not finite (a diverged step poisons the weights of every later
+        one, so the first read after it catches it, before anything is saved)."""
+        values = dict(zip(terms, torch.stack([v.float() for v in terms.values()]).tolist()))
+        if not all(math.isfinite(v) for v in values.values()):
+            raise UserError(f"training diverged by step {self.step} ({values}); "
+                            "lower --lr or --eps-max")
+        return values
 
     # -- saving ----------------------------------------------------------------------------------
     def ema_prior(self) -> EnergyPrior:
@@ -358,32 +374,36 @@ class Trainer:
         bar = tqdm(total=c.steps, initial=self.step, disable=self.quiet or not self.dist.is_main,
                    desc=f"train {c.data}", dynamic_ncols=True)
         stop = StopRequest()
+        terms = None
         try:
             while self.step < c.steps and not stop.requested:
                 started = time.perf_counter()
                 terms = self.train_step(self.step)
                 seconds = time.perf_counter() - started
                 self.train_seconds += seconds
-                if not all(math.isfinite(v) for v in terms.values()):
-                    raise UserError(f"training diverged at step {self.step} ({terms}); "
-                                    "lower --lr or --eps-max")
                 self.step += 1
                 self.record_segment(self.step - 1, seconds)
                 bar.update(1)
-                if self.step % c.log_every == 0 or self.step == c.steps:
+                logging = self.step % c.log_every == 0 or self.step == c.steps
+                saving = self.step % c.checkpoint_every == 0
+                if logging or saving:
+                    values = self.read_terms(terms)
+                if logging:
                     record = {"step": self.step, "phase": 2 if self.in_phase2(self.step - 1) else 1,
                               "lr": self.learning_rate(self.step - 1),
-                              "seconds": round(self.train_seconds, 3), **terms}
+                              "seconds": round(self.train_seconds, 3), **values}
                     self.log(record)
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items()
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()
                                      if k in ("loss", "flow", "cd", "dsm")})
-                if self.step % c.checkpoint_every == 0:
+                if saving:
                     self.save()
                 if c.sample_every and self.step % c.sample_every == 0 and self.dist.is_main:
                     write_plots(self, tag=f"step{self.step:06d}")
         finally:
             bar.close()
             stop.restore()
+        if terms is not None:
+            self.read_terms(terms)  # never save weights a step since the last read diverged
         self.save()  # at exit, including after SIGINT/SIGTERM (checked between steps)
         if stop.requested:
             raise KeyboardInterrupt
