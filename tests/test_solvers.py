@@ -320,3 +320,41 @@ def test_the_progress_bar_shows_the_values_of_the_step_it_reaches(capsys):
     assert any("2/2" in line and "sigma=0.25" in line for line in drawn)
     assert not any("2/2" in line and "sigma=0.5" in line for line in drawn)
     progress.close()
+
+
+@pytest.mark.parametrize("method", ["map", "hqs", "posterior"])
+def test_a_noise_free_inpainting_returns_its_observed_pixels_as_measured(method):
+    """With noise 0 an observed pixel is known: the estimate and every sample take it from y
+    and its std is 0; the missing pixels still come from the solver (not from y's zeros)."""
+    g = torch.Generator().manual_seed(4)
+    physics = op.build_operator("inpaint", SHAPE, noise=0.0, mask="random:0.5", generator=g)
+    y = op.degrade(torch.rand(SHAPE, generator=g), physics, g)
+    observed, missing = (physics.mask > 0).expand(SHAPE), (physics.mask == 0).expand(SHAPE)
+    solution = solve(y, physics, quadratic_prior(MU, S), method, steps=50, progress=False)
+    assert torch.equal(solution.estimate[observed], y[observed])
+    assert float(solution.estimate[missing].min()) > 0.2  # near the prior mean 0.5
+    assert solution.settings["observed_pixels"].startswith("as measured")
+    if method == "posterior":
+        assert float(solution.std[observed].abs().max()) == 0.0
+        assert float(solution.std[missing].min()) > 0.05
+        assert torch.equal(solution.samples[:, :, observed[0]],
+                           y[observed].expand(1, 4, -1))
+    without = solve(y, physics, quadratic_prior(MU, S), method, steps=50, progress=False,
+                    keep_observed=False)
+    assert not torch.equal(without.estimate[observed], y[observed])
+    assert "observed_pixels" not in without.settings
+
+
+def test_only_a_declared_noise_level_of_zero_keeps_the_observed_pixels():
+    g = torch.Generator().manual_seed(5)
+    noisy = op.build_operator("inpaint", SHAPE, noise=SIGMA, mask="random:0.5", generator=g)
+    y = op.degrade(torch.rand(SHAPE, generator=g), noisy, g)
+    prior = quadratic_prior(MU, S)
+    assert "observed_pixels" not in solve(y, noisy, prior, steps=20, progress=False).settings
+    assert "observed_pixels" in solve(y, noisy, prior, steps=20, sigma=0.0,
+                                      progress=False).settings
+    unmodelled = op.build_operator("inpaint", SHAPE, mask="random:0.5", generator=g)
+    assert "observed_pixels" not in solve(y, unmodelled, prior, steps=20,
+                                          progress=False).settings  # estimated: never exact
+    with pytest.raises(UserError, match="keep_observed"):
+        solve(y, noisy, prior, steps=20, keep_observed="yes", progress=False)

@@ -33,6 +33,7 @@ from em_inverse.solvers.interaction import Interaction
 from em_inverse.solvers.map import minimise_lbfgs
 from em_inverse.solvers.measurement import as_measurement, image_shape_of, noise_level
 from em_inverse.solvers.objective import Objective, hessian_norm
+from em_inverse.solvers.observed import keep_observed, noise_free_observed
 from em_inverse.solvers.options import COMMON, DEFAULTS, METHODS, SAMPLERS, resolve_options
 from em_inverse.solvers.posterior import diagonal_preconditioner, run_langevin
 from em_inverse.solvers.progress import SolveProgress
@@ -75,7 +76,10 @@ def solve(y, operator, prior, method: str | None = None, *,
             chain end states returned, default: all chains), ``init`` (a tensor; default: a
             back-projection, see ``initial_estimate``), ``seed`` (0), ``profile`` (False),
             ``symmetry`` ("none"; "flips" or "dihedral": V averaged over the image's flips or
-            the 8 symmetries of the square, ``em_inverse.priors.symmetry``; costs 4x or 8x).
+            the 8 symmetries of the square, ``em_inverse.priors.symmetry``; costs 4x or 8x),
+            ``keep_observed`` (True: a noise-free inpainting, one whose noise level is given
+            or modelled as 0, returns its observed pixels as measured, with std 0 there;
+            ``solvers.observed``).
         map: ``steps`` (200, max L-BFGS iterations), ``history`` (10), ``gtol`` (1e-5,
             relative gradient norm), ``ftol`` (1e-8, relative energy decrease),
             ``first_step`` (0.05, first move in pixel units).
@@ -158,6 +162,10 @@ def solve(y, operator, prior, method: str | None = None, *,
     finally:
         bar.close()
     estimate, std, samples, trace, diag = result
+    observed = noise_free_observed(operator, options.get("sigma"))
+    if settings["keep_observed"] and observed is not None:
+        estimate, std, samples = keep_observed(observed, y, estimate, std, samples)
+        settings["observed_pixels"] = "as measured (noise-free inpainting)"
     diag.evaluations = objective.evaluations
     diag.prior_time = objective.prior_time
     diag.wall_time = time.perf_counter() - start

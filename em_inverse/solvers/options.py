@@ -31,7 +31,7 @@ DEFAULTS = {
            "interaction_region": None},
 }
 COMMON = {"prior_weight": 1.0, "sigma": None, "samples": None, "init": None, "seed": 0,
-          "profile": False, "symmetry": "none"}
+          "profile": False, "symmetry": "none", "keep_observed": True}
 
 
 def resolve_options(method: str, tuned: dict, options: dict) -> dict:
@@ -73,6 +73,8 @@ def validate_options(s: dict, method: str) -> None:
         raise UserError(str(exc)) from None
     if s["samples"] is not None:
         positive_int("samples")
+    if not isinstance(s["keep_observed"], bool):
+        raise UserError(f"keep_observed must be True or False, got {s['keep_observed']!r}")
     if method == "hqs":
         positive("sigma_start")
         positive("sigma_end")
