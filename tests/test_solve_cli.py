@@ -330,3 +330,23 @@ def test_the_command_line_starts_without_torch_for_help_and_usage_errors():
     from em_inverse import EnergyPrior, Solution, load_prior, operators, solve  # on first use
     assert callable(solve) and callable(load_prior) and callable(operators.build_operator)
     assert EnergyPrior.__name__ == "EnergyPrior" and Solution.__name__ == "Solution"
+
+
+def test_an_inpainting_solved_with_noise_0_returns_its_observed_pixels_as_measured(app, files,
+                                                                                    tmp_path):
+    made = run(app, "degrade", files / "clean.png", "--op", "inpaint", "--mask", "random:0.5",
+               "--seed", "2", "-o", tmp_path / "y.npy", "--mask-out", tmp_path / "m.png",
+               "--quiet")
+    assert made.exit_code == 0, made.output
+    base = ["solve", tmp_path / "y.npy", "--op", "inpaint", "--mask", tmp_path / "m.png",
+            "--prior", files / "prior", "--method", "map", "--steps", "5"]
+    exact = run(app, *base, "--noise", "0", "-o", tmp_path / "exact.npy")
+    assert exact.exit_code == 0, exact.output
+    assert "observed pixels are returned as measured" in exact.output
+    estimated = run(app, *base, "-o", tmp_path / "estimated.npy")
+    assert "observed pixels" not in estimated.output
+    observed = (read_image(tmp_path / "m.png")[0, 0] == 0).numpy()  # the mask marks the holes
+    y, exact, estimated = (np.load(tmp_path / f"{name}.npy").squeeze()
+                           for name in ("y", "exact", "estimated"))
+    assert np.array_equal(exact[observed], y[observed])
+    assert not np.array_equal(estimated[observed], y[observed])

@@ -192,8 +192,9 @@ def solve_command(
                f" (noise below {clean_below(model, tuned_key.removesuffix(CLEAN_SUFFIX)):.2g})"
                if tuned_key.endswith(CLEAN_SUFFIX) else "")
         say(quiet, f"{planned}: {model.name}'s settings tuned for {tuned_key}{why}")
+    # a declared level goes through as declared: --noise 0 makes an inpainting exact
     options = {"steps": steps, "prior_weight": prior_weight, "symmetry": symmetry, "seed": seed,
-               "sigma": float(sigma.max())}
+               "sigma": noise if noise is not None else float(sigma.max())}
     if step_cap is not None:
         if planned != "hqs":
             raise UserError(f"--step-cap applies to hqs, but this solve runs {planned} "
@@ -207,6 +208,8 @@ def solve_command(
     solution = solve(y, physics, model, method, generator=generator, progress=not quiet,
                      **options)
     solution.settings["sigma_source"] = sigma_source  # solve was given the level found above
+    if "observed_pixels" in solution.settings:
+        say(quiet, "note: noise 0: the observed pixels are returned as measured")
 
     write_image(output, solution.estimate[:1])
     std_scale = None
