@@ -43,9 +43,21 @@ def _task(name: str):
     return next(t for t in natural_tasks() if t.name == name)
 
 
+#: Seconds of warm-up calls before a timing: one call is not enough on a CPU, where the first
+#: calls of a fresh process run up to 1.4x slower (grad V of a 256-px gray image: 204 ms, then
+#: 150 ms; allocator, oneDNN primitives, clock ramp-up).
+WARM_UP_SECONDS = 1.0
+
+
 def median_time(fn, device, repeats: int) -> float:
-    """Median seconds of ``repeats`` calls of ``fn`` on ``device``, after one warm-up call."""
+    """Median seconds of ``repeats`` calls of ``fn`` on ``device``, after warm-up calls (at
+    least one, until ``WARM_UP_SECONDS`` have passed)."""
+    started = time.perf_counter()
     fn()  # warm-up (allocator, kernels, lazy imports)
+    synchronize(device)
+    while time.perf_counter() - started < WARM_UP_SECONDS:
+        fn()
+        synchronize(device)
     times = []
     for _ in range(repeats):
         synchronize(device)
