@@ -44,8 +44,9 @@ def _task(name: str):
 
 
 #: Seconds of warm-up calls before a timing: one call is not enough on a CPU, where the first
-#: calls of a fresh process run up to 1.4x slower (grad V of a 256-px gray image: 204 ms, then
-#: 150 ms; allocator, oneDNN primitives, clock ramp-up).
+#: calls of a fresh process run slower (allocator, oneDNN primitives, clock ramp-up): with one,
+#: grad V of a 256-px gray image read 225 ms (the speed table at commit 565aa78), with this
+#: warm-up 154 ms (at commit 9e87616; the solves there spend 136-171 ms per step).
 WARM_UP_SECONDS = 1.0
 
 

@@ -20,16 +20,24 @@ def noise_level(y, operator, sigma: float | None = None) -> tuple[torch.Tensor, 
     ``MIN_SIGMA``, and where it came from: ``given`` (``sigma``), ``operator`` (its Gaussian
     noise model) or ``estimated`` (``estimate_noise_sigma``, from y's observed pixels)."""
     y = as_measurement(y)
+    declared = declared_noise(operator, sigma)
+    if declared is None:
+        keep = operator.mask.to(y.device) if isinstance(operator, Inpainting) else None
+        return estimate_noise_sigma(y, keep), "estimated"
+    value, source = declared
+    return torch.full((y.shape[0],), max(value, MIN_SIGMA), device=y.device), source
+
+
+def declared_noise(operator, sigma: float | None = None) -> tuple[float, str] | None:
+    """The noise std as declared, before any floor, and where it came from: ``given``
+    (``sigma``) or ``operator`` (its Gaussian noise model); ``None`` if neither declares one."""
     if sigma is not None and not (isinstance(sigma, (int, float)) and 0 <= sigma < math.inf):
         raise UserError(f"sigma must be a number >= 0, got {sigma!r}")
     if sigma is not None:
-        value, source = float(sigma), "given"
-    elif noise_sigma(operator) is not None:
-        value, source = noise_sigma(operator), "operator"
-    else:
-        keep = operator.mask.to(y.device) if isinstance(operator, Inpainting) else None
-        return estimate_noise_sigma(y, keep), "estimated"
-    return torch.full((y.shape[0],), max(value, MIN_SIGMA), device=y.device), source
+        return float(sigma), "given"
+    if noise_sigma(operator) is not None:
+        return noise_sigma(operator), "operator"
+    return None
 
 
 def as_measurement(y, name: str = "measurement") -> torch.Tensor:

@@ -14,17 +14,18 @@ from __future__ import annotations
 import torch
 from deepinv.physics import Inpainting
 
-from em_inverse.operators.noise import noise_sigma
+from em_inverse.solvers.measurement import declared_noise
 
 
 def noise_free_observed(operator, sigma: float | None) -> torch.Tensor | None:
     """The observed pixels of a noise-free inpainting, a bool tensor broadcastable to the
     images (B, C, H, W); ``None`` for any other operator, or when the noise level is not
-    declared 0 (``sigma``: the caller's ``sigma`` option, else the operator's noise model)."""
+    declared 0 (``sigma``: the caller's ``sigma`` option, else the operator's noise model;
+    ``measurement.declared_noise``)."""
     if not isinstance(operator, Inpainting):
         return None
-    declared = sigma if sigma is not None else noise_sigma(operator)
-    if declared is None or declared > 0:
+    declared = declared_noise(operator, sigma)
+    if declared is None or declared[0] > 0:
         return None
     return operator.mask > 0.5
 
