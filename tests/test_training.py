@@ -100,6 +100,29 @@ def test_dihedral_patches_are_the_flipped_patches_with_a_random_half_transposed(
         Trainer(TrainConfig.from_dict({"augment": "dihedral"}), tmp_path, torch.device("cpu"))
 
 
+def test_multi_scale_patches_add_anti_aliased_copies_drawn_by_area(tmp_path):
+    stripes = np.tile(np.array([0.0, 1.0], dtype=np.float32), (64, 32))[..., None]  # (64, 64, 1)
+    patches = Patches([stripes], 8, "stripes", scales=(1.0, 0.5))
+    assert [tuple(im.shape) for im in patches.images] == [(1, 64, 64), (1, 32, 32)]
+    assert patches.weights.tolist() == pytest.approx([0.8, 0.2])   # areas 64^2 : 32^2
+    # the half-size copy averages the 1-px stripes to mid-gray instead of aliasing them
+    assert patches.images[1][:, 8:-8, 8:-8].sub(0.5).abs().max() < 0.05
+    single = Patches([stripes], 8, "stripes", scales=(1.0,))
+    draws = [p.sample(16, torch.Generator().manual_seed(0)) for p in (single, Patches([stripes], 8, "s"))]
+    assert torch.equal(*draws)   # the default is the full-size image alone: old runs replay
+    config = TrainConfig.from_dict({"scales": [1, 0.5]})
+    assert config.scales == [1.0, 0.5] and config.to_dict()["scales"] == [1.0, 0.5]
+    for bad in ([], [0.0], [1.5], [1.0, 1.0]):
+        with pytest.raises(UserError, match="scales must be distinct numbers in"):
+            TrainConfig.from_dict({"scales": bad})
+    with pytest.raises(UserError, match="scales in config must be a list"):
+        TrainConfig.from_dict({"scales": 0.5})
+    with pytest.raises(UserError, match="patches: and folder:"):
+        Trainer(TrainConfig.from_dict({"scales": [1.0, 0.5]}), tmp_path, torch.device("cpu"))
+    with pytest.raises(UserError, match="crop size 40 is larger"):
+        Patches([np.zeros((64, 64, 1), np.float32)], 40, "small", scales=(1.0, 0.5))
+
+
 def toy_config(**changes) -> TrainConfig:
     """A short run with a strong, unclamped contrastive phase (300 of 1500 steps)."""
     values = dict(data="toy2d:8gaussians", steps=1500, phase2_steps=300, batch_size=128,
@@ -162,6 +185,15 @@ def train_command(out: Path, *extra: str) -> list[str]:
     return CLI + ["train", "--data", "toy2d:8gaussians", "--steps", "600", "--checkpoint-every",
                   "100", "--seed", "3", "--langevin-steps", "20", "--out", str(out), "--quiet",
                   "--device", "cpu", *extra]
+
+
+@pytest.mark.parametrize("scales,message", [("1,half", "--scales must be numbers"),
+                                            ("1,0.5", "applies to patches: and folder:")])
+def test_bad_scales_on_the_command_line_exit_with_a_message_and_no_run(tmp_path, scales, message):
+    result = subprocess.run(train_command(tmp_path / "run", "--scales", scales),
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and message in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
 
 
 def test_a_run_killed_after_its_first_checkpoint_resumes_to_identical_weights(tmp_path):

@@ -25,6 +25,8 @@ def train(
     crop: Annotated[Optional[int], _opt("Patch size for patches:/folder: data.")] = None,
     channels: Annotated[Optional[int], _opt("folder: data read as 1 (gray) or 3 (colour) "
                                             "channels (default: as the files are).")] = None,
+    scales: Annotated[Optional[str], _opt("patches:/folder: data also at these sizes, "
+                                          "comma-separated, each in (0, 1], e.g. 1,0.5.")] = None,
     arch: Annotated[Optional[str], _opt('Architecture JSON, e.g. \'{"type": "ConvEnergy", "width": 32}\'.')] = None,
     name: Annotated[Optional[str], _opt("Prior name for the model card.")] = None,
     steps: Annotated[Optional[int], _opt("Total optimiser steps.")] = None,
@@ -60,6 +62,11 @@ def train(
                  "langevin_steps": langevin_steps, "dsm_weight": dsm_weight,
                  "checkpoint_every": checkpoint_every, "sample_every": sample_every, "seed": seed,
                  "init_from": init_from}
+    if scales is not None:
+        try:
+            overrides["scales"] = [float(s) for s in scales.split(",")]
+        except ValueError:
+            raise UserError(f"--scales must be numbers separated by commas, got {scales!r}") from None
     if arch is not None:
         try:
             overrides["arch"] = json.loads(arch)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from em_inverse.errors import UserError
-from em_inverse.training.datasets import AUGMENTATIONS
+from em_inverse.training.datasets import AUGMENTATIONS, check_scales
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -28,6 +28,8 @@ class TrainConfig:
     crop: int = 40                        # patch size for patches:/folder: data sets
     channels: int | None = None           # folder: force 1 or 3 channels
     augment: str = "flips"                # patch symmetries: "flips" (4) or "dihedral" (8)
+    scales: list = field(default_factory=lambda: [1.0])  # patch images also at these sizes,
+                                          # each in (0, 1] (multi-scale patches)
     arch: dict = field(default_factory=dict)  # {"type": "ConvEnergy", "width": 32, ...}; {} = auto
     name: str = ""                        # prior name written to the model card
     steps: int = 3000                     # total optimiser steps (phase 1 + phase 2)
@@ -93,6 +95,7 @@ class TrainConfig:
         if self.augment not in AUGMENTATIONS:
             raise UserError(f"augment must be one of {', '.join(AUGMENTATIONS)}, "
                             f"got {self.augment!r}")
+        self.scales = list(check_scales(self.scales))
         if not 0 <= self.ema_decay < 1:
             raise UserError("ema-decay must be in [0, 1)")
         if not 0 < self.tau_star <= 1:
@@ -121,17 +124,19 @@ class TrainConfig:
 
 
 #: The Python types a config value may have, per field annotation.
-_ACCEPTED = {"int": (int,), "float": (int, float), "str": (str,), "dict": (dict,)}
+_ACCEPTED = {"int": (int,), "float": (int, float), "str": (str,), "dict": (dict,),
+             "list": (list,)}
 
 
 def _typed(name: str, value, annotation: str, where: str):
     """``value`` if it fits the field's annotation (``int``, ``float``, ``str``, ``dict``,
-    each optionally ``| None``), ints widened to float; else a ``UserError`` naming the key."""
+    ``list``, each optionally ``| None``), ints widened to float; else a ``UserError`` naming
+    the key."""
     kind, _, optional = annotation.partition(" | ")
     if value is None and optional == "None":
         return None
     if isinstance(value, _ACCEPTED[kind]) and not isinstance(value, bool):
         return float(value) if kind == "float" else value
     wanted = {"int": "an integer", "float": "a number", "str": "a string",
-              "dict": "a table"}[kind]
+              "dict": "a table", "list": "a list"}[kind]
     raise UserError(f"{name} in {where} must be {wanted}, got {value!r}")

@@ -135,17 +135,42 @@ def fashion_mnist(split: str = "train", data_dir: str | Path | None = None) -> I
 AUGMENTATIONS = ("flips", "dihedral")
 
 
+def check_scales(scales) -> tuple[float, ...]:
+    """``scales`` as a tuple of floats, each in (0, 1] and none repeated; else a UserError."""
+    values = tuple(float(s) for s in scales)
+    if not values or any(not 0 < s <= 1 for s in values) or len(set(values)) < len(values):
+        raise UserError(f"scales must be distinct numbers in (0, 1], e.g. [1.0, 0.5]; "
+                        f"got {list(scales)}")
+    return values
+
+
+def rescaled(image: np.ndarray, scale: float) -> np.ndarray:
+    """(H, W, C) float image in [0, 1] resized by ``scale`` <= 1 with a Gaussian anti-aliasing
+    prefilter (scikit-image's), so the copy holds no aliasing the camera never recorded."""
+    if scale == 1.0:
+        return image
+    from skimage.transform import rescale
+
+    out = rescale(image, scale, anti_aliasing=True, channel_axis=-1, order=1)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
 class Patches:
     """Random crops of a list of (H, W, C) float images, each under a random symmetry
-    (``augment``: see ``AUGMENTATIONS``)."""
+    (``augment``: see ``AUGMENTATIONS``). With ``scales`` (each in (0, 1]), every image also
+    enters at those sizes (multi-scale patches, SPEC 9): a 0.5 copy shows the same scene with
+    twice the detail per pixel. Every pixel of every copy is equally likely, so a copy at
+    scale s is drawn s^2 times as often as the full-size image."""
 
     kind_of_data = "image"
 
-    def __init__(self, images: list[np.ndarray], crop: int, name: str, augment: str = "flips"):
+    def __init__(self, images: list[np.ndarray], crop: int, name: str, augment: str = "flips",
+                 scales: tuple[float, ...] = (1.0,)):
         if augment not in AUGMENTATIONS:
             raise UserError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {augment!r}")
         if not images:
             raise UserError(f"no images for patches data set {name!r}")
+        images = [rescaled(im, s) for s in check_scales(scales) for im in images]
         small = [im.shape[:2] for im in images if min(im.shape[:2]) < crop]
         if small:
             raise UserError(f"crop size {crop} is larger than an image of size {small[0]}")
@@ -177,7 +202,8 @@ class Patches:
         return out
 
 
-def natural_patches(colour: bool, crop: int, augment: str = "flips") -> Patches:
+def natural_patches(colour: bool, crop: int, augment: str = "flips",
+                    scales: tuple[float, ...] = (1.0,)) -> Patches:
     """Patches of the SPEC 6 training images; ``colour`` keeps RGB images only, else gray."""
     images = []
     for name in TRAINING_IMAGES:
@@ -187,11 +213,11 @@ def natural_patches(colour: bool, crop: int, augment: str = "flips") -> Patches:
                 images.append(image[..., :3])
         else:
             images.append(to_gray(image)[..., None])
-    return Patches(images, crop, "natural-rgb" if colour else "natural-gray", augment)
+    return Patches(images, crop, "natural-rgb" if colour else "natural-gray", augment, scales)
 
 
 def folder_patches(folder: Path, crop: int, channels: int | None,
-                   augment: str = "flips") -> Patches:
+                   augment: str = "flips", scales: tuple[float, ...] = (1.0,)) -> Patches:
     from em_inverse.image_io import read_image  # images as (1, C, H, W) in [0, 1]
 
     files = sorted(p for p in Path(folder).iterdir()
@@ -208,16 +234,19 @@ def folder_patches(folder: Path, crop: int, channels: int | None,
         images.append(image)
     if len({im.shape[-1] for im in images}) > 1:
         raise UserError(f"folder {folder} mixes gray and colour images; pass --channels")
-    return Patches(images, crop, f"folder:{folder}", augment)
+    return Patches(images, crop, f"folder:{folder}", augment, scales)
 
 
 def make_dataset(spec: str, *, crop: int = 40, data_dir: str | None = None,
-                 channels: int | None = None, augment: str = "flips"):
+                 channels: int | None = None, augment: str = "flips",
+                 scales: tuple[float, ...] = (1.0,)):
     """Parse a data set spec string into a data set object with ``sample(n, generator)``;
-    ``crop`` and ``augment`` apply to the patch sets (``patches:``, ``folder:``)."""
+    ``crop``, ``augment`` and ``scales`` apply to the patch sets (``patches:``, ``folder:``)."""
     kind, _, arg = spec.partition(":")
     if augment != "flips" and kind not in ("patches", "folder"):
         raise UserError(f"augment = {augment!r} applies to patches: and folder: data sets only")
+    if tuple(scales) != (1.0,) and kind not in ("patches", "folder"):
+        raise UserError(f"scales = {list(scales)} applies to patches: and folder: data sets only")
     if kind == "toy2d":
         return Toy2D(arg)
     if kind == "fashion-mnist":
@@ -225,10 +254,10 @@ def make_dataset(spec: str, *, crop: int = 40, data_dir: str | None = None,
     if kind == "patches":
         if arg not in ("natural-gray", "natural-rgb"):
             raise UserError(f"unknown patches set {arg!r}; use natural-gray or natural-rgb")
-        return natural_patches(arg == "natural-rgb", crop, augment)
+        return natural_patches(arg == "natural-rgb", crop, augment, scales)
     if kind == "folder":
         if not Path(arg).is_dir():
             raise UserError(f"data folder {arg!r} does not exist")
-        return folder_patches(Path(arg), crop, channels, augment)
+        return folder_patches(Path(arg), crop, channels, augment, scales)
     raise UserError(f"unknown data set {spec!r}; use toy2d:8gaussians|moons|checkerboard, "
                     "fashion-mnist, patches:natural-gray|natural-rgb or folder:PATH")

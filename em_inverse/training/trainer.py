@@ -100,7 +100,8 @@ class Trainer:
             torch.cuda.set_device(device)
         self.hardware = describe_hardware(self.device, self.dist.world)  # for the model card
         self.dataset = make_dataset(config.data, crop=config.crop, data_dir=config.data_dir,
-                                    channels=config.channels, augment=config.augment)
+                                    channels=config.channels, augment=config.augment,
+                                    scales=tuple(config.scales))
         self.arch = dict(config.arch) or default_architecture(self.dataset)
         check_architecture_fits(self.arch, self.dataset)
         torch.manual_seed(config.seed)  # only affects weight initialisation
@@ -260,7 +261,7 @@ class Trainer:
         net.load_state_dict({k: v.cpu() for k, v in self.ema.items()})
         c = self.config
         recipe = {k: getattr(c, k) for k in (
-            "data", "crop", "augment", "steps", "phase2_steps", "batch_size", "lr", "warmup",
+            "data", "crop", "augment", "scales", "steps", "phase2_steps", "batch_size", "lr", "warmup",
             "lr_schedule", "ema_decay", "tau_star", "lambda_cd", "beta", "eps_max", "langevin_steps",
             "langevin_dt", "negatives", "trim", "dsm_weight", "dsm_sigma_min", "dsm_sigma_max",
             "seed")}
