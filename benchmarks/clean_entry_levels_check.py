@@ -7,7 +7,10 @@ with its tuned options but the prior weights given, and the 0.01 entry's setting
 and 0.0025. Mean PSNR (dB, 8-px border, estimates clipped to [0, 1]).
 
     python benchmarks/clean_entry_levels_check.py natural-gray --family deblur \\
-        --weights 0.03125,0.0625,0.125
+        --weights 0.03125,0.0625,0.125 [--step-cap C]
+
+``--step-cap`` sets HQS's step cap (``inf``: none, as before the cap became ``solve``'s
+default; default: ``solve``'s, 1.5).
 """
 import argparse
 
@@ -24,7 +27,9 @@ parser = argparse.ArgumentParser()
 parser.add_argument("prior")
 parser.add_argument("--family", default="deblur", choices=("deblur", "superres"))
 parser.add_argument("--weights", default="0.03125,0.0625,0.125")
+parser.add_argument("--step-cap", type=float, help="HQS step cap (inf: none; default: solve's)")
 args = parser.parse_args()
+cap = {} if args.step_cap is None else {"step_cap": args.step_cap}
 torch.set_num_threads(2)
 
 prior = load_prior(args.prior)
@@ -43,7 +48,7 @@ for noise in (0.0, 0.0025):
     problems = [task.simulate(x, seed=100 + k) for k, x in enumerate(images)]
     scores = []
     for label, (method, options) in trials.items():
-        values = [psnr(solve(y, physics, prior, method=method, progress=False, **options)
+        values = [psnr(solve(y, physics, prior, method=method, progress=False, **options, **cap)
                        .estimate.clamp(0, 1), x, border=8)
                   for x, (physics, y) in zip(images, problems)]
         scores.append(f"{label} {np.mean(values):.3f}")

@@ -9,7 +9,10 @@ crops of 128 px that the tuner uses, at noise 0 (the 1/255 floor of the data ter
 MAP with that entry's settings, and the default solve (the entry ``solve`` picks). Mean PSNR
 (dB, 8-px border, estimates clipped to [0, 1]).
 
-    python benchmarks/hqs_vs_map_noise_check.py natural-gray
+    python benchmarks/hqs_vs_map_noise_check.py natural-gray [--step-cap C]
+
+``--step-cap`` sets HQS's step cap (``inf``: none, as before the cap became ``solve``'s
+default; default: ``solve``'s, 1.5).
 """
 import argparse
 
@@ -24,7 +27,9 @@ from em_inverse.solvers import CLEAN_SUFFIX
 
 parser = argparse.ArgumentParser()
 parser.add_argument("prior")
+parser.add_argument("--step-cap", type=float, help="HQS step cap (inf: none; default: solve's)")
 args = parser.parse_args()
+cap = {} if args.step_cap is None else {"step_cap": args.step_cap}
 torch.set_num_threads(2)
 
 prior = load_prior(args.prior)
@@ -42,7 +47,7 @@ for family, operator in (("superres", dict(factor=2)), ("deblur", dict(kernel="g
         for label, (method, options) in trials.items():
             values = []
             for x, (physics, y) in zip(images, problems):
-                solution = solve(y, physics, prior, method=method, progress=False, **options)
+                solution = solve(y, physics, prior, method=method, progress=False, **options, **cap)
                 values.append(psnr(solution.estimate.clamp(0, 1), x, border=8))
                 if method is None:
                     chosen.add(f"{solution.settings['tuned_defaults']} "

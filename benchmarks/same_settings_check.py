@@ -1,13 +1,15 @@
 """Is a retrained prior better? Two priors with the SAME solver settings on the tuning crops.
 
     python benchmarks/same_settings_check.py PRIOR CANDIDATE [--tasks inpaint-50,deblur-gauss]
+        [--step-cap C]
 
 Runs ``solve`` with PRIOR's tuned defaults (``solve_defaults``, method included) for both
 priors on the tasks ``em-inverse tune`` simulates (``bench.validation_set.TUNING_TASKS``) on its
 validation crops (6 crops of 128 px of the SPEC 6 TRAINING images; never test images), and
 prints the mean PSNR of each (dB, 8-px border, estimates clipped to [0, 1]). A cheap first
 check of a new network before re-tuning it: a candidate that loses here with the old settings
-rarely wins after a re-tune, one that wins is worth the re-tune.
+rarely wins after a re-tune, one that wins is worth the re-tune. ``--step-cap`` sets HQS's step
+cap (``inf``: none, as before the cap became ``solve``'s default; default: ``solve``'s, 1.5).
 """
 import argparse
 import time
@@ -22,7 +24,9 @@ parser = argparse.ArgumentParser()
 parser.add_argument("prior")
 parser.add_argument("candidate")
 parser.add_argument("--tasks", default=",".join(t.name for t in TUNING_TASKS))
+parser.add_argument("--step-cap", type=float, help="HQS step cap (inf: none; default: solve's)")
 args = parser.parse_args()
+cap = {} if args.step_cap is None else {"step_cap": args.step_cap}
 
 reference = load_prior(args.prior)
 candidate = load_prior(args.candidate).copy_with(solve_defaults=reference.solve_defaults)
@@ -33,7 +37,7 @@ for task in (t for t in TUNING_TASKS if t.name in args.tasks.split(",")):
         start, psnrs = time.perf_counter(), []
         for k, x in enumerate(images):
             physics, y = task.simulate(x, seed=100 + k)
-            estimate = solve(y, physics, prior, progress=False).estimate
+            estimate = solve(y, physics, prior, progress=False, **cap).estimate
             psnrs.append(psnr(estimate.clamp(0, 1), x, border=8))
         scores.append((np.mean(psnrs), time.perf_counter() - start))
     (a, ta), (b, tb) = scores
