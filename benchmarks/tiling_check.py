@@ -5,8 +5,9 @@
 For each bundled natural prior and image side, one ``prior.value_and_grad`` of a random image
 on the CPU: seconds, peak memory (``bench.measure.PeakMemory``: resident memory above the
 level before the call) and whether it ran tile by tile (``priors.tiling``: above
-``MAX_VALUES`` values per batch). Then, on a 600x600 crop of the first image, the largest
-difference between the tiled grad V (tiles of 128 px, to have several) and the one-pass one.
+``tiling.max_values`` values per batch on the CPU). Then, on a 600x600 crop of the first image,
+the largest difference between the tiled grad V (tiles of 128 px, to have several) and the
+one-pass one.
 """
 import argparse
 import time
@@ -24,7 +25,7 @@ args = parser.parse_args()
 
 cpu = torch.device("cpu")
 print(f"CPU, {torch.get_num_threads()} torch threads; tiles of {tiling.TILE} px above "
-      f"{tiling.MAX_VALUES} values per batch")
+      f"{tiling.max_values(cpu)} values per batch")
 print("| prior | image (C, H, W) | tiled | seconds | peak MiB |")
 print("|---|---|---|---|---|")
 for name in args.priors.split(","):
@@ -36,7 +37,7 @@ for name in args.priors.split(","):
             start = time.perf_counter()
             prior.value_and_grad(x)
             seconds = time.perf_counter() - start
-        tiled = "yes" if x.numel() > tiling.MAX_VALUES else "no"
+        tiled = "yes" if x.numel() > tiling.max_values(cpu) else "no"
         print(f"| {name} | {tuple(x.shape[1:])} | {tiled} | {seconds:.1f} | {memory.mib:.0f} |",
               flush=True)
     crop = torch.rand((1, prior.channels, 600, 600), generator=generator)

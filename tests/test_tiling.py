@@ -62,10 +62,17 @@ def test_a_prior_tiles_batches_above_its_budget_with_or_without_symmetry(group, 
     prior = prior.symmetrized(group)
     x = torch.rand(2, 1, 90, 70, dtype=torch.float64)
     v, g = prior.energy_and_grad(x)
-    monkeypatch.setattr(tiling, "MAX_VALUES", 1000)
+    monkeypatch.setattr(tiling, "max_values", lambda device: 1000)
     called = []
     monkeypatch.setattr(tiling, "tiled_energy_and_grad",
                         lambda net, z: called.append(z.shape) or tiled_energy_and_grad(net, z, 32))
     v_tiled, g_tiled = prior.energy_and_grad(x)
     assert len(called) == {"none": 1, "flips": 4, "dihedral": 8}[group]
     assert torch.allclose(v_tiled, v, rtol=1e-12) and torch.allclose(g_tiled, g, atol=1e-10)
+
+
+def test_the_cpu_tiles_smaller_batches_than_a_gpu_whose_only_limit_is_memory():
+    cpu, cuda = tiling.max_values(torch.device("cpu")), tiling.max_values(torch.device("cuda"))
+    assert cpu == tiling.CPU_MAX_VALUES < cuda == tiling.MAX_VALUES
+    # 8 gray chains of 256 px run in one pass, a 1024-px gray image in tiles
+    assert 8 * 256 * 256 <= cpu < 1024 * 1024

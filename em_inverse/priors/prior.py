@@ -155,8 +155,9 @@ class EnergyPrior(Prior):
                         ) -> tuple[torch.Tensor, torch.Tensor]:
         """(V(x) of shape (B,), grad_x V(x) of x's shape), from one forward and one backward
         (a symmetrised V: one per batch of its orbit, so memory does not grow with |G|; a
-        batch of more than ``tiling.MAX_VALUES`` values: tile by tile, image by image)."""
-        if not create_graph and x.numel() > tiling.MAX_VALUES and tiling.can_tile(self._pixel_net):
+        batch of more than ``tiling.max_values`` values: tile by tile, image by image)."""
+        if (not create_graph and x.numel() > tiling.max_values(x.device)
+                and tiling.can_tile(self._pixel_net)):
             return self._tiled_energy_and_grad(x)
         if isinstance(self.net, SymmetrizedEnergy) and not create_graph:
             with _deterministic_cudnn(x.is_cuda):
