@@ -66,7 +66,8 @@ def train(
         try:
             overrides["scales"] = [float(s) for s in scales.split(",")]
         except ValueError:
-            raise UserError(f"--scales must be numbers separated by commas, got {scales!r}") from None
+            raise UserError(f"--scales must be numbers separated by commas, "
+                            f"got {scales!r}") from None
     if arch is not None:
         try:
             overrides["arch"] = json.loads(arch)

@@ -12,30 +12,32 @@ on the whole image: equal to float rounding.
 
 Autograd keeps every activation for the backward: grad V of a 1024x1024 image in one pass
 peaked at 1985 MiB with the bundled gray prior and 6932 MiB with the colour one, whose three
-opponent channels run as three images (``benchmarks/results/speed`` at commit 9e87616), so a 12-megapixel colour photo would need some
-80 GB in one pass. ``EnergyPrior`` takes batches of more than ``max_values(device)`` values
-tile by tile, one image at a time: the memory is then a crop's, whatever the image's size, for
-at most (1 + 2 x 44 / 512)^2 = 1.37 times the arithmetic of one pass with the bundled nets (the
-crops' overlapping context: 41 px, and up to 3 more to start on the pooling grid). On the CPU
-the tiles' working set fits the caches better, which more than pays for that above 2^19 values:
-on a 2-core Xeon grad V of a 1024x1024 gray image took 1.7 s in tiles against 2.2 in one pass,
-of 2048x2048 gray 8.1 s, of 2048x2048 colour 26.2 s (``python
-benchmarks/tiling_threshold_check.py`` and ``python benchmarks/tiling_check.py``).
+opponent channels run as three images (``benchmarks/results/speed`` at commit 9e87616), so a
+12-megapixel colour photo would need some 80 GB in one pass. ``EnergyPrior`` takes batches of
+more than ``max_values(device)`` values tile by tile, one image at a time: the memory is then a
+crop's, whatever the image's size, for at most (1 + 2 x 44 / 512)^2 = 1.37 times the
+arithmetic of one pass with the bundled nets (the crops' overlapping context: 41 px, and up to
+3 more to start on the pooling grid). On the CPU the tiles' working set fits the caches better,
+which more than pays for that above 2^19 values: on a 2-core Xeon grad V of a 1024x1024 gray
+image took 1.7 s in tiles against 2.2 in one pass, of 2048x2048 gray 8.1 s, of 2048x2048 colour
+26.2 s (``python benchmarks/tiling_threshold_check.py`` and ``python
+benchmarks/tiling_check.py``).
 """
 from __future__ import annotations
 
 import torch
 
-#: Batches with more values (B x C x H x W) than this go tile by tile: above a 1448x1448 gray
-#: image (about 4 GB of activations at the speed table's rate) or an 836x836 colour one.
+#: On a GPU, batches with more values (B x C x H x W) than this go tile by tile: above a
+#: 1448x1448 gray image (about 4 GB of activations at the speed table's rate) or an 836x836
+#: colour one.
 MAX_VALUES = 2**21
 #: On the CPU, from a quarter of that: above a 724x724 gray image, a 418x418 colour one or 8
-#: chains of 256x256 gray images. The time per pixel of one pass grows with the batch as the
-#: activations outgrow the caches (as ``SymmetrizedEnergy.BATCH_ELEMENTS`` found for a
-#: symmetry's orbit), while tiles go image by image with a 512-px working set: above this the
-#: tiles are faster on average, below it the one pass is (``python
-#: benchmarks/tiling_threshold_check.py``; the numbers are in ``benchmarks/experiments.md``,
-#: "Tiling on the CPU").
+#: chains of 256x256 gray images (which still run in one pass). The time per pixel of one pass
+#: grows with the batch as the activations outgrow the caches (as
+#: ``SymmetrizedEnergy.BATCH_ELEMENTS`` found for a symmetry's orbit), while tiles go image by
+#: image with a 512-px working set: above this the tiles are faster on average, below it the one
+#: pass is (``python benchmarks/tiling_threshold_check.py``; the numbers are in
+#: ``benchmarks/experiments.md``, "Tiling on the CPU").
 CPU_MAX_VALUES = 2**19
 #: Side of the tiles (px), before their context is added.
 TILE = 512

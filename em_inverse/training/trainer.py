@@ -261,10 +261,10 @@ class Trainer:
         net.load_state_dict({k: v.cpu() for k, v in self.ema.items()})
         c = self.config
         recipe = {k: getattr(c, k) for k in (
-            "data", "crop", "augment", "scales", "steps", "phase2_steps", "batch_size", "lr", "warmup",
-            "lr_schedule", "ema_decay", "tau_star", "lambda_cd", "beta", "eps_max", "langevin_steps",
-            "langevin_dt", "negatives", "trim", "dsm_weight", "dsm_sigma_min", "dsm_sigma_max",
-            "seed")}
+            "data", "crop", "augment", "scales", "steps", "phase2_steps", "batch_size", "lr",
+            "warmup", "lr_schedule", "ema_decay", "tau_star", "lambda_cd", "beta", "eps_max",
+            "langevin_steps", "langevin_dt", "negatives", "trim", "dsm_weight", "dsm_sigma_min",
+            "dsm_sigma_max", "seed")}
         recipe.update(trained_steps=self.step, world_size=self.dist.world,
                       train_seconds=round(self.train_seconds, 1), device=self.device.type)
         training_time = f"{self.train_seconds / 60:.1f} min for {self.step} steps"
