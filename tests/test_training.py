@@ -122,6 +122,11 @@ def test_multi_scale_patches_add_anti_aliased_copies_drawn_by_area(tmp_path):
         Trainer(TrainConfig.from_dict({"scales": [1.0, 0.5]}), tmp_path, torch.device("cpu"))
     with pytest.raises(UserError, match="crop size 40 is larger"):
         Patches([np.zeros((64, 64, 1), np.float32)], 40, "small", scales=(1.0, 0.5))
+    np.save(tmp_path / "stripes.npy", stripes.transpose(2, 0, 1)[None])  # (1, C, H, W)
+    config = TrainConfig.from_dict({"data": f"folder:{tmp_path}", "crop": 8, "scales": [1, 0.5],
+                                    "arch": {"type": "ConvEnergy", "width": 4, "levels": 2}})
+    card = Trainer(config, tmp_path / "run", torch.device("cpu"), quiet=True).ema_prior().card
+    assert card["data"] == f"folder:{tmp_path} at scales 1, 0.5"   # the model card says so
 
 
 def toy_config(**changes) -> TrainConfig:

@@ -275,7 +275,9 @@ class Trainer:
                               f"{self.parent['run']} ({self.parent['train_seconds'] / 60:.1f} "
                               f"min): {total:.1f} min in all")
         card = {"architecture": self.arch["type"], "parameters": count_parameters(net),
-                "data": c.data, "hardware": self.hardware_summary(),
+                "data": c.data + ("" if c.scales == [1.0] else
+                                  " at scales " + ", ".join(f"{s:g}" for s in c.scales)),
+                "hardware": self.hardware_summary(),
                 "training_time": training_time,
                 "recipe": "Energy Matching (phase 1 flow on -grad V, then "
                 f"{c.phase2_length} contrastive steps)" + (
