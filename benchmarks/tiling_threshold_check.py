@@ -3,21 +3,20 @@
     python benchmarks/tiling_threshold_check.py [--repeats 5]
 
 For each bundled natural prior and batch shape (single images from 384 to 1024 px, and
-batches such as the 4 flipped copies of a 256-px image that ``--symmetry flips`` evaluates
-together), times one ``value_and_grad`` both ways: one pass over the whole batch (autograd
-keeps every activation), and ``priors.tiling``'s path (image by image, in tiles of
-``tiling.TILE`` px plus the net's receptive radius as context). Median seconds of ``--repeats``
-calls after a second of warm-up, on random images (the cost does not depend on the content).
-The last column says which path ``EnergyPrior`` takes on this device for that batch
+batches such as 4 or 8 posterior chains of a 256-px image), times one ``value_and_grad`` both
+ways: one pass over the whole batch (autograd keeps every activation), and ``priors.tiling``'s
+path (image by image, in tiles of ``tiling.TILE`` px plus the net's receptive radius as
+context). Median seconds of ``--repeats`` calls after a second of warm-up
+(``bench.speed.median_time``), on random images (the cost does not depend on the content). The
+last column says which path ``EnergyPrior`` takes on this device for that batch
 (``tiling.max_values``). Run it alone: the two paths differ by tens of percent.
 """
 import argparse
-import statistics
-import time
 
 import torch
 
 from em_inverse import load_prior
+from em_inverse.bench.speed import median_time
 from em_inverse.priors import tiling
 
 SHAPES = {
@@ -30,19 +29,6 @@ SHAPES = {
 parser = argparse.ArgumentParser()
 parser.add_argument("--repeats", type=int, default=5)
 args = parser.parse_args()
-
-
-def median_seconds(fn) -> float:
-    warm_until = time.perf_counter() + 1.0
-    while time.perf_counter() < warm_until:
-        fn()
-    times = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
 
 cpu = torch.device("cpu")
 print(f"CPU, {torch.get_num_threads()} torch threads; tiles of {tiling.TILE} px; "
@@ -59,8 +45,8 @@ for name, shapes in SHAPES.items():
             x = z.detach().requires_grad_(True)
             torch.autograd.grad(prior.net(x).sum(), x)
 
-        whole = median_seconds(one_pass)
-        tiled = median_seconds(lambda: tiling.tiled_energy_and_grad(prior.net, z))
+        whole = median_time(one_pass, cpu, args.repeats)
+        tiled = median_time(lambda: tiling.tiled_energy_and_grad(prior.net, z), cpu, args.repeats)
         path = "tiled" if z.numel() > tiling.max_values(cpu) else "one pass"
         print(f"| {name} | {shape} | {z.numel()} | {whole:.3f} | {tiled:.3f} | "
               f"{whole / tiled:.2f} | {path} |", flush=True)

@@ -35,8 +35,8 @@ MAX_VALUES = 2**21
 #: chains of 256x256 gray images (which still run in one pass). The time per pixel of one pass
 #: grows with the batch as the activations outgrow the caches (as
 #: ``SymmetrizedEnergy.BATCH_ELEMENTS`` found for a symmetry's orbit), while tiles go image by
-#: image with a 512-px working set: above this the tiles are faster on average, below it the one
-#: pass is (``python benchmarks/tiling_threshold_check.py``; the numbers are in
+#: image with a 512-px working set: above this the tiles are faster on average, below it neither
+#: wins consistently (``python benchmarks/tiling_threshold_check.py``; the numbers are in
 #: ``benchmarks/experiments.md``, "Tiling on the CPU").
 CPU_MAX_VALUES = 2**19
 #: Side of the tiles (px), before their context is added.
