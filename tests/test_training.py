@@ -15,10 +15,12 @@ from safetensors.torch import load_file, save_file
 
 from em_inverse.errors import UserError
 from em_inverse.priors import load_prior
+from em_inverse.priors.nets import build_net
 from em_inverse.priors.sampling import annealed_langevin, eps_schedule
 from em_inverse.training import TrainConfig, Trainer, losses
 from em_inverse.training.datasets import FASHION_MNIST_DIR, Patches, Toy2D
 from em_inverse.training.state import load_checkpoint
+from em_inverse.training.widen import can_widen, widen_state
 
 CLI = [sys.executable, "-m", "em_inverse"]
 
@@ -319,6 +321,57 @@ def test_a_run_can_fine_tune_a_prior_folder_or_a_bundled_prior(tmp_path):
     tuned = Trainer(natural, tmp_path / "natural", torch.device("cpu"), quiet=True)
     assert tuned.fit().training["started_from"] == {
         "run": "natural-gray", "trained_steps": 30000, "train_seconds": 6648.6}
+
+
+def conv_arch(width: int, **changes) -> dict:
+    return {"type": "ConvEnergy", "channels": 1, "width": width, "levels": 3, "blocks": 2,
+            **changes}
+
+
+def test_a_widened_conv_energy_computes_the_trained_energy_and_its_gradient():
+    torch.manual_seed(0)
+    trained, wide = build_net(conv_arch(4)), build_net(conv_arch(8))
+    state = widen_state(trained.state_dict(), wide.state_dict())
+    wide.load_state_dict(state)
+    x = torch.randn(3, 1, 20, 20, requires_grad=True)
+    (g_trained,) = torch.autograd.grad(trained(x).sum(), x)
+    (g_wide,) = torch.autograd.grad(wide(x).sum(), x)
+    assert torch.allclose(trained(x), wide(x), atol=1e-5)
+    assert torch.allclose(g_trained, g_wide, atol=1e-5)
+    # level 0 of a block: trained rows read no new channel, new rows are alive, new biases are 0
+    weight, bias = state["enc.0.0.conv1.weight"], state["enc.0.0.conv1.bias"]
+    assert torch.equal(weight[:4, :4], trained.state_dict()["enc.0.0.conv1.weight"])
+    assert not weight[:4, 4:].any() and weight[4:].abs().min() > 0
+    assert not bias[4:].any()
+    assert not state["head.weight"][:, 4:].any()  # V reads the trained channels alone
+
+
+def test_only_a_wider_conv_energy_of_the_same_shape_otherwise_can_be_widened():
+    assert can_widen(conv_arch(16), conv_arch(24))
+    assert not can_widen(conv_arch(16), conv_arch(16))
+    assert not can_widen(conv_arch(24), conv_arch(16))
+    assert not can_widen(conv_arch(16), conv_arch(24, levels=4))
+    assert not can_widen(conv_arch(16), conv_arch(24, blocks=3))
+    assert not can_widen({"type": "MLPEnergy", "dim": 2, "width": 8},
+                         {"type": "MLPEnergy", "dim": 2, "width": 16})
+
+
+def test_a_fine_tune_of_the_shipped_prior_can_widen_it_and_the_new_channels_learn(tmp_path):
+    config = TrainConfig.from_dict(dict(
+        data="patches:natural-gray", crop=16, batch_size=2, negatives=2, langevin_steps=1,
+        steps=1, phase2_steps=0, init_from="natural-gray", arch=conv_arch(20)))
+    trainer = Trainer(config, tmp_path / "wide", torch.device("cpu"), quiet=True)
+    shipped = load_prior("natural-gray")
+    x = torch.rand(2, 1, 24, 24)
+    trainer.start_from("natural-gray")
+    assert torch.allclose(trainer.net(x), shipped.net(x), rtol=1e-5, atol=1e-4)
+    prior = trainer.fit()
+    assert trainer.net.state_dict()["head.weight"][:, 16:].abs().min() > 0  # no dead channels
+    assert prior.training["started_from"]["widened_from_width"] == 16
+    assert "(width 16, widened)" in prior.card["training_time"]
+    with pytest.raises(UserError, match="same channels, levels and blocks"):
+        Trainer(TrainConfig.from_dict(dict(config.to_dict(), arch=conv_arch(20, levels=2))),
+                tmp_path / "other", torch.device("cpu"), quiet=True).fit()
 
 
 def test_data_the_architecture_cannot_take_is_a_clear_error_before_anything_is_written(tmp_path):

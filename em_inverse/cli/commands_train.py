@@ -44,7 +44,8 @@ def train(
     sample_every: Annotated[Optional[int], _opt("Write plots every N steps (0: at the end).")] = None,
     init_from: Annotated[Optional[str], _opt("Run folder, or prior (bundled name or prior "
                                              "folder), whose weights and EMA this run starts "
-                                             "from: a warm restart or a fine-tune.")] = None,
+                                             "from: a warm restart or a fine-tune (a "
+                                             "narrower ConvEnergy is widened).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT's checkpoint.")] = False,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
     device: DeviceOption = "auto",

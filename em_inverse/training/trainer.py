@@ -36,6 +36,7 @@ from em_inverse.training.plots import write_plots
 from em_inverse.training.state import (CHECKPOINT, load_checkpoint, restore_optimizer,
                                       save_checkpoint, section)
 from em_inverse.training.stop_request import StopRequest
+from em_inverse.training.widen import can_widen, widen_state
 
 
 def default_architecture(dataset) -> dict:
@@ -127,7 +128,8 @@ class Trainer:
         self.segments: list[dict] = []
 
     def start_from(self, source: str | Path) -> dict:
-        """Load this run's starting weights and EMA (same architecture and scale) from
+        """Load this run's starting weights and EMA (same architecture, or a ConvEnergy of a
+        smaller width, widened by ``widen_state``; same scale) from
         ``source``: a run folder's training checkpoint, or else a prior (a bundled name such as
         ``natural-gray``, or a prior folder), whose weights, an EMA already, start both: a
         fine-tune of a shipped prior. Returns the card's summary of where they come from: the
@@ -153,15 +155,21 @@ class Trainer:
             model = ema = {k: v.contiguous() for k, v in prior.net.state_dict().items()}  # NCHW
             steps, seconds = (prior.training.get(k, 0) for k in ("trained_steps", "train_seconds"))
             earlier = prior.training.get("started_from")
-        if arch != self.arch:
+        widened = arch != self.arch and can_widen(arch, self.arch)
+        if arch != self.arch and not widened:
             raise UserError(f"cannot start from {source}: its architecture {arch} differs from "
-                            f"this run's {self.arch}")
+                            f"this run's {self.arch} (a ConvEnergy can start a wider one with "
+                            "the same channels, levels and blocks)")
+        if widened:  # the same fresh rows for the weights and their EMA
+            fresh = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+            model, ema = widen_state(model, fresh), widen_state(ema, fresh)
         self.net.load_state_dict(model)
         self.dist.broadcast_parameters(self.net)
         self.ema = {k: v.detach().clone().to(self.device) for k, v in ema.items()}
         earlier = earlier or {"trained_steps": 0, "train_seconds": 0.0}
-        return {"run": str(source), "trained_steps": steps + earlier["trained_steps"],
-                "train_seconds": round(seconds + earlier["train_seconds"], 1)}
+        parent = {"run": str(source), "trained_steps": steps + earlier["trained_steps"],
+                  "train_seconds": round(seconds + earlier["train_seconds"], 1)}
+        return parent | ({"widened_from_width": arch["width"]} if widened else {})
 
     # -- pieces of a step ------------------------------------------------------------------------
     def learning_rate(self, step: int) -> float:
@@ -271,8 +279,11 @@ class Trainer:
         if self.parent is not None:
             recipe["started_from"] = self.parent
             total = (self.train_seconds + self.parent["train_seconds"]) / 60
+            widened = self.parent.get("widened_from_width")
             training_time += (f" after {self.parent['trained_steps']} steps of "
-                              f"{self.parent['run']} ({self.parent['train_seconds'] / 60:.1f} "
+                              f"{self.parent['run']}"
+                              + (f" (width {widened}, widened)" if widened else "")
+                              + f" ({self.parent['train_seconds'] / 60:.1f} "
                               f"min): {total:.1f} min in all")
         card = {"architecture": self.arch["type"], "parameters": count_parameters(net),
                 "data": c.data + ("" if c.scales == [1.0] else
