@@ -368,7 +368,7 @@ def test_a_fine_tune_of_the_shipped_prior_can_widen_it_and_the_new_channels_lear
     prior = trainer.fit()
     assert trainer.net.state_dict()["head.weight"][:, 16:].abs().min() > 0  # no dead channels
     assert prior.training["started_from"]["widened_from_width"] == 16
-    assert "(width 16, widened)" in prior.card["training_time"]
+    assert "min), widened from width 16: " in prior.card["training_time"]
     with pytest.raises(UserError, match="same channels, levels and blocks"):
         Trainer(TrainConfig.from_dict(dict(config.to_dict(), arch=conv_arch(20, levels=2))),
                 tmp_path / "other", torch.device("cpu"), quiet=True).fit()

@@ -281,10 +281,9 @@ class Trainer:
             total = (self.train_seconds + self.parent["train_seconds"]) / 60
             widened = self.parent.get("widened_from_width")
             training_time += (f" after {self.parent['trained_steps']} steps of "
-                              f"{self.parent['run']}"
-                              + (f" (width {widened}, widened)" if widened else "")
-                              + f" ({self.parent['train_seconds'] / 60:.1f} "
-                              f"min): {total:.1f} min in all")
+                              f"{self.parent['run']} ({self.parent['train_seconds'] / 60:.1f} "
+                              "min)" + (f", widened from width {widened}" if widened else "")
+                              + f": {total:.1f} min in all")
         card = {"architecture": self.arch["type"], "parameters": count_parameters(net),
                 "data": c.data + ("" if c.scales == [1.0] else
                                   " at scales " + ", ".join(f"{s:g}" for s in c.scales)),
