@@ -11,7 +11,7 @@ freshly initialised net of width W > w with the same channels, levels and blocks
 The new channels then carry nonzero activations that no trained channel reads yet, so the wider
 net computes exactly the trained V(x) (and grad V) at the start, and the zero columns get
 gradients from the first step on (Net2Net, Chen et al. 2016, with zero outgoing weights in place
-of copied ones). A fine-tune of a shipped prior can so test more capacity without training the
+of copied ones). A fine-tune of a shipped prior can thus test more capacity without training the
 wider net from scratch.
 """
 from __future__ import annotations
