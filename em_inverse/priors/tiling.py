@@ -28,8 +28,8 @@ from __future__ import annotations
 import torch
 
 #: On a GPU, batches with more values (B x C x H x W) than this go tile by tile: above a
-#: 1448x1448 gray image (about 4 GB of activations at the speed table's rate) or an 836x836
-#: colour one.
+#: 1448x1448 gray image (about 4 GB of activations at the one-pass rate above, 1985 MiB per
+#: 1024x1024 gray image) or an 836x836 colour one.
 MAX_VALUES = 2**21
 #: On the CPU, from a quarter of that: above a 724x724 gray image, a 418x418 colour one or 8
 #: chains of 256x256 gray images (which still run in one pass). The time per pixel of one pass

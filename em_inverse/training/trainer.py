@@ -155,7 +155,7 @@ class Trainer:
             model = ema = {k: v.contiguous() for k, v in prior.net.state_dict().items()}  # NCHW
             steps, seconds = (prior.training.get(k, 0) for k in ("trained_steps", "train_seconds"))
             earlier = prior.training.get("started_from")
-        widened = arch != self.arch and can_widen(arch, self.arch)
+        widened = can_widen(arch, self.arch)  # False for equal architectures
         if arch != self.arch and not widened:
             raise UserError(f"cannot start from {source}: its architecture {arch} differs from "
                             f"this run's {self.arch} (a ConvEnergy can start a wider one with "
