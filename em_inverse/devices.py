@@ -1,26 +1,38 @@
 """Device selection and explicit random generators shared by every entry point."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from em_inverse.errors import UserError
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """Map ``auto|cpu|cuda[:N]`` to a ``torch.device``; ``auto`` picks CUDA when present."""
-    name = str(device)
+    """Map ``auto|cpu|cuda[:N]`` to a ``torch.device``; ``auto`` picks CUDA when present.
+    Other torch device types (mps, meta, xpu, ...) are refused: the solvers are checked on
+    CPU and CUDA only."""
+    name = str(device).strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} requested but CUDA is not available on this machine")
     try:
-        return torch.device(name)
+        chosen = torch.device(name)
     except RuntimeError:
-        raise UserError(f"unknown device {name!r}: use auto, cpu or cuda") from None
+        chosen = None
+    if chosen is None or chosen.type not in ("cpu", "cuda"):
+        raise UserError(f"unknown device {str(device)!r}: use auto, cpu or cuda[:N]")
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} requested but CUDA is not available on this machine")
+    if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise UserError(f"device {name!r}: this machine has {torch.cuda.device_count()} "
+                        f"CUDA device(s)")
+    return chosen
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A ``torch.Generator`` on ``device`` seeded with ``seed`` (all randomness is passed down)."""
+    """A ``torch.Generator`` on ``device`` seeded with ``seed``, an integer in [0, 2^63) (all
+    randomness is passed down)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise UserError(f"seed must be an integer in [0, 2^63), got {seed!r}")
     generator = torch.Generator(device=device)
     generator.manual_seed(int(seed))
     return generator

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import tempfile
 import warnings
 import zlib
 from pathlib import Path
@@ -45,7 +46,7 @@ def read_image(path: str | Path, measurement: bool = False) -> torch.Tensor:
         raise UserError(f"not a file: {path}")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        array = _read_npy(path)
+        array = read_npy(path)
     elif suffix in IMAGE_SUFFIXES:
         array = _read_picture(path)
     else:
@@ -72,11 +73,14 @@ def _read_picture(path: Path) -> np.ndarray:
     return array
 
 
-def _read_npy(path: Path) -> np.ndarray:
+def read_npy(path: Path) -> np.ndarray:
+    """The array in a ``.npy`` file, never unpickled; a bad file is a ``UserError``."""
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "allow_pickle" in reason:  # numpy's advice to unpickle: this reader never does
+            reason = "not a numeric .npy array (Python objects are never unpickled)"
         raise UserError(f"cannot read array {path}: {reason}") from None
 
 
@@ -85,7 +89,8 @@ def array_to_tensor(array: np.ndarray, source: str = "array",
     """Convert an image-like array to a (1, C, H, W) float32 tensor in [0, 1].
 
     Accepted layouts: (H, W), (H, W, C) with C in {1, 2, 3, 4}, (C, H, W) with C in {1, 3} and
-    (1, C, H, W). Integer arrays are scaled by their type's maximum; bool arrays map to {0, 1};
+    (1, C, H, W). uint8 and uint16 arrays are scaled by their type's maximum (other integer
+    types are refused: their full scale is anyone's guess); bool arrays map to {0, 1};
     float arrays must be finite and inside [0, 1] (``measurement=True``: finite, any range).
     """
     array = np.asarray(array)
@@ -123,19 +128,29 @@ def _drop_alpha(array: np.ndarray, source: str) -> np.ndarray:
     return array
 
 
+#: How far outside [0, 1] a float measurement may reach before it is read with a warning: noise
+#: of std 0.25 (the top of the levels the natural priors learned) stays within it.
+FAR_OUTSIDE = 1.0
+
+
 def _to_unit_float(array: np.ndarray, source: str, measurement: bool) -> np.ndarray:
     kind = array.dtype.kind
     if kind == "b":
         return array.astype(np.float32)
     if kind in "iu":
-        top = np.iinfo(array.dtype).max
-        if kind == "i" and array.min() < 0:
-            raise UserError(f"{source}: negative integer pixel values")
-        return (array.astype(np.float64) / top).astype(np.float32)
+        if array.dtype not in (np.uint8, np.uint16):
+            raise UserError(f"{source}: {array.dtype} pixels have no agreed full scale: use "
+                            f"uint8 (0-255), uint16 (0-65535) or floats in [0, 1]")
+        return (array.astype(np.float64) / np.iinfo(array.dtype).max).astype(np.float32)
     values = array.astype(np.float32)
     if not np.isfinite(values).all():
         raise UserError(f"{source}: contains NaN or infinite values")
     if measurement:
+        low, high = float(values.min()), float(values.max())
+        if low < -FAR_OUTSIDE or high > 1 + FAR_OUTSIDE:
+            warnings.warn(f"{source}: values span [{low:.4g}, {high:.4g}], far outside the "
+                          f"[0, 1] image scale (8-bit values must be divided by 255)",
+                          UserWarning, stacklevel=3)
         return values
     low, high = float(values.min()), float(values.max())
     if low < -1e-6 or high > 1 + 1e-6:
@@ -146,7 +161,7 @@ def _to_unit_float(array: np.ndarray, source: str, measurement: bool) -> np.ndar
 # -- writing ----------------------------------------------------------------------------------
 def check_writable(path: str | Path, suffixes: tuple[str, ...] = WRITABLE_SUFFIXES) -> Path:
     """Fail early (``UserError``) if ``path`` cannot be written: bad suffix, missing or
-    read-only folder, or an existing directory in the way. Creates nothing."""
+    read-only folder, or an existing directory in the way. Leaves nothing behind."""
     path = Path(path)
     if suffixes and path.suffix.lower() not in suffixes:
         raise UserError(f"cannot write {path}: use one of {', '.join(suffixes)}")
@@ -154,12 +169,39 @@ def check_writable(path: str | Path, suffixes: tuple[str, ...] = WRITABLE_SUFFIX
     if path.is_dir():
         raise UserError(f"cannot write {path}: it is a directory")
     if not folder.is_dir():
-        raise UserError(f"cannot write {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write {path}: folder {folder} is not writable")
+        missing = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise UserError(f"cannot write {path}: {folder} {missing}")
+    _try_writing_in(folder, f"cannot write {path}")
     if path.exists() and not os.access(path, os.W_OK):
         raise UserError(f"cannot write {path}: file is read-only")
     return path
+
+
+def check_new_folder(path: str | Path, parents: bool = False) -> Path:
+    """Fail early (``UserError``) unless ``path`` is a folder that can be written into: an
+    existing folder, or a new one whose parent folder exists (with ``parents``, whose nearest
+    existing ancestor is a folder) and takes a new entry. Leaves nothing behind."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"cannot write into {path}: it is a file, not a folder")
+    target = path if path.exists() else (path.parent if str(path.parent) else Path("."))
+    while parents and not target.exists() and target != target.parent:
+        target = target.parent
+    if not target.is_dir():
+        missing = "is a file, not a folder" if target.exists() else "does not exist"
+        raise UserError(f"cannot create {path}: {target} {missing}")
+    _try_writing_in(target, f"cannot write into {path}")
+    return path
+
+
+def _try_writing_in(folder: Path, failure: str) -> None:
+    """``UserError(failure: why)`` unless an entry can be made in ``folder``: tried by making and
+    removing an empty folder there, since permission bits alone do not tell (for root, or on a
+    read-only mount)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".em-inverse-write-check-"))
+    except OSError as exc:
+        raise UserError(f"{failure}: {exc.strerror or exc} in {folder}") from None
 
 
 def atomic_write(path: str | Path, payload: bytes) -> Path:

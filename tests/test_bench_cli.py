@@ -190,6 +190,13 @@ def test_misplaced_or_malformed_options_are_user_errors(app, tmp_path, args):
     assert "not an option of the" in result.output or "LABEL=PATH" in result.output
 
 
+def test_an_output_folder_that_cannot_be_written_fails_before_any_work(app, tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    result, seconds = _run(app, "natural", "--quick", "--out", str(tmp_path / "file"))
+    assert result.exit_code == 2 and "it is a file, not a folder" in result.stderr
+    assert seconds < 5  # not after the suite has run
+
+
 def test_extra_prior_adds_an_ablation_row_where_its_channels_fit(app, tmp_path):
     from em_inverse.bench.common import untrained_prior
     from em_inverse.priors import save_prior

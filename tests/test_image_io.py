@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import imageio.v3 as iio
 import numpy as np
@@ -42,7 +43,7 @@ def test_alpha_is_dropped_with_a_warning(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["missing", "text", "truncated", "nan", "5d", "range",
-                                  "object", "suffix", "directory"])
+                                  "object", "int64", "suffix", "directory"])
 def test_bad_inputs_raise_one_clear_user_error(tmp_path, case):
     path = tmp_path / "bad.png"
     if case == "text":
@@ -52,7 +53,8 @@ def test_bad_inputs_raise_one_clear_user_error(tmp_path, case):
     elif case in ("nan", "5d", "range", "object"):
         path = tmp_path / "bad.npy"
         array = {"nan": np.full((4, 4), np.nan), "5d": np.zeros((1, 1, 1, 4, 4)),
-                 "range": np.full((4, 4), 255.0), "object": np.array([None, 1])}[case]
+                 "range": np.full((4, 4), 255.0), "object": np.array([None, 1]),
+                 "int64": np.arange(16, dtype=np.int64).reshape(4, 4)}[case]
         np.save(path, array, allow_pickle=True)
     elif case == "suffix":
         path = tmp_path / "bad.gif"
@@ -62,6 +64,7 @@ def test_bad_inputs_raise_one_clear_user_error(tmp_path, case):
     with pytest.raises(UserError) as info:
         read_image(path)
     assert "\n" not in str(info.value)
+    assert "allow_pickle" not in str(info.value)  # never advise loading a file unsafely
 
 
 def test_a_measurement_keeps_its_noise_outside_0_1_but_must_be_finite(tmp_path):
@@ -73,6 +76,21 @@ def test_a_measurement_keeps_its_noise_outside_0_1_but_must_be_finite(tmp_path):
     np.save(tmp_path / "nan.npy", noisy * np.nan)
     with pytest.raises(UserError, match="NaN"):
         read_image(tmp_path / "nan.npy", measurement=True)
+
+
+def test_integers_need_a_known_full_scale_and_far_out_measurements_are_flagged(tmp_path):
+    np.save(tmp_path / "u16.npy", np.full((2, 2), 65535, np.uint16))
+    assert read_image(tmp_path / "u16.npy").max() == 1.0
+    np.save(tmp_path / "i32.npy", np.full((2, 2), 255, np.int32))
+    with pytest.raises(UserError, match="uint8 .0-255., uint16"):
+        read_image(tmp_path / "i32.npy")
+    np.save(tmp_path / "scale255.npy", np.full((2, 2), 200.0, np.float32))
+    with pytest.warns(UserWarning, match="divided by 255"):
+        read_image(tmp_path / "scale255.npy", measurement=True)
+    np.save(tmp_path / "noisy.npy", np.array([[-0.9, 1.9]], np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # noise, even strong, is not flagged
+        read_image(tmp_path / "noisy.npy", measurement=True)
 
 
 def test_writes_are_atomic_and_checked(tmp_path):

@@ -117,6 +117,17 @@ def test_mask_file_white_marks_pixels_to_fill(tmp_path):
         op.build_operator("inpaint", (1, 1, 8, 8))
 
 
+def test_an_integer_npy_mask_is_read_as_labels(tmp_path):
+    """0 = observed, any other integer = fill, whatever the integer type's range."""
+    labels = np.zeros((8, 8), np.int64)
+    labels[2:4, 5:7] = 7
+    np.save(tmp_path / "labels.npy", labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # labels are not "grey pixels"
+        keep = op.mask_from_file(tmp_path / "labels.npy", (8, 8))
+    assert torch.equal(keep[0, 0], torch.from_numpy(labels == 0).float())
+
+
 def test_a_grey_or_empty_mask_file_is_read_with_a_warning(tmp_path):
     """Every non-black pixel is one to fill, so a JPEG's ringing or a soft brush edge widens
     the holes: the reader says how many pixels were grey; and a mask with no hole says so."""
@@ -137,6 +148,8 @@ def test_a_grey_or_empty_mask_file_is_read_with_a_warning(tmp_path):
 
 
 def test_generated_masks_are_seeded_and_sized():
+    from em_inverse.operators.masks import MAX_STROKES
+
     def gen(seed):
         return torch.Generator().manual_seed(seed)
 
@@ -151,7 +164,8 @@ def test_generated_masks_are_seeded_and_sized():
     strokes = op.stroke_mask(shape, gen(3), strokes=3)
     assert 0 < float((1 - strokes).mean()) < 0.9
     assert torch.equal(strokes, op.parse_mask("strokes:3", shape, gen(3)))
-    for bad in ("random:1.5", "box:0,0,40,4", "random:x", "nothing-here.png"):
+    for bad in ("random:1.5", "box:0,0,40,4", "random:x", "nothing-here.png", "box:nan,0,4,4",
+                "box:1.5,0,4,4", "strokes:inf", "strokes:2.5", f"strokes:{MAX_STROKES + 1}"):
         with pytest.raises(UserError):
             op.parse_mask(bad, shape, gen(0))
 
@@ -187,11 +201,15 @@ def test_kernels_are_normalised_and_parsed(tmp_path):
     np.save(tmp_path / "k.npy", np.ones((3, 5)))
     k = op.parse_kernel(str(tmp_path / "k.npy"))
     assert k.shape == (1, 1, 3, 5) and abs(float(k.sum()) - 1) < 1e-6
+    np.save(tmp_path / "counts.npy", np.ones((3, 5), np.int64))  # integer weights: any scale
+    torch.testing.assert_close(op.parse_kernel(str(tmp_path / "counts.npy")), k)
     np.save(tmp_path / "nan.npy", np.full((3, 3), np.nan))
     for bad in ("gaussian:-1", "gaussian:abc", "motion:", "motion:0.5", "blob:3", "",
                 str(tmp_path / "nan.npy")):
         with pytest.raises(UserError):
             op.parse_kernel(bad)
+    with pytest.raises(UserError, match="no such kernel file"):
+        op.parse_kernel(str(tmp_path / "missing.npy"))
 
 
 def test_degrade_is_seeded_and_noise_has_the_requested_sigma():

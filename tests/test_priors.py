@@ -236,6 +236,18 @@ def test_the_opponent_command_builds_a_colour_prior_and_never_overwrites_one_sil
     assert subprocess.run(command + ["--force"], capture_output=True).returncode == 0
 
 
+def test_the_opponent_command_refuses_an_out_that_is_a_file_or_lies_in_a_missing_folder(
+        saved, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    for out, message in ((tmp_path / "file", "is a file"),
+                         (tmp_path / "no" / "such" / "rgb", "does not exist")):
+        result = subprocess.run([sys.executable, "-m", "em_inverse", "opponent", str(saved),
+                                 str(out)], capture_output=True, text=True)
+        assert result.returncode == 2 and message in result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "no").exists()
+
+
 @pytest.mark.parametrize("name", ["natural-gray", "natural-rgb"])
 def test_the_bundled_natural_priors_have_settings_for_scattered_pixels_and_for_holes(name):
     """Brush strokes of 8 px (the default width at 128 px) are holes; 50% random pixels not."""

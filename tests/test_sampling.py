@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import typer
 from typer.testing import CliRunner
@@ -58,3 +59,34 @@ def test_the_cli_denoises_by_default_and_keeps_the_chains_with_no_denoise(tmp_pa
         outputs[flag] = np.load(out)
     assert outputs["--denoise"].shape == outputs["--no-denoise"].shape == (2, 1, 28, 28)
     assert not np.array_equal(outputs["--denoise"], outputs["--no-denoise"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--prior", "natural-gray", "--size", "0"], "--size must be a positive"),
+    (["--prior", "natural-gray", "--size", "-5"], "--size must be a positive"),
+    (["--prior", "fashion-mnist", "--size", "16"], "--size applies to fully convolutional"),
+    (["--prior", "natural-gray", "-o", "{tmp}/grid.png"], "it is a directory"),
+    (["--prior", "natural-gray", "-o", "{tmp}/no/such/x.png"], "does not exist"),
+])
+def test_bad_sample_options_fail_before_sampling_with_one_line(tmp_path, args, message):
+    app = typer.Typer(pretty_exceptions_enable=False)
+    commands_prior.register(app)
+    (tmp_path / "grid.png").mkdir()  # a folder where the grid would go
+    argv = ["sample", "-n", "1", "--steps", "1", "--quiet"]
+    argv += [a.format(tmp=tmp_path) for a in args]
+    if "-o" not in args:
+        argv += ["-o", str(tmp_path / "x.png")]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2 and result.stderr.startswith("error: ")
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert [path.name for path in tmp_path.iterdir()] == ["grid.png"]
+
+
+def test_an_upper_case_npy_suffix_gets_an_array(tmp_path):
+    app = typer.Typer(pretty_exceptions_enable=False)
+    commands_prior.register(app)
+    out = tmp_path / "x.NPY"
+    result = CliRunner().invoke(app, ["sample", "--prior", "fashion-mnist", "-n", "1", "--steps",
+                                      "1", "-o", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert np.load(out).shape == (1, 1, 28, 28)

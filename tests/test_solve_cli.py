@@ -81,8 +81,8 @@ def test_std_needs_no_method_where_the_priors_tuned_default_is_a_sampler(app, fi
     assert sampled.exit_code == 0, sampled.output
     assert json.loads(sampled.stdout)["settings"]["method"] == "anneal"
     assert np.load(tmp_path / "s.npy").max() > 0
-    point = run(app, *base, "--op", "denoise", "--prior", tmp_path / "prior",
-                "-o", tmp_path / "b.png", "--std", tmp_path / "t.npy")
+    point = run(app, "solve", tmp_path / "y.png", "--quiet", "--op", "denoise", "--prior",
+                tmp_path / "prior", "-o", tmp_path / "b.png", "--std", tmp_path / "t.npy")
     assert point.exit_code == 2 and "the prior's default for this task is map" in point.stderr
     assert not (tmp_path / "b.png").exists() and not (tmp_path / "t.npy").exists()
 
@@ -218,6 +218,8 @@ def _bad_inputs(files, tmp):
     np.save(tmp / "five.npy", np.zeros((1, 1, 1, 16, 16)))
     write_image(tmp / "small_mask.png", read_image(files / "clean.png")[..., :8, :8])
     write_image(tmp / "one_row.png", read_image(files / "clean.png")[..., :1, :])
+    write_image(tmp / "mask.png", (read_image(files / "clean.png") > 0.5).float())
+    np.save(tmp / "int64.npy", np.arange(256, dtype=np.int64).reshape(16, 16))
     (tmp / "corrupt").mkdir(exist_ok=True)
     (tmp / "corrupt" / "config.json").write_text("{ not json")
     img, prior = files / "clean.png", files / "prior"
@@ -249,6 +251,22 @@ def _bad_inputs(files, tmp):
                                         "--factor", "2", "-o", tmp / "x.png"],
         "degrade factor 0": ["degrade", img, "--op", "superres", "--factor", "0", "-o",
                              tmp / "x.png"],
+        "mask box with nan": [*base, img, "--op", "inpaint", "--mask", "box:nan,0,4,4"],
+        "fractional stroke count": [*base, img, "--op", "inpaint", "--mask", "strokes:2.5"],
+        "a million strokes": [*base, img, "--op", "inpaint", "--mask", "strokes:1000000"],
+        "device mps": [*base, img, "--device", "mps"],
+        "noise beyond float range": [*base, img, "--noise", "1e300"],
+        "kernel for denoising": [*base, img, "--op", "denoise", "--kernel", "gaussian:1"],
+        "mask for deblurring": [*base, img, "--op", "deblur", "--kernel", "gaussian:1",
+                                "--mask", "box"],
+        "mala with map": [*base, img, "--method", "map", "--mala"],
+        "output over the mask file": [*base, img, "--op", "inpaint", "--mask", tmp / "mask.png",
+                                      "-o", tmp / "mask.png"],
+        "degrade output over its mask-out": ["degrade", img, "--op", "inpaint", "--mask", "box",
+                                             "-o", tmp / "y.png", "--mask-out", tmp / "y.png"],
+        "int64 npy": [*base, tmp / "int64.npy"],
+        "missing kernel file": [*base, img, "--op", "deblur", "--kernel", tmp / "nope.npy"],
+        "output inside a file": [*base, img, "-o", tmp / "mask.png" / "x.png"],
     }
 
 
@@ -257,7 +275,9 @@ def test_every_bad_input_exits_2_with_one_line_and_no_file(app, files, tmp_path)
     bad.mkdir()
     out = tmp_path / "out"
     out.mkdir()
-    for name, argv in _bad_inputs(files, bad).items():
+    cases = _bad_inputs(files, bad)
+    inputs = {path: path.read_bytes() for path in bad.iterdir() if path.is_file()}
+    for name, argv in cases.items():
         if "-o" not in argv:
             argv = [*argv, "-o", out / "x.png"]
         result = run(app, *argv, "--quiet")
@@ -266,6 +286,8 @@ def test_every_bad_input_exits_2_with_one_line_and_no_file(app, files, tmp_path)
         assert len(lines) == 1 and lines[0].startswith("error: "), (name, result.stderr)
         assert "Traceback" not in result.output, name
         assert list(out.iterdir()) == [], name
+        assert {path: path.read_bytes() for path in bad.iterdir() if path.is_file()} == inputs, \
+            f"{name}: an input file was changed or a file was written beside the inputs"
 
 
 
@@ -306,6 +328,8 @@ def test_a_std_png_says_what_white_means(app, files, tmp_path):
     (["priors", "--quiet"], "No such option"),
     (["solve"], "Missing argument 'image'"),
     (["solve", "x.png", "--steps", "many"], "Invalid value for '--steps'"),
+    (["degrade", "x.png", "-o", "y.png", "--seed", str(2**64)], "Invalid value for '--seed'"),
+    (["sample", "-p", "natural-gray", "--seed", "-1"], "Invalid value for '--seed'"),
 ])
 def test_usage_mistakes_are_one_error_line_with_exit_status_2(args, message):
     import subprocess
@@ -350,3 +374,27 @@ def test_an_inpainting_solved_with_noise_0_returns_its_observed_pixels_as_measur
                            for name in ("y", "exact", "estimated"))
     assert np.array_equal(exact[observed], y[observed])
     assert not np.array_equal(estimated[observed], y[observed])
+
+
+@pytest.mark.parametrize("exhausted", [
+    MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: "
+                                "can't allocate memory: you tried to allocate 4000000000 bytes")])
+def test_running_out_of_memory_is_one_error_line_and_other_bugs_still_raise(exhausted):
+    from em_inverse.cli.common import user_errors
+
+    @user_errors
+    def command():
+        raise exhausted
+
+    app = typer.Typer(pretty_exceptions_enable=False)
+    app.command()(command)
+    result = runner.invoke(app, [])
+    assert result.exit_code == 2 and result.stderr.startswith("error: out of memory")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+    @user_errors
+    def buggy():
+        raise RuntimeError("a genuine bug")
+
+    with pytest.raises(RuntimeError, match="a genuine bug"):
+        buggy()

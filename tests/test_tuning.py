@@ -493,3 +493,18 @@ def test_the_tune_command_rejects_unknown_families_before_touching_the_prior(tmp
                                      "deblur, superres, inpaint, inpaint-hole, deblur-clean, "
                                      "superres-clean")
     assert (tmp_path / "prior" / "config.json").read_bytes() == before
+
+
+def test_the_tune_command_needs_crops_wider_than_the_scoring_border(tmp_path):
+    from typer.testing import CliRunner
+
+    from em_inverse.bench.tuning import MIN_CROP_SIZE
+    from em_inverse.cli.app import app
+    from em_inverse.priors import ConvEnergy, EnergyPrior, save_prior
+
+    save_prior(EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny"),
+               tmp_path / "prior")
+    result = CliRunner().invoke(app, ["tune", str(tmp_path / "prior"), "--families", "denoise",
+                                      "--size", str(MIN_CROP_SIZE - 1)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: --size must be at least {MIN_CROP_SIZE} pixels")

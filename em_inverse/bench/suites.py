@@ -28,6 +28,7 @@ from em_inverse.bench.images import (COLOUR_TEST_IMAGES, GRAY_TEST_IMAGES, fashi
 from em_inverse.bench.tasks import fashion_tasks, natural_tasks
 from em_inverse.devices import resolve_device
 from em_inverse.errors import UserError
+from em_inverse.image_io import check_new_folder
 
 NATURAL_SIZE, QUICK_SIZE = 256, 32
 NATURAL_BORDER, QUICK_BORDER = 16, 4
@@ -125,6 +126,7 @@ def run_suite(name: str, *, quick: bool = False, out: str | Path | None = None,
     torch_device = resolve_device(device)
     if out is None:  # GPU results are committed beside the CPU ones, not over them
         out = RESULTS_DIR / (name if torch_device.type == "cpu" else f"{name}-{torch_device.type}")
+    check_new_folder(out, parents=True)  # before minutes of work, not at the final write
     settings = SuiteSettings(
         quick=quick, out=Path(out), device=torch_device, seed=seed, prior=prior, limit=limit,
         quiet=quiet, command=command,

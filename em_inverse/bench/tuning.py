@@ -74,6 +74,11 @@ from em_inverse.solvers.tuned_entries import CLEAN_FAMILIES, CLEAN_SUFFIX, SWITC
 __all__ = ["tune_prior", "write_tuning"]
 
 
+#: Pixels ignored on each side of a tuning crop when it is scored (fully convolutional priors),
+#: and the smallest crop that leaves a scored centre as wide as both borders together.
+CROP_BORDER = 8
+MIN_CROP_SIZE = 4 * CROP_BORDER
+
 def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps: int = 100,
                anneal_steps: tuple[int, ...] = ANNEAL_STEPS, tasks=TUNING_TASKS,
                families: tuple[str, ...] = FAMILIES, skip_grid: bool = False,
@@ -124,7 +129,7 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     images = [x.to(prior.device) for x in images]
     symmetries = ("none",) if fixed else GROUPS  # garments have an orientation
     anneal_factors = ANNEAL_STEP_FACTORS if fixed else ()
-    border = 0 if fixed else 8
+    border = 0 if fixed else CROP_BORDER
     # skip_grid: the tuned entries' earlier rows stay, but a setting scored again (the start
     # rows, the tuned setting, a stage's trials on a rerun) keeps only its new row
     trials = [row for row in earlier_rows if skip_grid and row["task"] in key_of_task]

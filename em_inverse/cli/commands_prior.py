@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from em_inverse.cli.common import DeviceOption, QuietOption, SeedOption, say, user_errors
+from em_inverse.cli.common import (DeviceOption, QuietOption, SeedOption, say, user_errors,
+                                   warnings_said)
 from em_inverse.errors import UserError
 
 PriorOption = Annotated[str, typer.Option("--prior", "-p", help="Bundled prior name or folder.")]
@@ -33,24 +34,28 @@ def sample(
     denoising step)."""
     from tqdm.auto import tqdm
 
-    from em_inverse.devices import make_generator, resolve_device
-    from em_inverse.priors import load_prior
     from em_inverse.atomic import atomic_write_bytes
+    from em_inverse.devices import make_generator, resolve_device
+    from em_inverse.image_io import check_writable
+    from em_inverse.priors import load_prior
     from em_inverse.priors.sampling import sample_prior, sampler_settings
 
     if n <= 0:
         raise UserError("-n must be positive")
     if steps is not None and steps <= 0:
         raise UserError("--steps must be positive")
+    if size is not None and size < 1:
+        raise UserError(f"--size must be a positive number of pixels, got {size}")
+    check_writable(output, suffixes=(".png", ".npy"))
     dev = resolve_device(device)
     model = load_prior(prior, device=dev)
     vector = model.data.get("kind") == "vector"
-    if vector and output.suffix != ".npy":
+    as_array = output.suffix.lower() == ".npy"
+    if vector and not as_array:
         raise UserError(f"prior {model.name!r} draws vectors: write them to a .npy file")
-    if not vector and output.suffix.lower() not in (".png", ".npy"):
-        raise UserError("write image samples to a .png grid or a .npy array")
-    if not output.parent.exists():
-        raise UserError(f"output folder {output.parent} does not exist")
+    if size is not None and (vector or model.image_size is not None):
+        raise UserError(f"--size applies to fully convolutional priors; {model.name!r} draws "
+                        f"{'vectors' if vector else 'images of one size'}")
     shape = None
     if not vector and model.image_size is None:
         side = size or (model.data.get("training_size") or [64])[0]
@@ -60,7 +65,7 @@ def sample(
         x = sample_prior(model, n, generator=make_generator(seed, dev), steps=total, shape=shape,
                          denoise=denoise, callback=lambda k: bar.update(1))
     x = x.cpu()
-    if output.suffix == ".npy":
+    if as_array:
         buffer = io.BytesIO()
         np.save(buffer, x.numpy())
         atomic_write_bytes(output, buffer.getvalue())
@@ -103,7 +108,8 @@ def score(
     dev = resolve_device(device)
     rows = []
     for path in images:
-        x = read_image(path).to(dev)
+        with warnings_said(quiet=False):
+            x = read_image(path).to(dev)
         model = load_prior(prior or default_prior_name(x.shape[1]), device=dev)
         try:
             model.check_input(x)
@@ -131,12 +137,14 @@ def opponent(
 ):
     """Build a colour prior from a gray one: V(rgb) = the gray V summed over the luminance and
     the two chroma channels (no training). Tune it next with ``em-inverse tune OUT``."""
+    from em_inverse.image_io import check_new_folder
     from em_inverse.priors import load_prior, save_prior
     from em_inverse.priors.checkpoint import CONFIG
     from em_inverse.priors.colour import opponent_prior
 
     if (out / CONFIG).exists() and not force:
         raise UserError(f"{out} already holds a prior: pass --force to replace it")
+    check_new_folder(out)
     colour = opponent_prior(load_prior(gray), name=out.name)
     save_prior(colour, out)
     say(quiet, f"wrote {out}: {colour.card['colour']} ({colour.num_parameters} parameters)")

@@ -6,17 +6,15 @@ that fails leaves no file behind.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from em_inverse.cli.common import (DeviceOption, QuietOption, SeedOption, require_file, say,
-                                   user_errors)
+from em_inverse.cli.common import (DeviceOption, QuietOption, SeedOption, check_outputs,
+                                   require_file, say, user_errors, warnings_said)
 from em_inverse.errors import UserError
 
 OpOption = Annotated[str, typer.Option(
@@ -37,13 +35,22 @@ NoiseOption = Annotated[Optional[float], typer.Option(
                     "the image; degrade: default 0).")]
 
 
+#: The largest noise std accepted, on the [0, 1] image scale: ten times the whole range.
+MAX_NOISE = 10.0
+
+
 def _operator_options(op, mask, kernel, factor, noise) -> None:
     from em_inverse.operators import TASKS
 
     if op not in TASKS:
         raise UserError(f"unknown operator {op!r}: use one of {', '.join(TASKS)}")
-    if noise is not None and not noise >= 0:
-        raise UserError(f"--noise must be >= 0 (a std on the [0, 1] scale), got {noise:g}")
+    if noise is not None and not 0 <= noise <= MAX_NOISE:
+        raise UserError(f"--noise must be in [0, {MAX_NOISE:g}] (a std on the [0, 1] image "
+                        f"scale), got {noise:g}")
+    for flag, given, needs in (("--mask", mask, "inpaint"), ("--kernel", kernel, "deblur"),
+                               ("--factor", factor, "superres")):
+        if given is not None and op != needs:
+            raise UserError(f"{flag} applies to --op {needs}, not --op {op}")
     if op == "inpaint" and mask is None:
         raise UserError("--op inpaint needs --mask (a mask file, random:F, box or strokes)")
     if op == "deblur" and kernel is None:
@@ -53,20 +60,10 @@ def _operator_options(op, mask, kernel, factor, noise) -> None:
         raise UserError("--op superres needs --factor N")
 
 
-@contextlib.contextmanager
-def _warnings_said(quiet: bool):
-    """Library warnings (an alpha channel dropped, a grey mask) as one 'warning:' line each."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for warning in caught:
-        say(quiet, f"warning: {warning.message}")
-
-
 def _read(path: Path, quiet: bool, measurement: bool = False):
     from em_inverse.image_io import read_image
 
-    with _warnings_said(quiet):
+    with warnings_said(quiet):
         return read_image(path, measurement=measurement)
 
 
@@ -158,8 +155,7 @@ def solve_command(
         _check_sampler_outputs(method, std, samples)
     output = output or image.with_name(f"{image.stem}.restored.png")
     targets = [p for p in (output, std, figure) if p is not None]
-    if len({p.resolve() for p in targets} | {image.resolve()}) != len(targets) + 1:
-        raise UserError("output paths must differ from each other and from the input")
+    check_outputs(targets, [image, mask, kernel])
     for path in (output, std):
         if path is not None:
             check_writable(path)
@@ -171,7 +167,7 @@ def solve_command(
     model = load_prior(prior or default_prior_name(y.shape[1]), device=dev)
     generator = make_generator(seed, dev)
     shape = image_shape_for(op, tuple(y.shape), factor)
-    with _warnings_said(quiet):
+    with warnings_said(quiet):
         physics = build_operator(op, shape, mask=mask, mask_keeps=mask_keeps, kernel=kernel,
                                  boundary=boundary, factor=factor, noise=noise,
                                  generator=generator, device=dev)
@@ -197,12 +193,16 @@ def solve_command(
                "sigma": noise if noise is not None else float(sigma.max())}
     if step_cap is not None:
         if planned != "hqs":
-            raise UserError(f"--step-cap applies to hqs, but this solve runs {planned} "
-                            f"(the prior's setting for {tuned_key or op})")
+            why = (f"the fallback above the noise levels {model.name} learned" if fallback
+                   else f"the prior's setting for {tuned_key or op}")
+            raise UserError(f"--step-cap applies to hqs, but this solve runs {planned} ({why})")
         options["step_cap"] = step_cap
     if planned in SAMPLERS:
         options["samples"] = samples
-    if planned == "posterior" and mala:
+    if mala:
+        if planned != "posterior":
+            raise UserError(f"--mala applies to --method posterior, but this solve runs "
+                            f"{planned}")
         options["mala"] = True
     # solve takes the same fallback (settings["fallback"]) when the method is left to the prior
     solution = solve(y, physics, model, method, generator=generator, progress=not quiet,
@@ -260,11 +260,10 @@ def degrade_command(
     _operator_options(op, mask, kernel, factor, noise)
     if mask_out is not None and op != "inpaint":
         raise UserError("--mask-out only applies to --op inpaint")
+    check_outputs([output, mask_out], [image, mask, kernel])
     for path in (output, mask_out):
         if path is not None:
             check_writable(path)
-            if path.resolve() == image.resolve():
-                raise UserError(f"refusing to overwrite the input {image}")
     x = _read(image, quiet)
     if op == "superres" and factor and factor >= 2:
         height, width = x.shape[-2] // factor * factor, x.shape[-1] // factor * factor
@@ -272,7 +271,7 @@ def degrade_command(
             say(quiet, f"note: cropped to {height}x{width}, a multiple of the factor {factor}")
             x = x[..., :height, :width]
     generator = make_generator(seed, "cpu")
-    with _warnings_said(quiet):
+    with warnings_said(quiet):
         physics = build_operator(op, tuple(x.shape), mask=mask, mask_keeps=mask_keeps,
                                  kernel=kernel, boundary=boundary, factor=factor,
                                  noise=noise or 0.0, generator=generator)

@@ -40,7 +40,7 @@ def tune(
     a Gaussian and, for fully convolutional priors, a motion kernel."""
     import numpy as np
 
-    from em_inverse.bench.tuning import tune_prior, write_tuning
+    from em_inverse.bench.tuning import CROP_BORDER, MIN_CROP_SIZE, tune_prior, write_tuning
     from em_inverse.bench.validation_set import ENTRIES
     from em_inverse.devices import resolve_device
     from em_inverse.operators.noise import MIN_SIGMA
@@ -55,6 +55,9 @@ def tune(
     for name, value in (("--size", size), ("--count", count), ("--steps", steps)):
         if value < 1:
             raise UserError(f"{name} must be positive")
+    if size < MIN_CROP_SIZE:
+        raise UserError(f"--size must be at least {MIN_CROP_SIZE} pixels: the score ignores "
+                        f"{CROP_BORDER} on each side")
     model = load_prior_folder(prior, device=resolve_device(device))
     tuning = tune_prior(model, size=size, count=count, steps=steps, families=chosen,
                         skip_grid=skip_grid,

@@ -1,8 +1,10 @@
 """What every command shares: the ``--seed/--device/--quiet`` options and clean error exits."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Callable
 
@@ -10,8 +12,9 @@ import typer
 
 from em_inverse.errors import UserError
 
-SeedOption = Annotated[int, typer.Option("--seed", help="Random seed (bit-reproducible on CPU).")]
-DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+SeedOption = Annotated[int, typer.Option(
+    "--seed", min=0, max=2**32 - 1, help="Random seed (bit-reproducible on CPU).")]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or chatter.")]
 
 EXIT_USER_ERROR = 2
@@ -33,11 +36,25 @@ def user_errors(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except UserError as exc:
             fail(str(exc))
+        except Exception as exc:  # noqa: BLE001 - only running out of memory is caught here
+            if not out_of_memory(exc):
+                raise
+            fail(f"out of memory ({exc}): use a smaller image, fewer samples or chains, "
+                 "or another --device")
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             sys.exit(130)
 
     return wrapper
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """True for an allocation failure: Python's ``MemoryError``, torch's ``OutOfMemoryError``
+    (CUDA) or the CPU allocator's ``RuntimeError``. Checked by name, so that this module, which
+    every ``--help`` imports, does not import torch."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
 
 
 def require_file(path: Path) -> None:
@@ -47,6 +64,29 @@ def require_file(path: Path) -> None:
         raise UserError(f"no such file: {path}")
     if not path.is_file():
         raise UserError(f"not a file: {path}")
+
+
+def check_outputs(outputs: list[Path | None], inputs: list[Path | str | None]) -> None:
+    """Fail unless the output paths differ from each other and from every input that is a file
+    (the image, and a mask or kernel given as a file): no output may overwrite an input."""
+    written = [Path(p).resolve() for p in outputs if p is not None]
+    if len(set(written)) != len(written):
+        raise UserError("output paths must differ from each other")
+    for given in inputs:
+        if given is not None and Path(given).expanduser().is_file():
+            read = Path(given).expanduser().resolve()
+            if read in written:
+                raise UserError(f"refusing to overwrite the input {given}")
+
+
+@contextlib.contextmanager
+def warnings_said(quiet: bool):
+    """Library warnings (an alpha channel dropped, a grey mask) as one 'warning:' line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        say(quiet, f"warning: {warning.message}")
 
 
 def say(quiet: bool, message: str) -> None:

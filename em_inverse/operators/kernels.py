@@ -65,18 +65,19 @@ def motion_kernel(length: float, angle: float = 0.0) -> torch.Tensor:
     return (kernel / kernel.sum()).float()[None, None]
 
 
+#: Suffixes that make a --kernel value a file name (so a missing one reads as a missing file).
+KERNEL_FILE_SUFFIXES = (".npy", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
 def load_kernel(path: str | Path) -> torch.Tensor:
     """Read a kernel from an image or ``.npy`` file; negative sums are rejected, the kernel is
     normalised to sum 1 and returned as (1, 1, h, w) (colour images are averaged)."""
-    from em_inverse.image_io import array_to_tensor, read_image
+    from em_inverse.image_io import array_to_tensor, read_image, read_npy
 
     path = Path(path)
     if path.suffix.lower() == ".npy" and path.is_file():
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise UserError(f"cannot read kernel {path}: {exc}") from None
-        if array.dtype.kind == "f":
+        array = read_npy(path)
+        if array.dtype.kind in "fiu":  # weights: the kernel is normalised below
             if array.ndim != 2:
                 raise UserError(f"kernel {path}: expected a 2-D array, got shape {array.shape}")
             if not np.isfinite(array).all():
@@ -116,6 +117,8 @@ def parse_kernel(spec: str) -> torch.Tensor:
     path = Path(spec).expanduser()
     if path.is_file():
         return load_kernel(path)
+    if path.suffix.lower() in KERNEL_FILE_SUFFIXES:
+        raise UserError(f"no such kernel file: {path}")
     raise UserError(f"cannot parse kernel {spec!r}: use gaussian:SIGMA, motion:LENGTH[,ANGLE] "
                     f"or the path of a kernel image or .npy file")
 

@@ -24,13 +24,21 @@ from em_inverse.errors import UserError
 def mask_from_file(path: str | Path, image_size: tuple[int, int] | None = None,
                    keeps: bool = False) -> torch.Tensor:
     """Read a mask image or ``.npy``; non-zero = fill (OpenCV/LaMa), or = keep if ``keeps``.
+    Integer ``.npy`` arrays of any type are read as labels (0 or not).
 
     Colour masks count a pixel as non-zero if any channel is. If ``image_size`` (H, W) is given
     the mask must match it exactly.
     """
-    from em_inverse.image_io import read_image
+    from em_inverse.image_io import array_to_tensor, read_image, read_npy
 
-    values = read_image(path)
+    path = Path(path)
+    if path.suffix.lower() == ".npy" and path.is_file():
+        array = read_npy(path)
+        if array.dtype.kind in "iu":  # integer labels: any non-zero value marks the pixel
+            array = array != 0
+        values = array_to_tensor(array, source=f"mask {path}")
+    else:
+        values = read_image(path)
     marked = (values > 0).any(dim=1, keepdim=True)
     if image_size is not None and tuple(marked.shape[-2:]) != tuple(image_size):
         raise UserError(f"mask {path} is {marked.shape[-2]}x{marked.shape[-1]} but the image is "
@@ -75,16 +83,20 @@ def box_mask(image_size: tuple[int, int],
     return keep
 
 
+#: The most brush strokes a mask may have (each stroke is drawn in up to 5 passes).
+MAX_STROKES = 1000
+
+
 def stroke_mask(image_size: tuple[int, int], generator: torch.Generator | None = None,
                 strokes: int = 4, width: float | None = None,
                 max_vertices: int = 6) -> torch.Tensor:
     """Free-form brush strokes (random polylines of thick round brush), as in LaMa-style masks.
 
     ``width`` is the brush diameter in pixels (default: 1/16 of the smaller side, at least 3).
-    Drawing is vectorised: each pixel's distance to every segment is computed at once.
+    Each segment is drawn in one vectorised pass over the pixels (a distance test).
     """
-    if strokes < 1:
-        raise UserError(f"number of strokes must be >= 1, got {strokes}")
+    if not 1 <= strokes <= MAX_STROKES:
+        raise UserError(f"number of strokes must be in [1, {MAX_STROKES}], got {strokes}")
     height, width_px = image_size
     side = min(height, width_px)
     brush = float(width) if width is not None else max(3.0, side / 16)
@@ -102,17 +114,17 @@ def stroke_mask(image_size: tuple[int, int], generator: torch.Generator | None =
             step = (0.1 + 0.2 * rand(1).item()) * side
             nxt = point + step * torch.tensor([math.sin(angle), math.cos(angle)])
             nxt = nxt.clamp(torch.zeros(2), torch.tensor([height - 1.0, width_px - 1.0]))
-            segments.append(torch.cat([point, nxt]))
+            segments.append((*point.tolist(), *nxt.tolist()))  # r0, c0, r1, c1
             point = nxt
-    seg = torch.stack(segments)  # (S, 4): r0, c0, r1, c1
-    rows = torch.arange(height, dtype=torch.float32)[:, None, None]
-    cols = torch.arange(width_px, dtype=torch.float32)[None, :, None]
-    start_r, start_c, end_r, end_c = seg.unbind(1)
-    dir_r, dir_c = end_r - start_r, end_c - start_c
-    length2 = (dir_r**2 + dir_c**2).clamp_min(1e-12)
-    t = (((rows - start_r) * dir_r + (cols - start_c) * dir_c) / length2).clamp(0, 1)
-    dist2 = (rows - start_r - t * dir_r) ** 2 + (cols - start_c - t * dir_c) ** 2
-    fill = (dist2 <= (brush / 2) ** 2).any(dim=-1)
+    rows = torch.arange(height, dtype=torch.float32)[:, None]
+    cols = torch.arange(width_px, dtype=torch.float32)[None, :]
+    fill = torch.zeros(height, width_px, dtype=torch.bool)
+    for start_r, start_c, end_r, end_c in segments:  # one (H, W) pass each: memory stays H x W
+        dir_r, dir_c = end_r - start_r, end_c - start_c
+        length2 = max(float(dir_r**2 + dir_c**2), 1e-12)
+        t = (((rows - start_r) * dir_r + (cols - start_c) * dir_c) / length2).clamp(0, 1)
+        dist2 = (rows - start_r - t * dir_r) ** 2 + (cols - start_c - t * dir_c) ** 2
+        fill |= dist2 <= (brush / 2) ** 2
     return (~fill).float()[None, None]
 
 
@@ -131,12 +143,22 @@ def parse_mask(spec: str, image_size: tuple[int, int], generator: torch.Generato
         if kind == "random" and len(values) == 1:
             return random_mask(image_size, values[0], generator)
         if kind == "box" and len(values) in (0, 4):
-            return box_mask(image_size, tuple(int(v) for v in values) if values else None)
+            return box_mask(image_size, _whole_numbers(spec, values) if values else None)
         if kind == "strokes" and len(values) in (0, 1):
-            return stroke_mask(image_size, generator, strokes=int(values[0]) if values else 4)
+            return stroke_mask(image_size, generator,
+                               strokes=_whole_numbers(spec, values)[0] if values else 4)
         raise UserError(f"cannot parse mask {spec!r}: use random:FRACTION, "
                         f"box[:TOP,LEFT,HEIGHT,WIDTH], strokes[:N] or a mask file")
     return mask_from_file(Path(spec).expanduser(), image_size, keeps=keeps)
+
+
+def _whole_numbers(spec: str, values: list[float]) -> tuple[int, ...]:
+    """``values`` as ints, or a ``UserError`` naming ``spec`` if one is not a whole number
+    (pixel counts and stroke counts are never fractional, NaN or infinite)."""
+    if not all(math.isfinite(v) and v == int(v) for v in values):
+        raise UserError(f"cannot parse mask {spec!r}: box sides, offsets and stroke counts are "
+                        f"whole numbers")
+    return tuple(int(v) for v in values)
 
 
 def is_random_spec(spec: str) -> bool:

@@ -92,6 +92,8 @@ def validate_config(config: dict, where: Path) -> None:
 def load_prior_folder(folder: str | Path, device: str | torch.device = "cpu") -> EnergyPrior:
     """Load and validate a prior folder; returns a frozen ``EnergyPrior`` on ``device``."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file, not a prior folder")
     if not folder.is_dir():
         raise UserError(f"prior folder {folder} does not exist")
     config = read_json(folder / CONFIG)

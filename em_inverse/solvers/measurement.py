@@ -4,8 +4,6 @@ Images are (B, C, H, W) in [0, 1] units; noise stds are on that scale.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from deepinv.physics import Inpainting
@@ -31,8 +29,9 @@ def noise_level(y, operator, sigma: float | None = None) -> tuple[torch.Tensor, 
 def declared_noise(operator, sigma: float | None = None) -> tuple[float, str] | None:
     """The noise std as declared, before any floor, and where it came from: ``given``
     (``sigma``) or ``operator`` (its Gaussian noise model); ``None`` if neither declares one."""
-    if sigma is not None and not (isinstance(sigma, (int, float)) and 0 <= sigma < math.inf):
-        raise UserError(f"sigma must be a number >= 0, got {sigma!r}")
+    if sigma is not None and not (isinstance(sigma, (int, float))
+                                  and 0 <= sigma < torch.finfo(torch.float32).max):
+        raise UserError(f"sigma must be a finite number >= 0, got {sigma!r}")
     if sigma is not None:
         return float(sigma), "given"
     if noise_sigma(operator) is not None:
