@@ -47,14 +47,17 @@ def train(
                                              "from: a warm restart or a fine-tune (a "
                                              "narrower ConvEnergy is widened).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT's checkpoint.")] = False,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
+    seed: Annotated[Optional[int], typer.Option(
+        "--seed", min=0, max=2**32 - 1, help="Random seed.")] = None,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
 ):
     """Train an energy prior with Energy Matching (checkpoints atomically; --resume continues)."""
     from em_inverse.devices import resolve_device
     from em_inverse.training import TrainConfig, Trainer
+    from em_inverse.training.run_folder import check_run_folder
 
+    check_run_folder(out, resume)  # before any work: nothing is written if it fails
     values = TrainConfig.from_file(config).to_dict() if config else {}
     overrides = {"data": data, "data_dir": data_dir, "crop": crop, "channels": channels,
                  "name": name, "steps": steps,
@@ -77,10 +80,12 @@ def train(
     values.update({k: v for k, v in overrides.items() if v is not None})
     cfg = TrainConfig.from_dict(values, "options")
     trainer = Trainer(cfg, out, resolve_device(device), quiet=quiet)
-    if not resume and (out / "checkpoint.safetensors").exists():
-        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose "
-                        "another --out")
     prior = trainer.fit(resume=resume)
+    if trainer.step == trainer.first_step:  # a finished run resumed at its own --steps
+        say(quiet, f"nothing left to train: {out} already holds all {trainer.step} steps; its "
+                   f"prior and plots were written again from the checkpoint (pass a larger "
+                   f"--steps to train on)")
+        return
     say(quiet, f"trained {trainer.step} steps in {trainer.train_seconds:.1f} s "
                f"({trainer.step / max(trainer.train_seconds, 1e-9):.2f} steps/s); "
                f"prior written to {out} ({prior.num_parameters} parameters)")

@@ -12,6 +12,7 @@ from em_inverse.training.datasets import AUGMENTATIONS, check_scales
 
 
 LR_SCHEDULES = ("constant", "cosine")
+CONFIG_SUFFIXES = (".toml", ".json")   # config files, read by their suffix
 COSINE_FINAL_RATIO = 0.05   # the cosine schedule ends at lr * 0.05
 
 
@@ -61,14 +62,29 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "TrainConfig":
+        """The config in a ``.toml`` or ``.json`` file (read by its suffix) of the keys above;
+        a ``UserError`` for any other suffix, a file we cannot read or parse, or a value that
+        is not a table of keys."""
         path = Path(path)
         if not path.is_file():
             raise UserError(f"config file {path} does not exist")
+        suffix = path.suffix.lower()
+        if suffix not in CONFIG_SUFFIXES:
+            raise UserError(f"config file {path} must be a .toml or .json file, "
+                            f"not {suffix or 'one without a suffix'}")
         try:
             text = path.read_text()
-            values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        except (UnicodeDecodeError, ValueError) as exc:
+        except OSError as exc:
+            raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise UserError(f"cannot parse config file {path}: not text ({exc})") from None
+        try:
+            values = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
+        except ValueError as exc:  # TOMLDecodeError and JSONDecodeError are ValueErrors
             raise UserError(f"cannot parse config file {path}: {exc}") from None
+        if not isinstance(values, dict):
+            raise UserError(f"config file {path} must hold a table of keys, "
+                            f"not a {type(values).__name__}")
         return cls.from_dict(values, str(path))
 
     @classmethod
@@ -102,6 +118,8 @@ class TrainConfig:
             raise UserError("tau-star must be in (0, 1]")
         if self.channels not in (None, 1, 3):
             raise UserError(f"channels must be 1 (gray) or 3 (colour), got {self.channels}")
+        if not 0 <= self.seed < 2**32:
+            raise UserError(f"seed must be in [0, 2^32), got {self.seed}")
         return self
 
     def learning_rate(self, step: int) -> float:

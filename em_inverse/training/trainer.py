@@ -29,6 +29,8 @@ from em_inverse.priors.prior import EnergyPrior
 from em_inverse.priors.registry import load_prior
 from em_inverse.priors.sampling import annealed_langevin
 from em_inverse.training import losses
+from em_inverse.training.architecture import (check_architecture, check_architecture_fits,
+                                              check_net_takes_data, default_architecture)
 from em_inverse.training.config import TrainConfig
 from em_inverse.training.datasets import make_dataset
 from em_inverse.training.distributed import Distributed
@@ -37,37 +39,6 @@ from em_inverse.training.state import (CHECKPOINT, load_checkpoint, restore_opti
                                       save_checkpoint, section)
 from em_inverse.training.stop_request import StopRequest
 from em_inverse.training.widen import can_widen, widen_state
-
-
-def default_architecture(dataset) -> dict:
-    if dataset.kind_of_data == "vector":
-        return {"type": "MLPEnergy", "dim": dataset.dim, "width": 128, "depth": 3}
-    if dataset.name.startswith("fashion-mnist"):
-        return {"type": "GlobalEnergy", "channels": dataset.channels,
-                "image_size": list(dataset.image_size), "width": 32, "hidden": 256}
-    return {"type": "ConvEnergy", "channels": dataset.channels, "width": 32, "levels": 3,
-            "blocks": 1}
-
-
-def check_architecture_fits(arch: dict, dataset) -> None:
-    """Raise a ``UserError`` if the net ``arch`` cannot take ``dataset``'s samples: vectors of
-    another dimension, images with another channel count or (a fixed-size net) another size."""
-    if dataset.kind_of_data == "vector":
-        if arch.get("dim", dataset.dim) != dataset.dim:
-            raise UserError(f"the data {dataset.name} has vectors of dimension {dataset.dim}, "
-                            f"the architecture {arch['type']} takes {arch['dim']}")
-        return
-    channels = arch.get("channels")
-    if channels is not None and channels != dataset.channels:
-        hint = " (folder: data: --channels reads the files as gray or colour)" \
-            if dataset.name.startswith("folder:") else ""
-        raise UserError(f"the data {dataset.name} has {dataset.channels} channel(s), the "
-                        f"architecture {arch['type']} takes {channels}{hint}")
-    size = arch.get("image_size")
-    if size is not None and tuple(size) != tuple(dataset.image_size):
-        raise UserError(f"the data {dataset.name} has {dataset.image_size[0]}x"
-                        f"{dataset.image_size[1]} images, the architecture {arch['type']} "
-                        f"takes {size[0]}x{size[1]}")
 
 
 def data_description(dataset, arch: dict) -> dict:
@@ -104,6 +75,7 @@ class Trainer:
                                     channels=config.channels, augment=config.augment,
                                     scales=tuple(config.scales))
         self.arch = dict(config.arch) or default_architecture(self.dataset)
+        check_architecture(self.arch)
         check_architecture_fits(self.arch, self.dataset)
         torch.manual_seed(config.seed)  # only affects weight initialisation
         try:
@@ -113,6 +85,8 @@ class Trainer:
         self.net = net
         vector = self.dataset.kind_of_data == "vector"
         self.scale, self.offset = (1.0, 0.0) if vector else (2.0, -1.0)
+        # the backstop of the checks above, before a run writes anything
+        check_net_takes_data(net, self.arch, self.dataset, self.scale, self.offset, device)
         self.dist.broadcast_parameters(net)
         self.optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(0.9, 0.95))
         self.ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -122,6 +96,7 @@ class Trainer:
         self.noise_gen = make_generator(rank_seed + 500, device)
         self.parent: dict | None = None  # the run a warm restart started from (for the card)
         self.step = 0
+        self.first_step = 0  # the step this session started from (a resumed run's checkpoint)
         self.train_seconds = 0.0
         # [{"hardware", "first_step", "last_step", "seconds"}]: one entry per stretch of the run
         # on one kind of machine (a run started on a GPU can be finished on a CPU and back)
@@ -328,7 +303,15 @@ class Trainer:
         save_prior(self.ema_prior(), self.out)
 
     def resume(self) -> None:
+        """Restore the training state from ``out``'s checkpoint. Raises a ``UserError``, having
+        written nothing, if it is missing or corrupt, holds more steps than ``config.steps``, or
+        was trained with other options (``steps`` and how often to log, save and plot aside)."""
         tensors, meta = load_checkpoint(self.out / CHECKPOINT)
+        done = meta["step"]
+        if done > self.config.steps:
+            raise UserError(f"cannot resume: {self.out} has already trained {done} steps, more "
+                            f"than --steps {self.config.steps}; pass --steps {done} or more to "
+                            "continue it")
         saved = meta["extra"]["config"]
         mine = self.config.to_dict()
         defaults = TrainConfig().to_dict()  # checkpoints older than an option hold its default
@@ -340,7 +323,7 @@ class Trainer:
         self.net.load_state_dict(section(tensors, "model."))
         self.ema = {k: v.to(self.device) for k, v in section(tensors, "ema.").items()}
         restore_optimizer(self.optimizer, tensors, meta["optimizer"])
-        self.step = meta["step"]
+        self.step = self.first_step = done
         self.data_gen.set_state(tensors["rng.data"])
         if meta["extra"].get("device", "cpu") == self.device.type:
             self.noise_gen.set_state(tensors["rng.noise"])  # bit-for-bit continuation
@@ -373,15 +356,16 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> EnergyPrior:
         c = self.config
-        if c.init_from and not resume:  # checked before anything is written to the run folder
+        # both checked before anything is written to the run folder (or it is made)
+        if resume:
+            self.resume()
+        elif c.init_from:
             self.parent = self.start_from(c.init_from)
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            if not resume:
+                self.log_path.unlink(missing_ok=True)
         self.dist.barrier()
-        if resume:
-            self.resume()
-        elif self.dist.is_main:
-            self.log_path.unlink(missing_ok=True)
         if self.dist.is_main:
             atomic_write_bytes(self.out / "train_config.json", json.dumps(c.to_dict(), indent=2).encode())
         bar = tqdm(total=c.steps, initial=self.step, disable=self.quiet or not self.dist.is_main,
