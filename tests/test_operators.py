@@ -191,6 +191,34 @@ def test_a_mask_has_holes_when_most_missing_pixels_have_no_observed_neighbour():
     assert hole_share(line) == 0.0 and HOLE_SHARE == 0.5
 
 
+def test_mask_and_kernel_tensors_are_checked_when_the_operator_is_built():
+    shape = (2, 1, 8, 8)
+    keep = torch.ones(8, 8)
+    keep[2:4, 2:4] = 0
+    assert op.build_operator("inpaint", shape, mask=keep).mask.shape == (1, 1, 8, 8)
+    assert op.build_operator("inpaint", shape, mask=keep.bool()).mask.shape == (1, 1, 8, 8)
+    per_image = torch.stack([keep, keep.flip(0)])[:, None]
+    assert op.build_operator("inpaint", shape, mask=per_image).mask.shape == shape
+    for bad, message in ((keep * 255, "only 0 .fill. and 1"), (keep * np.nan, "only 0"),
+                         (keep.to(torch.uint8), "float or bool"),
+                         (keep.expand(3, 8, 8), "does not fit")):
+        with pytest.raises(UserError, match=message):
+            op.build_operator("inpaint", shape, mask=bad)
+    box = torch.full((5, 5), 1 / 25)
+    assert op.build_operator("deblur", shape, kernel=box).filter.shape == (1, 1, 5, 5)
+    for bad in (torch.ones(1, 3, 5, 5), box * np.nan, -box, torch.ones(5, 5, dtype=torch.int64)):
+        with pytest.raises(UserError, match="kernel tensor"):
+            op.build_operator("deblur", shape, kernel=bad)
+
+
+def test_degrade_says_when_the_operator_was_built_for_other_images():
+    physics = op.build_operator("inpaint", (1, 1, 16, 16), mask="random:0.5")
+    with pytest.raises(UserError, match="does not fit images of shape"):
+        op.degrade(torch.rand(1, 1, 32, 32), physics)
+    with pytest.raises(UserError, match="generator must be a torch.Generator"):
+        op.degrade(torch.rand(1, 1, 16, 16), physics, 5)
+
+
 def test_kernels_are_normalised_and_parsed(tmp_path):
     g = op.parse_kernel("gaussian:2")
     assert g.shape == (1, 1, 13, 13) and abs(float(g.sum()) - 1) < 1e-6

@@ -164,6 +164,14 @@ def test_cli_reports_corrupt_priors_with_exit_code_2_and_no_traceback(saved, cor
     assert "Traceback" not in result.stderr and not out.exists()
 
 
+def test_load_prior_reads_devices_like_the_command_line_and_refuses_an_empty_name():
+    assert load_prior("natural-gray", device="auto").device.type in ("cpu", "cuda")
+    with pytest.raises(UserError, match="unknown device"):
+        load_prior("natural-gray", device="gpu")
+    with pytest.raises(UserError, match="no prior named"):
+        load_prior("")
+
+
 def test_unknown_prior_name_is_a_user_error():
     with pytest.raises(UserError, match="unknown prior"):
         load_prior("no-such-prior")

@@ -194,6 +194,83 @@ def test_bad_options_and_divergence_give_clear_errors():
             solve(torch.rand(small), problem(task)[0], prior, progress=False)
 
 
+def test_wrong_objects_and_out_of_range_options_are_user_errors_not_torch_errors():
+    physics, y, _, _ = problem("inpaint")
+    prior = quadratic_prior(MU, S)
+    for bad_prior in ("natural-gray", None):
+        with pytest.raises(UserError, match="prior must be an EnergyPrior"):
+            solve(y, physics, bad_prior)
+    with pytest.raises(UserError, match="operator must be a deepinv LinearPhysics"):
+        solve(y, "inpaint", prior)
+    with pytest.raises(UserError, match="generator must be a torch.Generator"):
+        solve(y, physics, prior, generator=5)
+    bad_options = [("map", dict(first_step=0)), ("map", dict(history=0)),
+                   ("posterior", dict(steps=8, thin=10)), ("posterior", dict(burn_in=1.5)),
+                   ("posterior", dict(lipschitz_iterations=0)), ("posterior", dict(mala="no"))]
+    for method, options in bad_options:
+        with pytest.raises(UserError):
+            solve(y, physics, prior, method, progress=False, **options)
+    weight = np.float32(0.5)  # numpy scalars are numbers like any other
+    solve(y, physics, prior, "map", prior_weight=weight, steps=2, progress=False)
+
+
+def test_a_given_generator_is_recorded_instead_of_the_default_seed():
+    physics, y, _, _ = problem("inpaint")
+    prior = quadratic_prior(MU, S)
+    generator = torch.Generator().manual_seed(4)
+    drawn = solve(y, physics, prior, "anneal", chains=2, steps=3, generator=generator,
+                  progress=False)
+    assert drawn.settings["seed"] is None
+    assert solve(y, physics, prior, "anneal", chains=2, steps=3,
+                 progress=False).settings["seed"] == 0
+
+
+def test_per_image_masks_run_with_every_sampler_each_chain_under_its_own_image_mask():
+    """A (B, 1, H, W) mask is repeated for each image's chains; em's chains draw their noise
+    image by image, so its first image matches a solve of that image alone."""
+    g = torch.Generator().manual_seed(5)
+    masks = (torch.rand(2, 1, 8, 8, generator=g) > 0.5).float()
+    batch = op.build_operator("inpaint", (2, 1, 8, 8), mask=masks, noise=SIGMA)
+    y = op.degrade(torch.rand(2, 1, 8, 8, generator=g), batch, g)
+    prior = quadratic_prior(MU, S)
+    for method in ("posterior", "anneal", "em"):
+        both = solve(y, batch, prior, method, chains=2, steps=6, seed=1, progress=False)
+        assert both.estimate.shape == (2, 1, 8, 8) and both.samples.shape == (2, 2, 1, 8, 8)
+    first = op.build_operator("inpaint", (1, 1, 8, 8), mask=masks[:1], noise=SIGMA)
+    alone = solve(y[:1], first, prior, "em", chains=2, steps=6, seed=1, progress=False)
+    both = solve(y, batch, prior, "em", chains=2, steps=6, seed=1, progress=False)
+    torch.testing.assert_close(both.estimate[:1], alone.estimate)
+
+
+def test_per_image_kernels_run_with_every_method():
+    """(B, 1, h, w) kernels: each image is blurred by its own, and chains repeat them."""
+    from em_inverse.operators.kernels import gaussian_kernel
+
+    blur = gaussian_kernel(1.0)
+    identity = torch.zeros_like(blur)
+    identity[..., blur.shape[-2] // 2, blur.shape[-1] // 2] = 1
+    physics = op.build_operator("deblur", (2, 1, 8, 8), kernel=torch.cat([blur, identity]),
+                                noise=SIGMA)
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(6))
+    blurred = physics.A(x)
+    torch.testing.assert_close(blurred[1], x[1], atol=1e-5, rtol=0)  # the identity kernel
+    assert float((blurred[0] - x[0]).abs().max()) > 0.05
+    y = op.degrade(x, physics, torch.Generator().manual_seed(7))
+    for method in ("map", "hqs", "posterior", "anneal", "em"):
+        chains = {"chains": 2} if method in ("posterior", "anneal", "em") else {}
+        solution = solve(y, physics, quadratic_prior(MU, S), method, steps=4, progress=False,
+                         **chains)
+        assert solution.estimate.shape == (2, 1, 8, 8), method
+
+
+def test_a_batch_with_unequal_noise_levels_warns_that_it_shares_one_set_of_settings():
+    x = torch.full((2, 1, 8, 8), 0.5)
+    y = x + torch.tensor([0.01, 0.2]).view(2, 1, 1, 1) * torch.randn(
+        2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(UserWarning, match="noise levels differ"):
+        solve(y, op.denoising(), quadratic_prior(MU, S), "map", steps=2, progress=False)
+
+
 def test_a_noisy_measurement_may_leave_0_1_as_a_tensor_and_as_an_array():
     """Gaussian noise carries a measurement outside [0, 1]; clipping it would bias the data
     term, so every way of passing y takes it as it is."""
@@ -305,6 +382,10 @@ def test_the_credible_interval_widens_for_few_chains_and_needs_a_sampler():
         solve(y, physics, prior, method="map", steps=5, progress=False).interval()
     with pytest.raises(ValueError, match="at least 2 draws"):
         predictive_factor(0.9, 1)
+    one_chain = solve(y, physics, prior, method="anneal", chains=1, steps=5, progress=False)
+    assert one_chain.draws == 1
+    with pytest.raises(ValueError, match="one anneal chain has no spread"):
+        one_chain.interval()
 
 
 def test_the_progress_bar_shows_the_values_of_the_step_it_reaches(capsys):

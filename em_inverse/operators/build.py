@@ -43,14 +43,14 @@ def build_operator(task: str, image_shape: tuple[int, ...], *,
     if task == "inpaint":
         if mask is None:
             raise UserError("inpainting needs a mask (--mask PATH, random:F, box or strokes)")
-        keep = mask if torch.is_tensor(mask) else parse_mask(mask, (height, width), generator,
-                                                              keeps=mask_keeps)
+        keep = (check_mask_tensor(mask, image_shape) if torch.is_tensor(mask)
+                else parse_mask(mask, (height, width), generator, keeps=mask_keeps))
         return inpainting(keep, image_shape, sigma=sigma, device=device)
     if task == "deblur":
         if kernel is None:
             raise UserError("deblurring needs a kernel (--kernel gaussian:SIGMA, "
                             "motion:LEN[,ANGLE] or a file)")
-        k = kernel if torch.is_tensor(kernel) else parse_kernel(kernel)
+        k = check_kernel_tensor(kernel) if torch.is_tensor(kernel) else parse_kernel(kernel)
         return deblurring(k, image_shape, sigma=sigma, boundary=boundary, device=device)
     if task == "superres":
         if factor is None:
@@ -58,6 +58,41 @@ def build_operator(task: str, image_shape: tuple[int, ...], *,
         return superresolution(factor, image_shape, sigma=sigma, boundary=boundary,
                                device=device)
     return denoising(sigma=sigma, device=device)
+
+
+def check_mask_tensor(keep: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
+    """A keep-mask tensor as given (1 = observed, 0 = fill), or a ``UserError`` unless it is
+    binary and shaped (H, W), (1|C, H, W) or (1|B, 1|C, H, W) for images ``image_shape``."""
+    if keep.dtype == torch.bool:
+        keep = keep.float()
+    if not keep.is_floating_point():
+        raise UserError(f"a mask tensor must be float or bool (1 = observed, 0 = fill), got "
+                        f"{keep.dtype}")
+    if not bool(((keep == 0) | (keep == 1)).all()):
+        raise UserError("a mask tensor must hold only 0 (fill) and 1 (observed)")
+    channels = image_shape[-3]
+    batch = image_shape[0] if len(image_shape) == 4 else 1
+    lead = tuple(keep.shape[:-2])
+    fits = (len(lead) <= 2 and (len(lead) < 1 or lead[-1] in (1, channels))
+            and (len(lead) < 2 or lead[0] in (1, batch)))
+    if not fits:
+        raise UserError(f"a mask of shape {tuple(keep.shape)} does not fit images of shape "
+                        f"{tuple(image_shape)}: use (H, W), (1, H, W) or (B, 1, H, W)")
+    return keep.reshape((1,) * (4 - keep.ndim) + tuple(keep.shape))
+
+
+def check_kernel_tensor(kernel: torch.Tensor) -> torch.Tensor:
+    """A blur kernel tensor as (1, 1, h, w) (or (B, 1, h, w): one per image), or a
+    ``UserError`` unless it is finite with a positive sum per kernel (it is used as given:
+    normalise it to sum 1 to keep the image's brightness)."""
+    if kernel.ndim == 2:
+        kernel = kernel[None, None]
+    if kernel.ndim != 4 or kernel.shape[1] != 1 or not kernel.is_floating_point():
+        raise UserError(f"a kernel tensor must be float, (h, w) or (1|B, 1, h, w), got "
+                        f"{tuple(kernel.shape)} {kernel.dtype}")
+    if not bool(torch.isfinite(kernel).all()) or not bool((kernel.flatten(1).sum(1) > 0).all()):
+        raise UserError("a kernel tensor must be finite with a positive sum")
+    return kernel
 
 
 def image_shape_for(task: str, measurement_shape: tuple[int, ...],

@@ -4,18 +4,27 @@ from __future__ import annotations
 import torch
 from deepinv.physics import Inpainting
 
+from em_inverse.errors import UserError
 from em_inverse.operators.noise import noise_sigma
 
 
 @torch.no_grad()
 def degrade(x: torch.Tensor, physics, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Simulate y = A x + sigma * n, n ~ N(0, I) drawn from ``generator`` (seed-reproducible).
+    """Simulate y = A x + sigma * n, n ~ N(0, I) drawn from ``generator`` (seed-reproducible;
+    None: torch's global generator, so two calls give two noise draws).
 
     x: (B, C, H, W) in [0, 1]. sigma is the physics' Gaussian noise level (none: y = A x).
     For inpainting, noise is only added to observed pixels (missing ones stay 0).
     Returns y on x's device; values are not clipped (clip when saving as an image).
     """
-    y = physics.A(x)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise UserError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    try:
+        y = physics.A(x)
+    except RuntimeError as exc:  # an operator built for other images: say so, briefly
+        reason = str(exc).strip().splitlines()[0]
+        raise UserError(f"the operator does not fit images of shape {tuple(x.shape)} (was it "
+                        f"built for another size?): {reason}") from None
     sigma = noise_sigma(physics)
     if sigma:
         device = generator.device if generator is not None else y.device

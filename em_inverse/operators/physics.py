@@ -168,12 +168,15 @@ def lipschitz(physics: LinearPhysics, image_shape: tuple[int, ...],
               device: str | torch.device | None = None, iterations: int = 100,
               tol: float = 1e-5) -> float:
     """||A||^2 = largest eigenvalue of A^T A on images of ``image_shape`` ((C, H, W) or with a
-    batch dimension), cached on the physics per shape.
+    batch dimension; with one blur kernel per image, the largest over the images), cached on
+    the physics per shape.
 
     Exact for inpainting (max mask^2) and denoising (1); otherwise a seeded power iteration
     (deterministic), inflated by 1% to stay an upper bound for step-size rules.
     """
-    shape = (1, *tuple(image_shape)[-3:])
+    kernels = getattr(physics, "filter", None)  # one blur kernel per image: the norm of all
+    batch = kernels.shape[0] if torch.is_tensor(kernels) and kernels.ndim == 4 else 1
+    shape = (batch, *tuple(image_shape)[-3:])
     cache = physics.__dict__.setdefault("_em_sqnorm", {})
     if shape in cache:
         return cache[shape]

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from em_inverse.devices import resolve_device
 from em_inverse.errors import UserError
 from em_inverse.priors.checkpoint import CONFIG, load_prior_folder, read_json
 from em_inverse.priors.prior import EnergyPrior
@@ -23,8 +24,12 @@ def list_priors() -> list[dict]:
 
 
 def load_prior(name_or_path: str | Path, device: str | torch.device = "cpu") -> EnergyPrior:
-    """Load a bundled prior by name (``natural-gray``) or a prior folder by path."""
+    """Load a bundled prior by name (``natural-gray``) or a prior folder by path, onto
+    ``device`` (``auto``, ``cpu`` or ``cuda[:N]``, as ``devices.resolve_device`` reads it)."""
     name = str(name_or_path)
+    device = resolve_device(device)
+    if not name.strip():
+        raise UserError("no prior named: pass a bundled prior's name or a prior folder")
     if name in bundled_names():
         return load_prior_folder(BUNDLED_DIR / name, device=device)
     path = Path(name).expanduser()

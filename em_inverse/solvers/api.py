@@ -15,16 +15,19 @@ measurement (the tensor, the images' shape, the noise level) in ``solvers.measur
 """
 from __future__ import annotations
 
+import copy
 import time
+import warnings
 from typing import Callable
 
 import torch
-from deepinv.physics import Inpainting
+from deepinv.physics import Inpainting, LinearPhysics
 
 from em_inverse.devices import make_generator
 from em_inverse.errors import UserError
 from em_inverse.operators.fidelity import GaussianFidelity
 from em_inverse.operators.physics import lipschitz, task_of
+from em_inverse.priors.prior import EnergyPrior
 from em_inverse.solvers.anneal import run_anneal
 from em_inverse.solvers.em import run_annealed
 from em_inverse.solvers.hqs import run_hqs
@@ -49,6 +52,10 @@ __all__ = ["DEFAULTS", "METHODS", "SAMPLERS", "noise_level", "solve"]
 #: (``python benchmarks/denoiser_refinement_check.py natural-gray [--below-noise 1]``).
 LEVELS_BELOW_NOISE = 4.0
 
+#: A batch whose noise levels span more than this factor is solved with a warning: the tuned
+#: entry, the MAP fallback and HQS's levels follow the batch's largest noise level.
+MIXED_NOISE_RATIO = 1.5
+
 
 def solve(y, operator, prior, method: str | None = None, *,
           generator: torch.Generator | None = None, progress: bool | None = None,
@@ -57,7 +64,10 @@ def solve(y, operator, prior, method: str | None = None, *,
 
     Args:
         y: measurements, a tensor (B, C, h, w) in [0, 1] units or a numpy array ((h, w),
-            (h, w, C) or (B, C, h, w)); moved to the prior's device. Floats are used as they
+            (h, w, C) or (B, C, h, w)); moved to the prior's device. A batch shares one set
+            of settings, chosen at its largest noise level (a warning says so when the levels
+            differ by more than ``MIXED_NOISE_RATIO``); the data terms stay per image, and
+            the operator may hold one mask or kernel per image. Floats are used as they
             are (noise may leave [0, 1]); integers are scaled by their type's maximum.
         operator: any ``deepinv.physics.LinearPhysics`` (see ``em_inverse.operators``).
         prior: an ``EnergyPrior``.
@@ -66,7 +76,8 @@ def solve(y, operator, prior, method: str | None = None, *,
             annealed over the prior's noise levels) or ``em`` (the Energy Matching sampler);
             default ``prior.solve_defaults[key]["method"]`` (``key``: see
             ``tuned_defaults``; recorded as ``settings["tuned_defaults"]``), else ``map``.
-        generator: a ``torch.Generator`` on the prior's device (else one seeded with ``seed``).
+        generator: a ``torch.Generator`` on the prior's device (else one seeded with ``seed``;
+            given without ``seed``, ``settings["seed"]`` records None).
         progress: tqdm bar on stderr (None: only when stderr is a terminal; False: never).
         callback: called as ``callback(step, total, info)`` after every step.
 
@@ -121,12 +132,25 @@ def solve(y, operator, prior, method: str | None = None, *,
         a ``Solution`` (estimate, std, samples, energy_trace, diagnostics, settings).
     """
     start = time.perf_counter()
+    if not isinstance(prior, EnergyPrior):
+        raise UserError(f"prior must be an EnergyPrior (e.g. load_prior('natural-gray')), got "
+                        f"{type(prior).__name__}")
+    if not isinstance(operator, LinearPhysics):
+        raise UserError(f"operator must be a deepinv LinearPhysics (e.g. "
+                        f"operators.build_operator(...)), got {type(operator).__name__}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise UserError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     task = task_of(operator) or "generic"
     device = prior.device
     y = as_measurement(y).to(device)
     operator = operator.to(device)
     image_shape = image_shape_of(y, operator)
     sigma, sigma_source = noise_level(y, operator, options.get("sigma"))
+    if float(sigma.max()) > MIXED_NOISE_RATIO * float(sigma.min()):
+        warnings.warn(f"the batch's noise levels differ ({float(sigma.min()):.3g} to "
+                      f"{float(sigma.max()):.3g}): one set of settings, chosen for the largest, "
+                      "solves them all; solve such images separately", UserWarning,
+                      stacklevel=2)
     tuned_key, tuned = tuned_defaults(prior, operator, float(sigma.max()))
     named = method is not None
     method = method or tuned.get("method") or "map"
@@ -144,14 +168,17 @@ def solve(y, operator, prior, method: str | None = None, *,
         raise UserError(str(exc)) from None
     if generator is None:
         generator = make_generator(settings["seed"], device)
+    elif "seed" not in options:
+        settings["seed"] = None  # the caller's generator, not the default seed, draws
 
     x0 = settings["init"]
     x0 = (initial_estimate(y, operator, image_shape) if x0 is None
           else as_measurement(x0, "init").to(device).expand(image_shape).clone())
     chains = int(settings["chains"]) if method in SAMPLERS else 1
     rows = torch.arange(y.shape[0], device=device).repeat_interleave(chains)
-    fidelity = GaussianFidelity(operator, y[rows], sigma[rows])
-    interaction = _interaction(settings, operator, image_shape, chains, device) \
+    chain_operator = _operator_for_rows(operator, rows)
+    fidelity = GaussianFidelity(chain_operator, y[rows], sigma[rows])
+    interaction = _interaction(settings, chain_operator, image_shape, chains, device) \
         if method in SAMPLERS else None
     objective = Objective(energy_prior, fidelity, settings["prior_weight"], interaction,
                           profile=settings["profile"])
@@ -250,6 +277,29 @@ def _run(method, objective, x0, chains, s, generator, bar, prior):
     diag = Diagnostics(steps=s["steps"], step_size=r.dt, retries=r.retries,
                        message=f"{r.kept} states per chain at t >= 1")
     return r.mean, r.std, r.final[:, :samples], r.trace, diag
+
+
+#: Operator parameters that may hold one value per image (a batch of masks or of kernels).
+PER_IMAGE_PARAMETERS = ("mask", "filter")
+
+
+def _operator_for_rows(operator, rows: torch.Tensor):
+    """``operator`` for the chains' rows (image ``rows[i]`` in row i): an operator whose mask
+    or blur kernel differs per image (a first dimension B > 1) is copied with those parameters
+    repeated for each chain; an operator shared by the batch is returned as it is."""
+    batch = int(rows.max()) + 1
+    per_image = {name: value[rows] for name in PER_IMAGE_PARAMETERS
+                 if torch.is_tensor(value := getattr(operator, name, None))
+                 and value.ndim == 4 and value.shape[0] == batch > 1 and len(rows) > batch}
+    if not per_image:
+        return operator
+    chained = copy.deepcopy(operator)
+    try:
+        chained.update_parameters(**per_image)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise UserError(f"cannot run chains with {type(operator).__name__}'s per-image "
+                        f"{', '.join(per_image)}: {exc}") from None
+    return chained
 
 
 def _interaction(s, operator, image_shape, chains, device) -> Interaction | None:

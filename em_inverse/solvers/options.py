@@ -61,7 +61,8 @@ def validate_options(s: dict, method: str) -> None:
 
     def positive(name):
         value = s[name]
-        if value is not None and not (isinstance(value, (int, float)) and value > 0
+        if value is not None and not (isinstance(value, (int, float, np.integer, np.floating))
+                                      and not isinstance(value, bool) and value > 0
                                       and math.isfinite(value)):
             raise UserError(f"{name} must be a positive number, got {value!r}")
 
@@ -75,6 +76,12 @@ def validate_options(s: dict, method: str) -> None:
         positive_int("samples")
     if not isinstance(s["keep_observed"], bool):
         raise UserError(f"keep_observed must be True or False, got {s['keep_observed']!r}")
+    if method == "map":
+        positive_int("history")
+        positive("first_step")
+        for tolerance in ("gtol", "ftol"):  # 0: run every step
+            if not (isinstance(s[tolerance], (int, float)) and 0 <= s[tolerance] < math.inf):
+                raise UserError(f"{tolerance} must be a number >= 0, got {s[tolerance]!r}")
     if method == "hqs":
         positive("sigma_start")
         positive("sigma_end")
@@ -104,11 +111,22 @@ def validate_options(s: dict, method: str) -> None:
     if method == "posterior":
         if not isinstance(s["precondition"], bool):
             raise UserError(f"precondition must be True or False, got {s['precondition']!r}")
+        for flag in ("mala", "adapt"):
+            if not isinstance(s[flag], bool):
+                raise UserError(f"{flag} must be True or False, got {s[flag]!r}")
         positive_int("thin")
+        positive_int("lipschitz_iterations")
         positive("step")
         positive("step_factor")
-        if s["burn_in"] is not None and not 0 <= s["burn_in"] < s["steps"]:
-            raise UserError(f"burn_in must be in [0, steps), got {s['burn_in']}")
+        burn_in = s["burn_in"]
+        if burn_in is not None and (isinstance(burn_in, bool)
+                                    or not isinstance(burn_in, (int, np.integer))
+                                    or not 0 <= burn_in < s["steps"]):
+            raise UserError(f"burn_in must be an integer in [0, steps), got {burn_in!r}")
+        after_burn_in = s["steps"] - (burn_in if burn_in is not None else s["steps"] // 4)
+        if s["thin"] > after_burn_in:
+            raise UserError(f"thin ({s['thin']}) keeps no state of the {after_burn_in} steps "
+                            f"after burn-in: use thin <= {after_burn_in}")
     else:
         positive("dt")
         positive("eps_max")

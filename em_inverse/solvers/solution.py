@@ -66,15 +66,15 @@ class Solution:
 
     @property
     def draws(self) -> float | None:
-        """Independent posterior draws behind ``estimate`` and ``std`` (at least 2): the chains
-        of ``anneal`` (one end state each) and of ``em`` (a lower bound: it also averages each
-        chain's correlated states after t = 1), the effective sample size of the correlated
-        kept states of ``posterior``; None without a std (``map``, ``hqs``)."""
+        """Independent posterior draws behind ``estimate`` and ``std``: the chains of ``anneal``
+        (one end state each) and of ``em`` (a lower bound: it also averages each chain's
+        correlated states after t = 1), the effective sample size of the correlated kept
+        states of ``posterior`` (at least 2); None without a std (``map``, ``hqs``)."""
         if self.std is None:
             return None
         if self.settings.get("method") == "posterior":
             return max(float(self.diagnostics.ess or 0.0), 2.0)
-        return float(max(int(self.settings.get("chains", 0)), 2))
+        return float(int(self.settings.get("chains", 0)))
 
     def interval(self, level: float = 0.9) -> tuple[torch.Tensor, torch.Tensor]:
         """Central ``level`` credible interval per pixel, (lower, upper) like ``estimate``:
@@ -86,6 +86,9 @@ class Solution:
         if self.std is None:
             raise ValueError(f"method {self.settings.get('method')!r} gives no posterior std: "
                              f"use a sampler (posterior, anneal, em)")
+        if self.draws < 2:
+            raise ValueError(f"one {self.settings.get('method')} chain has no spread: run at "
+                             f"least 2 chains for an interval")
         half = float(predictive_factor(level, self.draws)) * self.std
         return self.estimate - half, self.estimate + half
 
