@@ -210,6 +210,14 @@ def test_wrong_objects_and_out_of_range_options_are_user_errors_not_torch_errors
     for method, options in bad_options:
         with pytest.raises(UserError):
             solve(y, physics, prior, method, progress=False, **options)
+    with pytest.raises(UserError, match="init of shape .1, 3, 8, 8. does not fit"):
+        solve(y, physics, prior, "map", init=torch.rand(1, 3, 8, 8), progress=False)
+    with pytest.raises(UserError, match="empty tensor"):
+        solve(torch.rand(1, 1, 0, 8), physics, prior, progress=False)
+    with pytest.raises(UserError, match="unknown method ''"):
+        solve(y, physics, prior, "")
+    with pytest.raises(UserError, match="sigma must be a finite number"):
+        solve(y, physics, prior, sigma=True)
     weight = np.float32(0.5)  # numpy scalars are numbers like any other
     solve(y, physics, prior, "map", prior_weight=weight, steps=2, progress=False)
 

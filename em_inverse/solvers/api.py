@@ -153,7 +153,7 @@ def solve(y, operator, prior, method: str | None = None, *,
                       stacklevel=2)
     tuned_key, tuned = tuned_defaults(prior, operator, float(sigma.max()))
     named = method is not None
-    method = method or tuned.get("method") or "map"
+    method = method if named else (tuned.get("method") or "map")
     settings = resolve_options(method, tuned, options)
     fallback = None if named else hqs_fallback(method, prior, float(sigma.max()))
     if fallback and set(options) <= set(COMMON) | set(DEFAULTS["map"]):
@@ -173,7 +173,7 @@ def solve(y, operator, prior, method: str | None = None, *,
 
     x0 = settings["init"]
     x0 = (initial_estimate(y, operator, image_shape) if x0 is None
-          else as_measurement(x0, "init").to(device).expand(image_shape).clone())
+          else _given_start(x0, image_shape, device))
     chains = int(settings["chains"]) if method in SAMPLERS else 1
     rows = torch.arange(y.shape[0], device=device).repeat_interleave(chains)
     chain_operator = _operator_for_rows(operator, rows)
@@ -205,6 +205,16 @@ def solve(y, operator, prior, method: str | None = None, *,
     return Solution(estimate=estimate, std=std, samples=samples,
                     energy_trace=torch.stack(trace) if trace else torch.zeros(0, y.shape[0]),
                     diagnostics=diag, settings=settings)
+
+
+def _given_start(init, image_shape: tuple[int, ...], device) -> torch.Tensor:
+    """The caller's ``init`` as images of ``image_shape`` (one image is used for the batch)."""
+    start = as_measurement(init, "init").to(device)
+    try:
+        return start.expand(image_shape).clone()
+    except RuntimeError:
+        raise UserError(f"init of shape {tuple(start.shape)} does not fit the images, of shape "
+                        f"{tuple(image_shape)}") from None
 
 
 def _run(method, objective, x0, chains, s, generator, bar, prior):

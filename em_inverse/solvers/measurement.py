@@ -29,7 +29,7 @@ def noise_level(y, operator, sigma: float | None = None) -> tuple[torch.Tensor, 
 def declared_noise(operator, sigma: float | None = None) -> tuple[float, str] | None:
     """The noise std as declared, before any floor, and where it came from: ``given``
     (``sigma``) or ``operator`` (its Gaussian noise model); ``None`` if neither declares one."""
-    if sigma is not None and not (isinstance(sigma, (int, float))
+    if sigma is not None and not (isinstance(sigma, (int, float)) and not isinstance(sigma, bool)
                                   and 0 <= sigma < torch.finfo(torch.float32).max):
         raise UserError(f"sigma must be a finite number >= 0, got {sigma!r}")
     if sigma is not None:
@@ -46,12 +46,15 @@ def as_measurement(y, name: str = "measurement") -> torch.Tensor:
     clipping it would bias the data term; they must be finite. Integers are an image in its
     type's full range, as in image files (8-bit: divided by 255).
     """
+    from em_inverse.image_io import array_to_tensor
+
     if torch.is_tensor(y) and y.is_floating_point():
         y = y.detach().float()
+        if y.numel() == 0:
+            raise UserError(f"{name}: empty tensor of shape {tuple(y.shape)}")
         if not torch.isfinite(y).all():
             raise UserError(f"{name}: contains NaN or infinite values")
         return y
-    from em_inverse.image_io import array_to_tensor
 
     array = np.asarray(y.detach().cpu() if torch.is_tensor(y) else y)
     if array.ndim == 4:
