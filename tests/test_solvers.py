@@ -183,6 +183,9 @@ def test_bad_options_and_divergence_give_clear_errors():
         solve(torch.rand(1, 3, 8, 8), op.denoising(0.1), prior)
     with pytest.raises(SolverError, match="diverged"):
         solve(y, physics, prior, method="posterior", step=1e6, steps=10, progress=False)
+    with pytest.raises(SolverError, match="anneal estimate lies .* outside the image range"):
+        solve(y, physics, prior, method="anneal", prior_weight=1e6, chains=2, steps=5,
+              progress=False)
     with pytest.raises(UserError, match="NaN or infinite"):
         solve(y * np.nan, physics, prior, progress=False)
     with pytest.raises(UserError, match="unsupported data type"):

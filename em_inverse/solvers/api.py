@@ -35,7 +35,7 @@ from em_inverse.solvers.init import initial_estimate
 from em_inverse.solvers.interaction import Interaction
 from em_inverse.solvers.map import minimise_lbfgs
 from em_inverse.solvers.measurement import as_measurement, image_shape_of, noise_level
-from em_inverse.solvers.objective import Objective, hessian_norm
+from em_inverse.solvers.objective import Objective, SolverError, hessian_norm
 from em_inverse.solvers.observed import keep_observed, noise_free_observed
 from em_inverse.solvers.options import COMMON, DEFAULTS, METHODS, SAMPLERS, resolve_options
 from em_inverse.solvers.posterior import diagonal_preconditioner, run_langevin
@@ -51,6 +51,10 @@ __all__ = ["DEFAULTS", "METHODS", "SAMPLERS", "noise_level", "solve"]
 #: without the factor and gains 0.03 with it; at 25/255 it gains 0.31 either way
 #: (``python benchmarks/denoiser_refinement_check.py natural-gray [--below-noise 1]``).
 LEVELS_BELOW_NOISE = 4.0
+
+#: An estimate further than this outside [0, 1] (in image units) is a divergence, not a result:
+#: noise never carries an image that far.
+RANGE_SLACK = 10.0
 
 #: A batch whose noise levels span more than this factor is solved with a warning: the tuned
 #: entry, the MAP fallback and HQS's levels follow the batch's largest noise level.
@@ -189,6 +193,10 @@ def solve(y, operator, prior, method: str | None = None, *,
     finally:
         bar.close()
     estimate, std, samples, trace, diag = result
+    outside = float((estimate - 0.5).abs().max()) - 0.5  # beyond [0, 1], in image units
+    if outside > RANGE_SLACK:
+        raise SolverError(f"solver diverged: the {method} estimate lies {outside:.3g} outside "
+                          f"the image range [0, 1]; lower the prior weight or the step size")
     observed = noise_free_observed(operator, options.get("sigma"))
     if settings["keep_observed"] and observed is not None:
         estimate, std, samples = keep_observed(observed, y, estimate, std, samples)
