@@ -72,7 +72,8 @@ def solve(y, operator, prior, method: str | None = None, *,
             of settings, chosen at its largest noise level (a warning says so when the levels
             differ by more than ``MIXED_NOISE_RATIO``); the data terms stay per image, and
             the operator may hold one mask or kernel per image. Floats are used as they
-            are (noise may leave [0, 1]); integers are scaled by their type's maximum.
+            are (noise may leave [0, 1]); uint8 and uint16 integers are scaled by their
+            type's maximum (other integer types are refused).
         operator: any ``deepinv.physics.LinearPhysics`` (see ``em_inverse.operators``).
         prior: an ``EnergyPrior``.
         method: ``map``, ``hqs`` (annealed half-quadratic splitting), ``posterior``

@@ -43,8 +43,9 @@ def as_measurement(y, name: str = "measurement") -> torch.Tensor:
     """A tensor (B, C, h, w) or a numpy array ((h, w), (h, w, C) or (B, C, h, w)) -> float32.
 
     Floats are taken as they are: noise carries a measurement a little outside [0, 1], and
-    clipping it would bias the data term; they must be finite. Integers are an image in its
-    type's full range, as in image files (8-bit: divided by 255).
+    clipping it would bias the data term; they must be finite. uint8 and uint16 integers are
+    an image in its type's full range, as in image files (8-bit: divided by 255); other
+    integer types are refused.
     """
     from em_inverse.image_io import array_to_tensor
 
