@@ -26,14 +26,6 @@ def app():
     return app
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def train(app, out: Path, *extra: str, data: str = "toy2d:moons"):
     return runner.invoke(app, ["train", "--data", data, *TINY, "--out", str(out), *extra])
 
