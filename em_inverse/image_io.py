@@ -204,9 +204,10 @@ def _try_writing_in(folder: Path, failure: str) -> None:
         raise UserError(f"{failure}: {exc.strerror or exc} in {folder}") from None
 
 
-def atomic_write(path: str | Path, payload: bytes) -> Path:
-    """Write ``payload`` to ``path`` atomically; unwritable paths are a ``UserError``."""
-    path = check_writable(path, suffixes=())
+def atomic_write(path: str | Path, payload: bytes, suffixes: tuple[str, ...] = ()) -> Path:
+    """Write ``payload`` to ``path`` atomically; unwritable paths (and, if ``suffixes`` are
+    given, other suffixes) are a ``UserError``."""
+    path = check_writable(path, suffixes=suffixes)
     try:
         return atomic_write_bytes(path, payload)
     except OSError as exc:
@@ -259,10 +260,9 @@ def write_image(path: str | Path, x: torch.Tensor, bits: int = 8) -> Path:
 
     PNG values are clipped to [0, 1]; ``.npy`` stores the float32 values (H, W) or (H, W, 3).
     """
-    path = check_writable(path)
     array = tensor_to_array(x)
-    if path.suffix.lower() == ".npy":
+    if Path(path).suffix.lower() == ".npy":
         buffer = io.BytesIO()
         np.save(buffer, array.astype(np.float32), allow_pickle=False)
-        return atomic_write(path, buffer.getvalue())
-    return atomic_write(path, encode_png(array, bits=bits))
+        return atomic_write(path, buffer.getvalue(), WRITABLE_SUFFIXES)
+    return atomic_write(path, encode_png(array, bits=bits), WRITABLE_SUFFIXES)
