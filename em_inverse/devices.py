@@ -36,3 +36,17 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     generator = torch.Generator(device=device)
     generator.manual_seed(int(seed))
     return generator
+
+
+def check_generator_device(generator: torch.Generator, device: torch.device | str) -> None:
+    """Raise a ``UserError`` unless ``generator`` draws on ``device`` (the prior's: chains draw
+    their noise there). A CUDA generator without an index matches the current CUDA device."""
+    device = torch.device(device)
+    drawn = torch.device(generator.device)
+    index = drawn.index if drawn.index is not None else (
+        torch.cuda.current_device() if drawn.type == "cuda" else None)
+    wanted = device.index if device.index is not None else (
+        torch.cuda.current_device() if device.type == "cuda" else None)
+    if drawn.type != device.type or index != wanted:
+        raise UserError(f"the generator draws on {drawn}, the prior runs on {device}: make it "
+                        f"with torch.Generator(device={str(device)!r})")

@@ -133,6 +133,19 @@ def _drop_alpha(array: np.ndarray, source: str) -> np.ndarray:
 FAR_OUTSIDE = 1.0
 
 
+class FarOutsideWarning(UserWarning):
+    """A float measurement reaches far outside [0, 1]: likely an 8-bit image saved as floats."""
+
+
+def warn_if_far_outside(low: float, high: float, source: str, stacklevel: int = 2) -> None:
+    """Warn (``FarOutsideWarning``) when a float measurement spanning [low, high] reaches
+    more than ``FAR_OUTSIDE`` outside [0, 1]."""
+    if low < -FAR_OUTSIDE or high > 1 + FAR_OUTSIDE:
+        warnings.warn(f"{source}: values span [{low:.4g}, {high:.4g}], far outside the [0, 1] "
+                      f"image scale (8-bit values must be divided by 255)", FarOutsideWarning,
+                      stacklevel=stacklevel + 1)
+
+
 def _to_unit_float(array: np.ndarray, source: str, measurement: bool) -> np.ndarray:
     kind = array.dtype.kind
     if kind == "b":
@@ -146,11 +159,7 @@ def _to_unit_float(array: np.ndarray, source: str, measurement: bool) -> np.ndar
     if not np.isfinite(values).all():
         raise UserError(f"{source}: contains NaN or infinite values")
     if measurement:
-        low, high = float(values.min()), float(values.max())
-        if low < -FAR_OUTSIDE or high > 1 + FAR_OUTSIDE:
-            warnings.warn(f"{source}: values span [{low:.4g}, {high:.4g}], far outside the "
-                          f"[0, 1] image scale (8-bit values must be divided by 255)",
-                          UserWarning, stacklevel=3)
+        warn_if_far_outside(float(values.min()), float(values.max()), source, stacklevel=3)
         return values
     low, high = float(values.min()), float(values.max())
     if low < -1e-6 or high > 1 + 1e-6:

@@ -1,10 +1,11 @@
-"""Devices and seeds: only CPU and CUDA are accepted; a seed is an integer in [0, 2^63)."""
+"""Devices and seeds: only CPU and CUDA are accepted; a seed is an integer in [0, 2^63); a
+generator must draw where the prior runs."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from em_inverse.devices import make_generator, resolve_device
+from em_inverse.devices import check_generator_device, make_generator, resolve_device
 from em_inverse.errors import UserError
 
 
@@ -28,3 +29,10 @@ def test_seeds_outside_0_to_2_63_are_user_errors_not_overflows():
     for bad in (-1, 2**63, 2**70, 1.5, True):
         with pytest.raises(UserError, match="seed must be an integer"):
             make_generator(bad)
+
+
+def test_a_generator_must_draw_on_the_priors_device():
+    check_generator_device(torch.Generator(), "cpu")
+    with pytest.raises(UserError, match=r"the generator draws on cpu, the prior runs on cuda:0: "
+                                        r"make it with torch.Generator\(device='cuda:0'\)"):
+        check_generator_device(torch.Generator(), torch.device("cuda", 0))

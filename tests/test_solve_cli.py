@@ -150,6 +150,22 @@ def test_a_grey_mask_file_is_one_warning_line_for_degrade_and_solve(app, files, 
                           "non-black pixel counts as one to fill"], result.stderr
 
 
+def test_an_npy_on_the_0_255_scale_is_one_warning_line_that_solve_does_not_repeat(
+        app, files, tmp_path):
+    """The reader warns with the file's name; solve, which warns for the arrays and tensors
+    passed to it in Python, does not say it again."""
+    eight_bit = 255 * read_image(files / "clean.png").numpy()[0, 0]
+    np.save(tmp_path / "y.npy", eight_bit)
+    result = run(app, "solve", tmp_path / "y.npy", "--op", "denoise", "--noise", "0.02",
+                 "--prior", files / "prior", "--method", "map", "--steps", "2",
+                 "-o", tmp_path / "x.npy")
+    warned = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warned == [f"warning: {tmp_path / 'y.npy'}: values span [{eight_bit.min():.4g}, "
+                      f"{eight_bit.max():.4g}], far outside the [0, 1] image scale (8-bit "
+                      f"values must be divided by 255)"], result.stderr
+    assert "UserWarning" not in result.stderr
+
+
 def test_solve_says_before_the_run_when_the_tuned_hqs_gives_way_to_map(app, tmp_path):
     """Above the noise levels the prior's denoiser learned, its tuned HQS is replaced by its
     tuned MAP: the note comes first, and the line that names the settings names MAP."""

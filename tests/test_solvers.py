@@ -5,14 +5,19 @@ Prior V(x) = 0.5 ||x - mu||^2 / s^2 with eps = 1 (mu = 0.5, s = 0.2); noise sigm
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from conftest import exact_posterior, quadratic_prior
+from deepinv.physics import CompressedSensing, GaussianNoise
+from torch import nn
 
 from em_inverse import operators as op
 from em_inverse import solve
 from em_inverse.errors import UserError
+from em_inverse.priors import EnergyPrior
 from em_inverse.solvers import Solution, SolverError
 
 SIGMA, MU, S = 0.05, 0.5, 0.2
@@ -209,12 +214,22 @@ def test_wrong_objects_and_out_of_range_options_are_user_errors_not_torch_errors
         solve(y, physics, prior, generator=5)
     bad_options = [("map", dict(first_step=0)), ("map", dict(history=0)),
                    ("posterior", dict(steps=8, thin=10)), ("posterior", dict(burn_in=1.5)),
-                   ("posterior", dict(lipschitz_iterations=0)), ("posterior", dict(mala="no"))]
+                   ("posterior", dict(lipschitz_iterations=0)), ("posterior", dict(mala="no")),
+                   ("map", dict(first_step=2.0)), ("em", dict(tau_star="x")),
+                   ("em", dict(t_start=float("nan"))), ("hqs", dict(step_cap="1")),
+                   ("anneal", dict(box_margin="3"))]
     for method, options in bad_options:
         with pytest.raises(UserError):
             solve(y, physics, prior, method, progress=False, **options)
     with pytest.raises(UserError, match="init of shape .1, 3, 8, 8. does not fit"):
         solve(y, physics, prior, "map", init=torch.rand(1, 3, 8, 8), progress=False)
+    for region in (torch.ones(4, 4), torch.ones(3, 8, 8), "holes"):
+        with pytest.raises(UserError, match="interaction_region"):
+            solve(y, physics, prior, "posterior", chains=2, steps=4, interaction_sigma=1.0,
+                  interaction_region=region, progress=False)
+    with pytest.raises(UserError, match="interaction_region must hold finite weights >= 0"):
+        solve(y, physics, prior, "em", chains=2, steps=4, interaction_sigma=1.0,
+              interaction_region=-torch.ones(8, 8), progress=False)
     with pytest.raises(UserError, match="empty tensor"):
         solve(torch.rand(1, 1, 0, 8), physics, prior, progress=False)
     with pytest.raises(UserError, match="unknown method ''"):
@@ -223,6 +238,59 @@ def test_wrong_objects_and_out_of_range_options_are_user_errors_not_torch_errors
         solve(y, physics, prior, sigma=True)
     weight = np.float32(0.5)  # numpy scalars are numbers like any other
     solve(y, physics, prior, "map", prior_weight=weight, steps=2, progress=False)
+
+
+def test_a_measurement_that_is_not_an_image_is_solved_by_every_method():
+    """deepinv's compressed sensing maps an image to a vector: the noise level must then be
+    declared (it is estimated from images only), and MAP finds the exact posterior mean."""
+    g = torch.Generator().manual_seed(0)
+    physics = CompressedSensing(m=40, img_size=SHAPE[1:], rng=g)
+    physics.noise_model = GaussianNoise(SIGMA, rng=g)
+    y = physics(torch.rand(SHAPE, generator=g))
+    assert y.shape == (1, 40)
+    prior = quadratic_prior(MU, S)
+    mean, _ = exact_posterior(physics, y, SIGMA, MU, S)
+    assert torch.allclose(solve(y, physics, prior, "map", progress=False).estimate, mean,
+                          atol=1e-4)
+    for method in ("hqs", "posterior", "anneal", "em"):
+        options = {} if method == "hqs" else {"chains": 2}
+        estimate = solve(y, physics, prior, method, steps=20, progress=False, **options).estimate
+        assert estimate.shape == SHAPE and torch.isfinite(estimate).all()
+    physics.noise_model = None
+    with pytest.raises(UserError, match="not an image .* cannot be estimated: give sigma"):
+        solve(y, physics, prior, "map", progress=False)
+    assert solve(y, physics, prior, "map", sigma=SIGMA, steps=2, progress=False).settings[
+        "sigma_source"] == "given"
+
+
+def test_map_that_cannot_leave_its_start_says_so_instead_of_claiming_convergence():
+    """An energy that is infinite one pixel-step away: no trial from the start decreases U."""
+    physics, y, _, _ = problem("inpaint")
+    start = torch.full(SHAPE, 0.5)
+    prior = EnergyPrior(Cliff(start), eps=1.0, scale=1.0, offset=0.0,
+                        data={"kind": "image", "channels": 1, "image_size": None},
+                        name="cliff").frozen()
+    with pytest.warns(UserWarning, match="MAP took no step, so its estimate is the start: U is "
+                                         "not finite at any trial point"):
+        solution = solve(y, physics, prior, "map", init=start, progress=False)
+    assert solution.diagnostics.steps == 0 and solution.diagnostics.converged is False
+    assert torch.equal(solution.estimate, start)
+    with pytest.raises(SolverError, match="norm of grad U overflows"):
+        solve(y, physics, quadratic_prior(MU, S), "map", prior_weight=1e30, progress=False)
+
+
+class Cliff(nn.Module):
+    """V = 0 at ``start`` and +inf anywhere else."""
+
+    def __init__(self, start: torch.Tensor):
+        super().__init__()
+        self.start = start
+        self.dummy = nn.Parameter(torch.zeros(()))
+        self.config = {"type": "Cliff"}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        moved = (x != self.start).flatten(1).any(1)
+        return torch.where(moved, torch.inf, 0.0) + 0 * x.flatten(1).sum(1) + 0 * self.dummy
 
 
 def test_a_given_generator_is_recorded_instead_of_the_default_seed():
@@ -292,6 +360,19 @@ def test_a_noisy_measurement_may_leave_0_1_as_a_tensor_and_as_an_array():
     as_tensor = solve(y, physics, prior, method="map", progress=False)
     as_array = solve(y.numpy()[0, 0], physics, prior, method="map", progress=False)
     assert torch.equal(as_tensor.estimate, as_array.estimate)
+
+
+def test_a_float_measurement_on_the_0_255_scale_warns_once_as_a_tensor_or_an_array():
+    """An 8-bit image passed as floats would be solved towards white without a word."""
+    physics, y, _, _ = problem("inpaint", sigma=0.0)
+    prior = quadratic_prior(MU, S)
+    for measurement in (y * 255, (y * 255).numpy()):
+        with warnings.catch_warnings(record=True) as caught, pytest.raises(SolverError):
+            warnings.simplefilter("always")  # then the estimate leaves [0, 1] by over 10
+            solve(measurement, physics, prior, "map", steps=2, progress=False)
+        assert [str(w.message) for w in caught if "divided by 255" in str(w.message)] == [
+            f"measurement: values span [0, {float(y.max()) * 255:.4g}], far outside the [0, 1] "
+            "image scale (8-bit values must be divided by 255)"]
 
 
 def test_an_integer_measurement_is_an_image_in_its_full_range_like_an_image_file():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -130,7 +131,7 @@ def solve_command(
     """Restore an image: MAP estimate or posterior mean with a learned energy prior."""
     require_file(image)  # before the imports below, which take seconds
     from em_inverse.devices import make_generator, resolve_device
-    from em_inverse.image_io import check_writable, write_image
+    from em_inverse.image_io import FarOutsideWarning, check_writable, write_image
     from em_inverse.operators import build_operator, image_shape_for
     from em_inverse.priors import default_prior_name, load_prior
     from em_inverse.priors.symmetry import GROUPS
@@ -205,8 +206,10 @@ def solve_command(
                             f"{planned}")
         options["mala"] = True
     # solve takes the same fallback (settings["fallback"]) when the method is left to the prior
-    solution = solve(y, physics, model, method, generator=generator, progress=not quiet,
-                     **options)
+    with warnings_said(quiet), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FarOutsideWarning)  # said when the file was read
+        solution = solve(y, physics, model, method, generator=generator, progress=not quiet,
+                         **options)
     solution.settings["sigma_source"] = sigma_source  # solve was given the level found above
     if "observed_pixels" in solution.settings:
         say(quiet, "note: noise 0: the observed pixels are returned as measured")

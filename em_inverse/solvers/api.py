@@ -20,10 +20,11 @@ import time
 import warnings
 from typing import Callable
 
+import numpy as np
 import torch
 from deepinv.physics import Inpainting, LinearPhysics
 
-from em_inverse.devices import make_generator
+from em_inverse.devices import check_generator_device, make_generator
 from em_inverse.errors import UserError
 from em_inverse.operators.fidelity import GaussianFidelity
 from em_inverse.operators.physics import lipschitz, task_of
@@ -98,7 +99,7 @@ def solve(y, operator, prior, method: str | None = None, *,
             ``solvers.observed``).
         map: ``steps`` (200, max L-BFGS iterations), ``history`` (10), ``gtol`` (1e-5,
             relative gradient norm), ``ftol`` (1e-8, relative energy decrease),
-            ``first_step`` (0.05, first move in pixel units).
+            ``first_step`` (0.05, first move in [0, 1] pixel units; at most 1).
         hqs: ``steps`` (40 iterations, one grad V each), ``sigma_start`` (0.1; never below
             the noise sigma) and ``sigma_end`` (0.01) bound the geometric schedule of coupling
             levels s_k; ``end_at_noise`` (True: ``sigma_end`` is raised to the noise sigma,
@@ -147,6 +148,8 @@ def solve(y, operator, prior, method: str | None = None, *,
         raise UserError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     task = task_of(operator) or "generic"
     device = prior.device
+    if generator is not None:
+        check_generator_device(generator, device)
     y = as_measurement(y).to(device)
     operator = operator.to(device)
     image_shape = image_shape_of(y, operator)
@@ -194,6 +197,9 @@ def solve(y, operator, prior, method: str | None = None, *,
     finally:
         bar.close()
     estimate, std, samples, trace, diag = result
+    if method == "map" and diag.steps == 0 and not diag.converged:
+        warnings.warn(f"MAP took no step, so its estimate is the start: {diag.message}",
+                      UserWarning, stacklevel=2)
     outside = float((estimate - 0.5).abs().max()) - 0.5  # beyond [0, 1], in image units
     if outside > RANGE_SLACK:
         raise SolverError(f"solver diverged: the {method} estimate lies {outside:.3g} outside "
@@ -330,4 +336,29 @@ def _interaction(s, operator, image_shape, chains, device) -> Interaction | None
     if region is None:
         region = (1 - operator.mask) if isinstance(operator, Inpainting) \
             else torch.ones(1, 1, *image_shape[-2:])
+    else:
+        region = _interaction_region(region, image_shape)
     return Interaction(torch.as_tensor(region, device=device), s["interaction_sigma"], chains)
+
+
+def _interaction_region(region, image_shape: tuple[int, ...]) -> torch.Tensor:
+    """The caller's ``interaction_region`` as float weights that fit one image of
+    ``image_shape`` (B, C, H, W): shape (H, W), (1|C, H, W) or (1, 1|C, H, W), finite, >= 0."""
+    try:
+        weights = (region.detach().cpu().float() if torch.is_tensor(region)
+                   else torch.from_numpy(np.asarray(region, dtype=np.float32)))
+    except (TypeError, ValueError, RuntimeError):
+        raise UserError(f"interaction_region must be an array of weights, got "
+                        f"{type(region).__name__}") from None
+    one_image = (1, *image_shape[1:])
+    try:
+        fits = weights.ndim >= 2 and torch.broadcast_shapes(weights.shape, one_image) == one_image
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise UserError(f"interaction_region of shape {tuple(weights.shape)} does not fit the "
+                        f"images, of shape {tuple(image_shape)}: give (H, W) or (C, H, W) "
+                        f"weights")
+    if not (torch.isfinite(weights).all() and (weights >= 0).all()):
+        raise UserError("interaction_region must hold finite weights >= 0")
+    return weights

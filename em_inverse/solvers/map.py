@@ -3,24 +3,27 @@
 One evaluation of U (one prior.value_and_grad) per trial point; no gradient is recomputed.
 The batch is optimised jointly (U summed over images, whose Hessian is block diagonal).
 Stopping rule: ||grad U|| <= gtol * ||grad U(x0)||, or a relative decrease of U below ftol on
-three consecutive iterations, or ``steps`` iterations, or no further decrease possible.
+three consecutive iterations, or ``steps`` iterations, or no further decrease possible (a line
+search exhausted: converged when U rose at its trial points, down to moves at U's rounding;
+a failure when U was infinite at every trial point that moved x).
 Divergence guard: a non-finite trial energy halves the step; a non-finite start is an error.
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
 import torch
 
-from em_inverse.solvers.objective import Objective, diverged
+from em_inverse.solvers.objective import Objective, SolverError, diverged
 
 
 @dataclass
 class MapResult:
     x: torch.Tensor
     trace: list          # U per accepted iterate, each (N,)
-    steps: int
+    steps: int           # accepted iterations
     converged: bool
     retries: int
     message: str
@@ -42,6 +45,9 @@ def minimise_lbfgs(objective: Objective, x0: torch.Tensor, *, steps: int = 200,
         raise diverged("at the initial point")
     u, g = float(current.total.sum()), current.grad
     g0_norm = max(g.norm().item(), 1e-30)
+    if not math.isfinite(g0_norm):  # every entry finite, their norm not: U is badly scaled
+        raise SolverError("MAP cannot start: the norm of grad U overflows at the start; "
+                          "lower the prior weight")
     pairs: deque = deque(maxlen=history)
     trace = [current.total.cpu()]
     retries, small, converged, message = 0, 0, False, "reached the step limit"
@@ -56,7 +62,7 @@ def minimise_lbfgs(objective: Objective, x0: torch.Tensor, *, steps: int = 200,
             pairs.clear()
             direction, slope = -g, -_dot(g, g)
         t = 1.0 if pairs else first_step / max(direction.abs().max().item(), 1e-30)
-        accepted = None
+        accepted, finite_moves = None, 0  # trials that moved x to a finite U, too high
         for _ in range(max_backtracks):
             trial_x = x + t * direction
             trial = objective(trial_x)
@@ -67,9 +73,15 @@ def minimise_lbfgs(objective: Objective, x0: torch.Tensor, *, steps: int = 200,
             if float(trial.total.sum()) <= u + armijo * t * slope:
                 accepted = trial
                 break
+            finite_moves += bool((trial_x != x).any())
             t *= 0.5
         if accepted is None:
-            converged, message = True, "no further decrease (line search exhausted)"
+            it -= 1  # no step taken
+            if finite_moves:  # no decrease down to 2^-29 of the first move: a minimum
+                converged, message = True, "no further decrease (line search exhausted)"
+            else:  # U infinite wherever the trials moved x: a cliff, not a minimum
+                message = (f"U is not finite at any trial point of the line search "
+                           f"(exhausted after {max_backtracks} trials)")
             break
         s = trial_x - x
         yk = accepted.grad - g

@@ -17,9 +17,13 @@ def noise_level(y, operator, sigma: float | None = None) -> tuple[torch.Tensor, 
     """Per-image noise std (B,) of a measurement y (B, C, H, W) in [0, 1], at least
     ``MIN_SIGMA``, and where it came from: ``given`` (``sigma``), ``operator`` (its Gaussian
     noise model) or ``estimated`` (``estimate_noise_sigma``, from y's observed pixels)."""
-    y = as_measurement(y)
+    y = as_measurement(y, warn_range=False)  # solve has read (and warned about) it already
     declared = declared_noise(operator, sigma)
     if declared is None:
+        if y.ndim != 4:
+            raise UserError(f"the noise level of a measurement that is not an image (shape "
+                            f"{tuple(y.shape)}) cannot be estimated: give sigma, or an operator "
+                            f"with a Gaussian noise model")
         keep = operator.mask.to(y.device) if isinstance(operator, Inpainting) else None
         return estimate_noise_sigma(y, keep), "estimated"
     value, source = declared
@@ -39,15 +43,16 @@ def declared_noise(operator, sigma: float | None = None) -> tuple[float, str] | 
     return None
 
 
-def as_measurement(y, name: str = "measurement") -> torch.Tensor:
+def as_measurement(y, name: str = "measurement", warn_range: bool = True) -> torch.Tensor:
     """A tensor (B, C, h, w) or a numpy array ((h, w), (h, w, C) or (B, C, h, w)) -> float32.
 
     Floats are taken as they are: noise carries a measurement a little outside [0, 1], and
-    clipping it would bias the data term; they must be finite. uint8 and uint16 integers are
-    an image in its type's full range, as in image files (8-bit: divided by 255); other
-    integer types are refused.
+    clipping it would bias the data term; they must be finite, and an image's values far
+    outside [0, 1] warn (``image_io.FarOutsideWarning``; ``warn_range=False``: not for a
+    float tensor, one already read). uint8 and uint16 integers are an image in its type's full range, as in
+    image files (8-bit: divided by 255); other integer types are refused.
     """
-    from em_inverse.image_io import array_to_tensor
+    from em_inverse.image_io import array_to_tensor, warn_if_far_outside
 
     if torch.is_tensor(y) and y.is_floating_point():
         y = y.detach().float()
@@ -55,6 +60,9 @@ def as_measurement(y, name: str = "measurement") -> torch.Tensor:
             raise UserError(f"{name}: empty tensor of shape {tuple(y.shape)}")
         if not torch.isfinite(y).all():
             raise UserError(f"{name}: contains NaN or infinite values")
+        if warn_range and y.ndim == 4:  # an image (other measurements have A's own scale)
+            low, high = torch.aminmax(y)
+            warn_if_far_outside(float(low), float(high), name, stacklevel=3)
         return y
 
     array = np.asarray(y.detach().cpu() if torch.is_tensor(y) else y)

@@ -51,6 +51,12 @@ def resolve_options(method: str, tuned: dict, options: dict) -> dict:
     return settings
 
 
+def _is_number(value) -> bool:
+    """A real number (Python or numpy; not a bool), possibly infinite."""
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, bool) and not math.isnan(value))
+
+
 def validate_options(s: dict, method: str) -> None:
     """Raise a ``UserError`` for a setting out of its range (``s``: the resolved settings);
     a ``samples`` count above ``chains`` raises ``chains`` to it."""
@@ -61,9 +67,7 @@ def validate_options(s: dict, method: str) -> None:
 
     def positive(name):
         value = s[name]
-        if value is not None and not (isinstance(value, (int, float, np.integer, np.floating))
-                                      and not isinstance(value, bool) and value > 0
-                                      and math.isfinite(value)):
+        if value is not None and not (_is_number(value) and 0 < value < math.inf):
             raise UserError(f"{name} must be a positive number, got {value!r}")
 
     positive_int("steps")
@@ -78,17 +82,19 @@ def validate_options(s: dict, method: str) -> None:
         raise UserError(f"keep_observed must be True or False, got {s['keep_observed']!r}")
     if method == "map":
         positive_int("history")
-        positive("first_step")
+        first = s["first_step"]
+        if not (_is_number(first) and 0 < first <= 1):
+            raise UserError(f"first_step must be in (0, 1] (the first move, in [0, 1] pixel "
+                            f"units), got {first!r}")
         for tolerance in ("gtol", "ftol"):  # 0: run every step
-            if not (isinstance(s[tolerance], (int, float)) and 0 <= s[tolerance] < math.inf):
+            if not (_is_number(s[tolerance]) and 0 <= s[tolerance] < math.inf):
                 raise UserError(f"{tolerance} must be a number >= 0, got {s[tolerance]!r}")
     if method == "hqs":
         positive("sigma_start")
         positive("sigma_end")
         positive_int("cg_steps")
         cap = s["step_cap"]
-        if cap is not None and (isinstance(cap, bool)
-                                or not (isinstance(cap, (int, float)) and cap > 0)):
+        if cap is not None and not (_is_number(cap) and cap > 0):
             raise UserError(f"step_cap must be a positive number (inf: no cap), got {cap!r}")
         if not isinstance(s["end_at_noise"], bool):
             raise UserError(f"end_at_noise must be true or false, got {s['end_at_noise']!r}")
@@ -103,8 +109,7 @@ def validate_options(s: dict, method: str) -> None:
         positive("sigma_end")
         positive("step_factor")
         margin = s["box_margin"]
-        if not (isinstance(margin, (int, float)) and not isinstance(margin, bool)
-                and margin >= 0):
+        if not (_is_number(margin) and margin >= 0):
             raise UserError(f"box_margin must be a number >= 0, got {margin!r}")
         return
     positive("interaction_sigma")
@@ -131,5 +136,8 @@ def validate_options(s: dict, method: str) -> None:
         positive("dt")
         positive("eps_max")
         positive("data_weight")
-        if not 0 <= s["t_start"] < 1 or not 0 <= s["tau_star"] <= 1:
-            raise UserError("em needs 0 <= t_start < 1 and 0 <= tau_star <= 1")
+        t_start, tau_star = s["t_start"], s["tau_star"]
+        if not (_is_number(t_start) and 0 <= t_start < 1
+                and _is_number(tau_star) and 0 <= tau_star <= 1):
+            raise UserError(f"em needs 0 <= t_start < 1 and 0 <= tau_star <= 1, got t_start="
+                            f"{t_start!r} and tau_star={tau_star!r}")
