@@ -10,6 +10,9 @@ MAP with that entry's settings, and the default solve (the entry ``solve`` picks
 (dB, 8-px border, estimates clipped to [0, 1]).
 
     python benchmarks/hqs_vs_map_noise_check.py natural-gray [--step-cap C]
+    python benchmarks/hqs_vs_map_noise_check.py natural-gray --levels 0.02,0.05,0.1
+
+``--levels`` scores other noise levels (above 0.01: where no entry was tuned).
 
 ``--step-cap`` sets HQS's step cap (``inf``: none, as before the cap became ``solve``'s
 default; default: ``solve``'s, 1.5).
@@ -28,6 +31,8 @@ from em_inverse.solvers import CLEAN_SUFFIX
 parser = argparse.ArgumentParser()
 parser.add_argument("prior")
 parser.add_argument("--step-cap", type=float, help="HQS step cap (inf: none; default: solve's)")
+parser.add_argument("--levels", default="0,0.0025,0.005,0.0075,0.01",
+                    help="noise levels, comma-separated")
 args = parser.parse_args()
 cap = {} if args.step_cap is None else {"step_cap": args.step_cap}
 torch.set_num_threads(2)
@@ -36,7 +41,7 @@ prior = load_prior(args.prior)
 images = validation_images(prior.channels, 128, 6)
 for family, operator in (("superres", dict(factor=2)), ("deblur", dict(kernel="gaussian:2"))):
     entries = [key for key in (family, family + CLEAN_SUFFIX) if key in prior.solve_defaults]
-    for sigma in (0.0, 0.0025, 0.005, 0.0075, 0.01):
+    for sigma in [float(level) for level in args.levels.split(",")]:
         task = Task(f"{family}-{sigma:g}", family, sigma, **operator)
         problems = [task.simulate(x, seed=100 + k) for k, x in enumerate(images)]
         trials = {"default": (None, {})}

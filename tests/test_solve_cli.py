@@ -166,6 +166,25 @@ def test_an_npy_on_the_0_255_scale_is_one_warning_line_that_solve_does_not_repea
     assert "UserWarning" not in result.stderr
 
 
+def test_photons_simulate_and_solve_shot_noise_with_a_variance_per_pixel(app, files, tmp_path):
+    """--photons: Poisson noise in degrade; in solve a data term weighted per pixel (--noise is
+    the read noise), never the noise-free rule of --noise 0 alone."""
+    degraded = run(app, "degrade", files / "clean.png", "--op", "inpaint", "--mask", "random:0.5",
+                   "--photons", "30", "--noise", "0", "-o", tmp_path / "y.npy",
+                   "--mask-out", tmp_path / "m.png", "--quiet")
+    assert degraded.exit_code == 0, degraded.output
+    y = np.load(tmp_path / "y.npy")
+    assert np.all(np.round(y * 30, 4) % 1 == 0)  # whole photon counts
+    result = run(app, "solve", tmp_path / "y.npy", "--op", "inpaint", "--mask", tmp_path / "m.png",
+                 "--photons", "30", "--noise", "0", "--prior", files / "prior", "--method", "map",
+                 "--steps", "3", "-o", tmp_path / "x.npy", "--json")
+    assert result.exit_code == 0, result.output
+    assert "Poisson noise, 30 photons per unit intensity" in result.stderr
+    assert "observed pixels are returned as measured" not in result.stderr
+    settings = json.loads(result.stdout)["settings"]
+    assert settings["sigma_source"] == "poisson" and 0.05 < settings["sigma"][0] < 0.2
+
+
 def test_solve_says_before_the_run_when_the_tuned_hqs_gives_way_to_map(app, tmp_path):
     """Above the noise levels the prior's denoiser learned, its tuned HQS is replaced by its
     tuned MAP: the note comes first, and the line that names the settings names MAP."""
@@ -284,6 +303,9 @@ def _bad_inputs(files, tmp):
         "int64 npy": [*base, tmp / "int64.npy"],
         "missing kernel file": [*base, img, "--op", "deblur", "--kernel", tmp / "nope.npy"],
         "output inside a file": [*base, img, "-o", tmp / "mask.png" / "x.png"],
+        "no photons": [*base, img, "--photons", "0"],
+        "degrade with infinite photons": ["degrade", img, "--photons", "inf", "-o",
+                                          tmp / "y.png"],
     }
 
 

@@ -36,6 +36,8 @@ class Task:
             f*H x f*W pixels.
         kernel: deblurring, ``gaussian:STD`` or ``motion:LENGTH,ANGLE`` (pixels, degrees).
         factor: super-resolution factor.
+        photons: Poisson (shot) noise of this many photons per unit intensity, with ``sigma``
+            as read noise (``operators.shot_noise``); None: Gaussian noise alone.
         label: human-readable description for tables.
     """
 
@@ -46,6 +48,7 @@ class Task:
     box: tuple[int, int] | float | None = None
     kernel: str | None = None
     factor: int | None = None
+    photons: float | None = None
     label: str = ""
 
     def __post_init__(self):
@@ -69,7 +72,7 @@ class Task:
         from em_inverse.operators import build_operator
 
         shape = tuple(image_shape)[-3:]
-        options: dict = {"noise": self.sigma}
+        options: dict = {"noise": self.sigma, "photons": self.photons}
         if self.family == "inpaint":
             if self.missing is not None:
                 options["mask"] = f"random:{self.missing:g}"

@@ -33,21 +33,30 @@ FactorOption = Annotated[Optional[int], typer.Option(
     "--factor", help="superres: integer factor (the output is the high-resolution image).")]
 NoiseOption = Annotated[Optional[float], typer.Option(
     "--noise", help="Gaussian noise std on the [0, 1] scale (solve: default estimated from "
-                    "the image; degrade: default 0).")]
+                    "the image; degrade: default 0; with --photons: the read noise, default "
+                    "0).")]
+PhotonsOption = Annotated[Optional[float], typer.Option(
+    "--photons", help="Poisson (shot) noise for low light: photons per unit intensity, the "
+                      "mean count of a white pixel (noise variance I/photons at intensity "
+                      "I).")]
 
 
 #: The largest noise std accepted, on the [0, 1] image scale: ten times the whole range.
 MAX_NOISE = 10.0
 
 
-def _operator_options(op, mask, kernel, factor, noise) -> None:
+def _operator_options(op, mask, kernel, factor, noise, photons) -> None:
     from em_inverse.operators import TASKS
+    from em_inverse.operators.shot_noise import MAX_PHOTONS
 
     if op not in TASKS:
         raise UserError(f"unknown operator {op!r}: use one of {', '.join(TASKS)}")
     if noise is not None and not 0 <= noise <= MAX_NOISE:
         raise UserError(f"--noise must be in [0, {MAX_NOISE:g}] (a std on the [0, 1] image "
                         f"scale), got {noise:g}")
+    if photons is not None and not 0 < photons <= MAX_PHOTONS:
+        raise UserError(f"--photons must be in (0, {MAX_PHOTONS:g}] (the mean photon count "
+                        f"of a white pixel), got {photons:g}")
     for flag, given, needs in (("--mask", mask, "inpaint"), ("--kernel", kernel, "deblur"),
                                ("--factor", factor, "superres")):
         if given is not None and op != needs:
@@ -90,6 +99,7 @@ def solve_command(
     boundary: BoundaryOption = "reflect",
     factor: FactorOption = None,
     noise: NoiseOption = None,
+    photons: PhotonsOption = None,
     prior: Annotated[Optional[str], typer.Option(
         "--prior", help="Bundled prior name or prior folder (default: by channels).")] = None,
     method: Annotated[Optional[str], typer.Option(
@@ -138,7 +148,7 @@ def solve_command(
     from em_inverse.solvers import (CLEAN_SUFFIX, HOLE_KEY, METHODS, SAMPLERS, clean_below,
                                     hqs_fallback, noise_level, solve, tuned_defaults)
 
-    _operator_options(op, mask, kernel, factor, noise)
+    _operator_options(op, mask, kernel, factor, noise, photons)
     if method is not None and method not in METHODS:
         raise UserError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     for name, value in (("--steps", steps), ("--samples", samples)):
@@ -171,15 +181,20 @@ def solve_command(
     with warnings_said(quiet):
         physics = build_operator(op, shape, mask=mask, mask_keeps=mask_keeps, kernel=kernel,
                                  boundary=boundary, factor=factor, noise=noise,
-                                 generator=generator, device=dev)
+                                 photons=photons, generator=generator, device=dev)
     y = y.to(dev)
-    sigma, sigma_source = noise_level(y, physics, noise)
+    declared = noise if photons is None else None  # --noise is then the read noise
+    sigma, sigma_source = noise_level(y, physics, declared)
     if sigma_source == "estimated":
         say(quiet, f"noise sigma estimated from the image: {float(sigma.max()):.4g} "
                    f"(x 255 = {255 * float(sigma.max()):.3g}; --noise sets it)")
+    if sigma_source == "poisson":
+        say(quiet, f"Poisson noise, {photons:g} photons per unit intensity: a std per pixel, "
+                   f"{float(sigma.max()):.4g} on average")
     tuned_key, tuned = tuned_defaults(model, physics, float(sigma.max()))
     planned = method or tuned.get("method") or "map"
-    fallback = None if method else hqs_fallback(planned, model, float(sigma.max()))
+    fallback = None if method else hqs_fallback(planned, model, float(sigma.max()), op,
+                                                poisson=sigma_source == "poisson")
     if fallback:
         say(quiet, f"note: {fallback}")
         planned = "map"
@@ -190,8 +205,9 @@ def solve_command(
                if tuned_key.endswith(CLEAN_SUFFIX) else "")
         say(quiet, f"{planned}: {model.name}'s settings tuned for {tuned_key}{why}")
     # a declared level goes through as declared: --noise 0 makes an inpainting exact
-    options = {"steps": steps, "prior_weight": prior_weight, "symmetry": symmetry, "seed": seed,
-               "sigma": noise if noise is not None else float(sigma.max())}
+    options = {"steps": steps, "prior_weight": prior_weight, "symmetry": symmetry, "seed": seed}
+    if photons is None:
+        options["sigma"] = noise if noise is not None else float(sigma.max())
     if step_cap is not None:
         if planned != "hqs":
             why = (f"the fallback above the noise levels {model.name} learned" if fallback
@@ -248,6 +264,7 @@ def degrade_command(
     boundary: BoundaryOption = "reflect",
     factor: FactorOption = None,
     noise: NoiseOption = None,
+    photons: PhotonsOption = None,
     mask_out: Annotated[Optional[Path], typer.Option(
         "--mask-out", help="inpaint: save the mask used (white = fill) for `solve --mask`.")]
     = None,
@@ -260,7 +277,7 @@ def degrade_command(
     from em_inverse.image_io import check_writable, write_image
     from em_inverse.operators import build_operator, degrade
 
-    _operator_options(op, mask, kernel, factor, noise)
+    _operator_options(op, mask, kernel, factor, noise, photons)
     if mask_out is not None and op != "inpaint":
         raise UserError("--mask-out only applies to --op inpaint")
     check_outputs([output, mask_out], [image, mask, kernel])
@@ -277,7 +294,7 @@ def degrade_command(
     with warnings_said(quiet):
         physics = build_operator(op, tuple(x.shape), mask=mask, mask_keeps=mask_keeps,
                                  kernel=kernel, boundary=boundary, factor=factor,
-                                 noise=noise or 0.0, generator=generator)
+                                 noise=noise or 0.0, photons=photons, generator=generator)
     y = degrade(x, physics, generator)
     write_image(output, y)
     if mask_out is not None:

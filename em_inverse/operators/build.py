@@ -9,13 +9,14 @@ from em_inverse.operators.masks import parse_mask
 from em_inverse.operators.noise import check_sigma
 from em_inverse.operators.physics import (TASKS, check_factor, deblurring, denoising,
                                           inpainting, superresolution)
+from em_inverse.operators.shot_noise import poisson_noise
 
 
 def build_operator(task: str, image_shape: tuple[int, ...], *,
                    mask: str | torch.Tensor | None = None, mask_keeps: bool = False,
                    kernel: str | torch.Tensor | None = None, boundary: str = "reflect",
                    factor: int | None = None, noise: float | None = None,
-                   generator: torch.Generator | None = None,
+                   photons: float | None = None, generator: torch.Generator | None = None,
                    device: str | torch.device = "cpu"):
     """Build the deepinv physics of ``task`` for clean images of ``image_shape``.
 
@@ -30,10 +31,18 @@ def build_operator(task: str, image_shape: tuple[int, ...], *,
         factor: superres only; integer >= 2.
         noise: Gaussian noise std on the [0, 1] scale; ``None`` leaves it unknown (``solve``
             then estimates it from the measurement).
+        photons: Poisson (shot) noise of this many photons per unit intensity, with ``noise``
+            (default 0) as Gaussian read noise (``operators.shot_noise``).
         generator: randomness for generated masks.
     Returns:
         a ``deepinv.physics.LinearPhysics`` with a ``task`` attribute.
     """
+    if photons is not None:
+        physics = build_operator(task, image_shape, mask=mask, mask_keeps=mask_keeps,
+                                 kernel=kernel, boundary=boundary, factor=factor, noise=None,
+                                 generator=generator, device=device)
+        physics.noise_model = poisson_noise(photons, noise or 0.0)
+        return physics
     if task not in TASKS:
         raise UserError(f"unknown operator {task!r}: use one of {', '.join(TASKS)}")
     if len(image_shape) not in (3, 4):

@@ -1,6 +1,7 @@
 """The Gaussian data-fidelity energy F(x) = ||A x - y||^2 / (2 sigma^2), per batch element.
 
-Its gradient A^T (A x - y) / sigma^2 costs one A and one A^T: cheap next to grad V.
+Its gradient A^T (A x - y) / sigma^2 costs one A and one A^T: cheap next to grad V. With a
+variance per pixel (Poisson noise, ``operators.shot_noise``), F = sum_i (A x - y)_i^2 / (2 v_i).
 """
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ class GaussianFidelity:
         y: measurements (N, ...) with the same batch size N as the images x (N, C, H, W) it is
             evaluated on (solvers repeat y once per chain beforehand).
         sigma: noise std on the [0, 1] scale: a float or a (N,) tensor (one per image).
+        variance: optional noise variance per measured value, shaped like y: it then weighs
+            the data term in place of sigma^2 (sigma stays the images' overall level).
     """
 
-    def __init__(self, physics, y: torch.Tensor, sigma: float | torch.Tensor):
+    def __init__(self, physics, y: torch.Tensor, sigma: float | torch.Tensor,
+                 variance: torch.Tensor | None = None):
         self.physics = physics
         self.y = y
         sigma = torch.as_tensor(sigma, dtype=y.dtype, device=y.device)
@@ -28,7 +32,22 @@ class GaussianFidelity:
             raise ValueError(f"sigma must be a float or have shape ({y.shape[0]},), "
                              f"got {tuple(sigma.shape)}")
         self.sigma = sigma
-        self.weight = (1.0 / sigma**2).view(-1, *([1] * (y.ndim - 1)))  # (N, 1, 1, 1)
+        self.per_value = variance is not None
+        if not self.per_value:
+            self.variance = sigma.view(-1, *([1] * (y.ndim - 1))) ** 2  # (N, 1, 1, 1)
+            self.weight = (1.0 / sigma**2).view(-1, *([1] * (y.ndim - 1)))
+        else:
+            if variance.shape != y.shape:
+                raise ValueError(f"variance must have y's shape {tuple(y.shape)}, got "
+                                 f"{tuple(variance.shape)}")
+            self.variance = variance
+            self.weight = 1.0 / variance
+
+    def smallest_variance(self) -> float:
+        """The smallest noise variance of any measured value (the stiffest data term)."""
+        if self.per_value:
+            return float(self.variance.min())
+        return float(self.sigma.min()) ** 2
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.physics.A(x) - self.y
@@ -49,8 +68,9 @@ class GaussianFidelity:
         return 0.5 * (wr * r).flatten(1).sum(1), self.physics.A_adjoint(wr)
 
     def curvature_diagonal(self) -> torch.Tensor | None:
-        """diag(A^T A) / sigma^2, the per-pixel curvature of F, broadcastable to x (N, C, H, W),
-        where A^T A is diagonal (inpainting: mask / sigma^2, denoising: 1 / sigma^2); else None."""
+        """diag(A^T A) / sigma^2 (or / v), the per-pixel curvature of F, broadcastable to x
+        (N, C, H, W), where A^T A is diagonal (inpainting: mask / sigma^2, denoising:
+        1 / sigma^2); else None."""
         if isinstance(self.physics, Inpainting):
             return self.physics.mask * self.physics.mask * self.weight
         if isinstance(self.physics, Denoising):

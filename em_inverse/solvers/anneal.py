@@ -52,7 +52,7 @@ def run_anneal(objective: Objective, x_init: torch.Tensor, chains: int, *, steps
     ``box_margin`` None: no projection."""
     fidelity, weight = objective.fidelity, objective.prior_weight
     physics = fidelity.physics
-    noise_var = fidelity.sigma.view(-1, *[1] * (fidelity.y.ndim - 1)) ** 2  # y's shape
+    noise_var = fidelity.variance  # per image, or per measured value (Poisson noise)
     sigmas = sigma_schedule(sigma_start, sigma_end, levels)
     per_level = [steps // levels + (1 if k < steps % levels else 0) for k in range(levels)]
     x = x_init + sigmas[0] * _noise(x_init, generator)

@@ -35,7 +35,8 @@ from em_inverse.solvers.hqs import run_hqs
 from em_inverse.solvers.init import initial_estimate
 from em_inverse.solvers.interaction import Interaction
 from em_inverse.solvers.map import minimise_lbfgs
-from em_inverse.solvers.measurement import as_measurement, image_shape_of, noise_level
+from em_inverse.solvers.measurement import (as_measurement, image_shape_of, noise_level,
+                                            shot_noise_variance)
 from em_inverse.solvers.objective import Objective, SolverError, hessian_norm
 from em_inverse.solvers.observed import keep_observed, noise_free_observed
 from em_inverse.solvers.options import COMMON, DEFAULTS, METHODS, SAMPLERS, resolve_options
@@ -154,6 +155,7 @@ def solve(y, operator, prior, method: str | None = None, *,
     operator = operator.to(device)
     image_shape = image_shape_of(y, operator)
     sigma, sigma_source = noise_level(y, operator, options.get("sigma"))
+    variance = shot_noise_variance(y, operator, options.get("sigma"))  # None: one level
     if float(sigma.max()) > MIXED_NOISE_RATIO * float(sigma.min()):
         warnings.warn(f"the batch's noise levels differ ({float(sigma.min()):.3g} to "
                       f"{float(sigma.max()):.3g}): one set of settings, chosen for the largest, "
@@ -163,7 +165,8 @@ def solve(y, operator, prior, method: str | None = None, *,
     named = method is not None
     method = method if named else (tuned.get("method") or "map")
     settings = resolve_options(method, tuned, options)
-    fallback = None if named else hqs_fallback(method, prior, float(sigma.max()))
+    fallback = None if named else hqs_fallback(method, prior, float(sigma.max()), task,
+                                               poisson=variance is not None)
     if fallback and set(options) <= set(COMMON) | set(DEFAULTS["map"]):
         method, settings = "map", resolve_options("map", tuned, options)
     else:
@@ -185,7 +188,8 @@ def solve(y, operator, prior, method: str | None = None, *,
     chains = int(settings["chains"]) if method in SAMPLERS else 1
     rows = torch.arange(y.shape[0], device=device).repeat_interleave(chains)
     chain_operator = _operator_for_rows(operator, rows)
-    fidelity = GaussianFidelity(chain_operator, y[rows], sigma[rows])
+    fidelity = GaussianFidelity(chain_operator, y[rows], sigma[rows],
+                                None if variance is None else variance[rows])
     interaction = _interaction(settings, chain_operator, image_shape, chains, device) \
         if method in SAMPLERS else None
     objective = Objective(energy_prior, fidelity, settings["prior_weight"], interaction,
@@ -291,7 +295,7 @@ def _run(method, objective, x0, chains, s, generator, bar, prior):
     data_weight = s["data_weight"] if s["data_weight"] is not None else eps_max
     s.update(eps_max=eps_max, data_weight=data_weight)
     fidelity = objective.fidelity
-    data_lipschitz = lipschitz(fidelity.physics, x0.shape) / float(fidelity.sigma.min()) ** 2
+    data_lipschitz = lipschitz(fidelity.physics, x0.shape) / fidelity.smallest_variance()
     if objective.interaction is not None:
         inter = objective.interaction
         data_lipschitz += 2 * inter.chains * float(inter.region2.max()) / inter.sigma_w**2

@@ -11,23 +11,42 @@ from deepinv.physics import Inpainting
 from em_inverse.errors import UserError
 from em_inverse.operators.noise import MIN_SIGMA, noise_sigma
 from em_inverse.operators.noise_estimation import estimate_noise_sigma
+from em_inverse.operators.shot_noise import (effective_sigma, noise_photons, pixel_variance,
+                                             read_noise_sigma)
 
 
 def noise_level(y, operator, sigma: float | None = None) -> tuple[torch.Tensor, str]:
     """Per-image noise std (B,) of a measurement y (B, C, H, W) in [0, 1], at least
     ``MIN_SIGMA``, and where it came from: ``given`` (``sigma``), ``operator`` (its Gaussian
-    noise model) or ``estimated`` (``estimate_noise_sigma``, from y's observed pixels)."""
+    noise model), ``poisson`` (its Poisson noise model: the root mean of ``shot_noise_variance``
+    over the observed pixels) or ``estimated`` (``estimate_noise_sigma``, from y's observed
+    pixels)."""
     y = as_measurement(y, warn_range=False)  # solve has read (and warned about) it already
+    keep = operator.mask.to(y.device) if isinstance(operator, Inpainting) else None
+    variance = shot_noise_variance(y, operator, sigma)
+    if variance is not None:
+        return effective_sigma(variance, keep).clamp_min(MIN_SIGMA), "poisson"
     declared = declared_noise(operator, sigma)
     if declared is None:
         if y.ndim != 4:
             raise UserError(f"the noise level of a measurement that is not an image (shape "
                             f"{tuple(y.shape)}) cannot be estimated: give sigma, or an operator "
                             f"with a Gaussian noise model")
-        keep = operator.mask.to(y.device) if isinstance(operator, Inpainting) else None
         return estimate_noise_sigma(y, keep), "estimated"
     value, source = declared
     return torch.full((y.shape[0],), max(value, MIN_SIGMA), device=y.device), source
+
+
+def shot_noise_variance(y: torch.Tensor, operator, sigma: float | None = None
+                        ) -> torch.Tensor | None:
+    """The noise variance of every value of y (shaped like y) when the operator's noise model
+    is Poisson (``operators.shot_noise.pixel_variance``), else ``None``; a given ``sigma``
+    overrides the model (one Gaussian level), so then ``None`` too."""
+    photons = None if sigma is not None else noise_photons(operator)
+    if photons is None:
+        return None
+    keep = operator.mask.to(y.device) if isinstance(operator, Inpainting) else None
+    return pixel_variance(y, photons, read_noise_sigma(operator), keep)
 
 
 def declared_noise(operator, sigma: float | None = None) -> tuple[float, str] | None:
@@ -49,8 +68,8 @@ def as_measurement(y, name: str = "measurement", warn_range: bool = True) -> tor
     Floats are taken as they are: noise carries a measurement a little outside [0, 1], and
     clipping it would bias the data term; they must be finite, and an image's values far
     outside [0, 1] warn (``image_io.FarOutsideWarning``; ``warn_range=False``: not for a
-    float tensor, one already read). uint8 and uint16 integers are an image in its type's full range, as in
-    image files (8-bit: divided by 255); other integer types are refused.
+    float tensor, one already read). uint8 and uint16 integers are an image in its type's
+    full range, as in image files (8-bit: divided by 255); other integer types are refused.
     """
     from em_inverse.image_io import array_to_tensor, warn_if_far_outside
 

@@ -86,19 +86,39 @@ def default_method(prior, operator, sigma: float | None = None) -> str:
     return tuned_defaults(prior, operator, sigma)[1].get("method") or "map"
 
 
-def hqs_fallback(method: str, prior, noise: float) -> str | None:
+#: The families whose tuned HQS gives way to the tuned MAP under Poisson noise, whose level
+#: varies per pixel. Their HQS steps are Tweedie's denoiser at one level per image (denoising),
+#: or a schedule tuned at one Gaussian level, 0.01 (deblurring, super-resolution). On
+#: natural-gray's six tuning crops at 20 / 100 photons per unit intensity (root-mean noise std
+#: about 0.14 / 0.06), PSNR of the tuned HQS against the tuned MAP, both with the per-pixel
+#: data term: denoising 27.08 / 32.61 against 27.42 / 33.13 dB, Gaussian deblurring 20.44 /
+#: 26.52 against 25.64 / 28.32, x2 super-resolution 21.03 / 27.03 against 23.50 / 29.12; 50%
+#: inpainting keeps its HQS, 22.62 / 29.14 against 23.20 / 28.18
+#: (``python benchmarks/poisson_check.py natural-gray``).
+POISSON_MAP_FAMILIES = ("denoise", "deblur", "superres")
+
+
+def hqs_fallback(method: str, prior, noise: float, family: str | None = None,
+                 poisson: bool = False) -> str | None:
     """Why the prior's tuned ``method`` gives way to its tuned MAP at noise std ``noise``, or
     None where it serves (``solve`` switches only when the caller named no method).
 
-    The tuned HQS cannot serve at this noise level: its first prior
+    Under Poisson noise (``poisson``: a noise variance per pixel), the tuned HQS of the
+    ``POISSON_MAP_FAMILIES`` gives way (see there). Otherwise the tuned HQS cannot serve
+    at a noise level beyond the prior's trained levels: its first prior
     step is Tweedie's denoiser at the noise sigma, which the prior learned only up to the top
     of its ``denoising_levels`` (and which holds to ``TRUSTED_SHARE`` of it): beyond, grad V is
     no noisy-data score and the step makes the image worse than the measurement
     (natural-gray's tuning crops at 75/255: 9.85 dB from a 12.30 dB input; its tuned MAP 22.30:
     ``python benchmarks/denoiser_refinement_check.py --levels 75,100``). MAP only evaluates
     grad V near its estimate, which stays image-like."""
+    if method != "hqs":
+        return None
+    if poisson and family in POISSON_MAP_FAMILIES:
+        return ("Poisson noise varies per pixel, and the tuned HQS assumes one Gaussian level: "
+                "MAP instead")
     levels = getattr(prior, "denoising_levels", None)
-    if method != "hqs" or levels is None or noise <= TRUSTED_SHARE * levels[1]:
+    if levels is None or noise <= TRUSTED_SHARE * levels[1]:
         return None
     return (f"noise sigma {noise:.3g} is near or above the highest level the prior's denoiser "
             f"was trained at ({levels[1]:.3g}): MAP instead of the tuned HQS")
