@@ -103,9 +103,9 @@ def hqs_fallback(method: str, prior, noise: float, family: str | None = None,
     """Why the prior's tuned ``method`` gives way to its tuned MAP at noise std ``noise``, or
     None where it serves (``solve`` switches only when the caller named no method).
 
-    Under Poisson noise (``poisson``: a noise variance per pixel), the tuned HQS of the
-    ``POISSON_MAP_FAMILIES`` gives way (see there). Otherwise the tuned HQS cannot serve
-    at a noise level beyond the prior's trained levels: its first prior
+    The tuned HQS gives way under Poisson noise (``poisson``: a noise variance per pixel) for
+    the ``POISSON_MAP_FAMILIES`` (``family``), and for any family beyond the prior's trained
+    levels: its first prior
     step is Tweedie's denoiser at the noise sigma, which the prior learned only up to the top
     of its ``denoising_levels`` (and which holds to ``TRUSTED_SHARE`` of it): beyond, grad V is
     no noisy-data score and the step makes the image worse than the measurement
