@@ -32,6 +32,7 @@ from em_inverse.bench.methods import (ANNEAL, DEEPINV, HQS, MAP, OWN_PRIOR_METHO
 from em_inverse.bench.metrics import psnr, ssim
 from em_inverse.bench.tasks import Task
 from em_inverse.errors import UserError
+from em_inverse.solvers.measurement import noise_level
 
 CSV_COLUMNS = ("suite", "group", "image", "task", "family", "method", "oracle", "psnr", "ssim",
                "time_s", "steps", "note")
@@ -179,7 +180,9 @@ def _run_case(suite, group, task, item, choice: PriorChoice, methods: list[Metho
               seed, settings: SuiteSettings, result: SuiteResult):
     x = item.image.to(settings.device)
     physics, y = task.simulate(x, seed)
-    problem = Problem(task.family, task.sigma, tuple(x.shape), border)
+    # a Poisson task's level varies per pixel: baselines that take one get its root mean
+    sigma = task.sigma if task.photons is None else float(noise_level(y, physics)[0].max())
+    problem = Problem(task.family, sigma, tuple(x.shape), border)
     case = Case(y, physics, problem, x, choice.prior, seed, solver_options(settings))
     base = {"suite": suite, "group": group.name, "image": item.name, "task": task.name,
             "family": task.family}

@@ -100,9 +100,10 @@ class Task:
 
 def natural_tasks() -> list[Task]:
     """The natural-image tasks of SPEC 7; noiseless deblurring and super-resolution (which
-    ``solve`` runs with the prior's ``-clean`` settings, where it has them); and both at noise
+    ``solve`` runs with the prior's ``-clean`` settings, where it has them); both at noise
     0.005, between the two tuned levels (``-faint``: there the switch decides which settings
-    run, ``bench.clean_switch``)."""
+    run, ``bench.clean_switch``); and denoising and deblurring under Poisson noise
+    (``-poisson-P``: P photons per unit intensity, ``operators.shot_noise``)."""
     return [
         Task("denoise-15", "denoise", 15 / 255, label="denoise sigma 15/255"),
         Task("denoise-25", "denoise", 25 / 255, label="denoise sigma 25/255"),
@@ -124,6 +125,10 @@ def natural_tasks() -> list[Task]:
              label="Gaussian deblur std 2, noise 0.005"),
         Task("superres-x2-faint", "superres", 0.005, factor=2,
              label="super-resolution x2, noise 0.005"),
+        Task("denoise-poisson-30", "denoise", 0.0, photons=30,
+             label="denoise Poisson noise, 30 photons at white"),
+        Task("deblur-poisson-100", "deblur", 0.0, kernel="gaussian:2", photons=100,
+             label="Gaussian deblur std 2, Poisson noise, 100 photons at white"),
     ]
 
 
