@@ -210,7 +210,7 @@ def solve_command(
         options["sigma"] = noise if noise is not None else float(sigma.max())
     if step_cap is not None:
         if planned != "hqs":
-            why = (f"the fallback above the noise levels {model.name} learned" if fallback
+            why = (f"the fallback: {fallback}" if fallback
                    else f"the prior's setting for {tuned_key or op}")
             raise UserError(f"--step-cap applies to hqs, but this solve runs {planned} ({why})")
         options["step_cap"] = step_cap

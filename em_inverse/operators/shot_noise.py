@@ -32,16 +32,16 @@ MAX_PHOTONS = 1e9
 
 def check_photons(photons) -> float:
     """``photons`` as a float in (0, ``MAX_PHOTONS``], else a ``UserError``."""
-    if isinstance(photons, bool):
-        photons = None
     try:
-        photons = float(photons)
+        value = float(photons) if not isinstance(photons, bool) else None
     except (TypeError, ValueError):
-        raise UserError(f"photons must be a number, got {photons!r}") from None
-    if not 0 < photons <= MAX_PHOTONS:
+        value = None
+    if value is None:
+        raise UserError(f"photons must be a number, got {photons!r}")
+    if not 0 < value <= MAX_PHOTONS:
         raise UserError(f"photons (per unit intensity) must lie in (0, {MAX_PHOTONS:g}], got "
-                        f"{photons:g}")
-    return photons
+                        f"{value:g}")
+    return value
 
 
 def poisson_noise(photons: float, sigma: float = 0.0) -> PoissonGaussianNoise:
