@@ -235,8 +235,11 @@ def _score_symmetries(monkeypatch, gains: dict, best_weight: dict, fewest_steps:
         score = 20 + gains[group] - 0.1 * off - short
         return _fake_solution(torch.full_like(y, score / 100), options)
 
+    from em_inverse.bench import map_switch
+
     monkeypatch.setattr("em_inverse.solvers.solve", fake_solve)
-    monkeypatch.setattr(tuning, "psnr", lambda estimate, x, border: float(estimate.mean()) * 100)
+    for stage in (tuning, map_switch):  # the trials, and the MAP switch's scores
+        monkeypatch.setattr(stage, "psnr", lambda estimate, x, border: float(estimate.mean()) * 100)
 
 
 def _tune_tiny_conv_prior(family: str, steps: int = 2) -> dict:
@@ -436,8 +439,11 @@ def test_the_tuner_runs_the_chain_count_the_sampler_spread_predicts_once(monkeyp
         return SimpleNamespace(estimate=torch.full_like(y, scores[options["chains"]] / 100),
                                std=torch.full_like(y, 0.008 ** 0.5))
 
+    from em_inverse.bench import map_switch
+
     monkeypatch.setattr("em_inverse.solvers.solve", fake_solve)
-    monkeypatch.setattr(tuning, "psnr", lambda estimate, x, border: float(estimate.mean()) * 100)
+    for stage in (tuning, map_switch):  # the trials, and the MAP switch's scores
+        monkeypatch.setattr(stage, "psnr", lambda estimate, x, border: float(estimate.mean()) * 100)
     prior = EnergyPrior(GlobalEnergy(channels=1, image_size=(28, 28), width=4, hidden=8),
                         eps=0.05, name="tiny-fixed",
                         data={"kind": "image", "channels": 1, "image_size": [28, 28]})

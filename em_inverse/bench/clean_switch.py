@@ -61,16 +61,17 @@ def switch_candidates(noise=SWITCH_NOISE) -> list[float]:
 
 
 def choose_switch(noise, clean, noisy, estimated, clean_cost=1.0, noisy_cost=1.0,
-                  db_per_doubling: float = 0.0
+                  db_per_doubling: float = 0.0, candidates=None
                   ) -> tuple[float, dict[float, float], dict[float, float]]:
     """(switch level, mean PSNR per candidate, mean cost per candidate): the candidate of
-    ``switch_candidates(noise)`` whose choice of entry scores best, the lowest among equals. A
-    candidate's score is its mean PSNR less ``db_per_doubling`` dB per doubling of its mean
-    cost (0: PSNR alone).
+    ``candidates`` (default ``switch_candidates(noise)``) whose choice of entry scores best,
+    the lowest among equals. A candidate's score is its mean PSNR less ``db_per_doubling`` dB
+    per doubling of its mean cost (0: PSNR alone).
 
     Args:
         noise: the true noise stds, (L,).
-        clean, noisy: PSNR (dB) of the clean and of the noisy entry, (L, N) for N crops.
+        clean, noisy: PSNR (dB) of the clean and of the noisy entry, (L, N) for N crops (in
+            general: of the setting taken below the switch, and of the one taken above).
         estimated: the noise std ``estimate_noise_sigma`` read per level and crop, (L, N).
         clean_cost, noisy_cost: the cost of each entry's solves (any positive unit, e.g.
             ``grad_v_cost``), scalars or (L, N).
@@ -81,7 +82,7 @@ def choose_switch(noise, clean, noisy, estimated, clean_cost=1.0, noisy_cost=1.0
     given = np.maximum(np.asarray(noise, dtype=float), MIN_SIGMA)[:, None].repeat(
         clean.shape[1], axis=1)
     means, costs, scores = {}, {}, {}
-    for below in switch_candidates(noise):
+    for below in switch_candidates(noise) if candidates is None else candidates:
         takes_clean = [level < below for level in (given, estimated)]
         means[below] = float(np.mean([np.where(t, clean, noisy) for t in takes_clean]))
         costs[below] = float(np.mean([np.where(t, clean_cost, noisy_cost)
@@ -118,7 +119,7 @@ def switch_stage(prior, family: str, entries: dict, images: list[torch.Tensor], 
     for noise in SWITCH_NOISE:
         task: Task = replace(template, name=f"{template.name}@{noise:g}", sigma=noise)
         cases = [task.simulate(x, seed=100 + k) for k, x in enumerate(images)]
-        estimated.append([float(estimate_noise_sigma(_as_8_bit(y))[0]) for _, y in cases])
+        estimated.append([float(estimate_noise_sigma(as_8_bit(y))[0]) for _, y in cases])
         for side, key in (("clean", family + CLEAN_SUFFIX), ("noisy", family)):
             method = entries[key]["method"]
             row, cost = [], []
@@ -146,6 +147,6 @@ def switch_stage(prior, family: str, entries: dict, images: list[torch.Tensor], 
             "costs": {f"{b:.5f}": round(c, 1) for b, c in mean_costs.items()}}
 
 
-def _as_8_bit(y: torch.Tensor) -> torch.Tensor:
+def as_8_bit(y: torch.Tensor) -> torch.Tensor:
     """y (B, C, H, W) as an 8-bit PNG stores it: clipped to [0, 1] and rounded to 1/255."""
     return torch.round(y.clamp(0, 1) * 255) / 255

@@ -59,6 +59,7 @@ import numpy as np
 
 from em_inverse.bench.chain_budget import chains_worth_running, predicted_gain
 from em_inverse.bench.clean_switch import switch_stage
+from em_inverse.bench.map_switch import MAP_SWITCH_SUFFIX, map_switch_stage
 from em_inverse.bench.metrics import mean_square, psnr
 from em_inverse.bench.tasks import Task
 from em_inverse.bench.tuning_grid import (ANNEAL_STEP_FACTORS, ANNEAL_STEPS, MAX_REFINEMENTS,
@@ -69,7 +70,8 @@ from em_inverse.bench.tuning_stages import (BUDGETED_METHODS, SYMMETRY_GAIN_DB, 
 from em_inverse.bench.validation_set import (FAMILIES, TUNING_TASKS, defaults_key_of,
                                              fashion_training_images, tasks_for, validation_crops)
 from em_inverse.priors.symmetry import GROUPS
-from em_inverse.solvers.tuned_entries import CLEAN_FAMILIES, CLEAN_SUFFIX, SWITCH_KEY
+from em_inverse.solvers.tuned_entries import (CLEAN_FAMILIES, CLEAN_SUFFIX, MAP_ABOVE_KEY,
+                                              SWITCH_KEY)
 
 __all__ = ["tune_prior", "write_tuning"]
 
@@ -191,7 +193,8 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
         # early is a different estimate (the 20000-step natural-gray, inpainting crops,
         # w = 1/2: 35.51 and 30.94 dB after 100 L-BFGS iterations, 35.32 and 30.85 after
         # solve()'s 200: benchmarks/map_budget_check.py at commit d502a14).
-        carried = {k: v for k, v in earlier[key].items() if k != SWITCH_KEY} if skip_grid else {}
+        carried = ({k: v for k, v in earlier[key].items() if k not in (SWITCH_KEY, MAP_ABOVE_KEY)}
+                   if skip_grid else {})
         defaults[key] = {**carried, "method": leader,
                          **{m: dict(options) for m, (_, options) in best.items()}}
     switches = {}
@@ -205,6 +208,14 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     for key, switch in switches.items():  # the switch measured now, not one carried over
         if key in defaults:
             defaults[key][SWITCH_KEY] = switch[SWITCH_KEY]
+    for family in CLEAN_FAMILIES:  # an HQS tuned at 0.01: up to which noise does it serve?
+        entry = defaults.get(family, {})
+        if entry.get("method") == "hqs" and "map" in entry:
+            switch = map_switch_stage(prior, family, entry, images, tasks_for(fixed), border,
+                                      db_per_doubling=SYMMETRY_GAIN_DB, progress=progress)
+            switches[family + MAP_SWITCH_SUFFIX] = switch
+            if switch[MAP_ABOVE_KEY] is not None:
+                entry[MAP_ABOVE_KEY] = switch[MAP_ABOVE_KEY]
     source = (f"first {count} Fashion-MNIST training images" if fixed else
               f"{size}x{size} crops of " + ", ".join(name for name, _ in crops))
     return {"solve_defaults": defaults, "trials": latest_rows(trials),

@@ -194,7 +194,7 @@ def solve_command(
     tuned_key, tuned = tuned_defaults(model, physics, float(sigma.max()))
     planned = method or tuned.get("method") or "map"
     fallback = None if method else hqs_fallback(planned, model, float(sigma.max()), op,
-                                                poisson=sigma_source == "poisson")
+                                                poisson=sigma_source == "poisson", entry=tuned)
     if fallback:
         say(quiet, f"note: {fallback}")
         planned = "map"

@@ -45,7 +45,7 @@ def tune(
     from em_inverse.devices import resolve_device
     from em_inverse.operators.noise import MIN_SIGMA
     from em_inverse.priors import load_prior_folder
-    from em_inverse.solvers.tuned_entries import SWITCH_KEY
+    from em_inverse.solvers.tuned_entries import MAP_ABOVE_KEY, SWITCH_KEY
 
     chosen = tuple(f.strip() for f in families.split(",") if f.strip())
     unknown = [f for f in chosen if f not in ENTRIES]
@@ -66,6 +66,13 @@ def tune(
     for family, settings in tuning["solve_defaults"].items():
         say(quiet, f"{family}: {settings}")
     for key, switch in tuning["switches"].items():
+        if MAP_ABOVE_KEY in switch:
+            above = switch[MAP_ABOVE_KEY]
+            when = f"MAP above noise {above:.3g}" if above is not None else "HQS at every level"
+            scores = ", ".join(f"{n:g}: {h:.2f} hqs / {m:.2f} map" for n, h, m
+                               in zip(switch["noise"], switch["hqs"], switch["map"]))
+            say(quiet, f"{key}: {when} (PSNR dB at noise {scores})")
+            continue
         below = switch[SWITCH_KEY]
         when = f"taken below noise {below:.3g}" if below > MIN_SIGMA else "never taken"
         scores = ", ".join(f"{n:g}: {c:.2f} clean / {d:.2f}" for n, c, d

@@ -166,7 +166,7 @@ def solve(y, operator, prior, method: str | None = None, *,
     method = method if named else (tuned.get("method") or "map")
     settings = resolve_options(method, tuned, options)
     fallback = None if named else hqs_fallback(method, prior, float(sigma.max()), task,
-                                               poisson=variance is not None)
+                                               poisson=variance is not None, entry=tuned)
     if fallback and set(options) <= set(COMMON) | set(DEFAULTS["map"]):
         method, settings = "map", resolve_options("map", tuned, options)
     else:

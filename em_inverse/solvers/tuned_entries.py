@@ -98,14 +98,20 @@ def default_method(prior, operator, sigma: float | None = None) -> str:
 POISSON_MAP_FAMILIES = ("denoise", "deblur", "superres")
 
 
+#: A deblurring or super-resolution entry's noise std above which ``solve`` runs its tuned MAP
+#: instead of its tuned HQS (the tuner's MAP switch, ``bench.map_switch``; absent: never).
+MAP_ABOVE_KEY = "map_above"
+
+
 def hqs_fallback(method: str, prior, noise: float, family: str | None = None,
-                 poisson: bool = False) -> str | None:
+                 poisson: bool = False, entry: dict | None = None) -> str | None:
     """Why the prior's tuned ``method`` gives way to its tuned MAP at noise std ``noise``, or
     None where it serves (``solve`` switches only when the caller named no method).
 
     The tuned HQS gives way under Poisson noise (``poisson``: a noise variance per pixel) for
-    the ``POISSON_MAP_FAMILIES`` (``family``), and for any family beyond the prior's trained
-    levels: its first prior
+    the ``POISSON_MAP_FAMILIES`` (``family``); above its tuned ``entry``'s ``MAP_ABOVE_KEY``
+    level (``bench.map_switch``); and for any family beyond the prior's trained levels: its
+    first prior
     step is Tweedie's denoiser at the noise sigma, which the prior learned only up to the top
     of its ``denoising_levels`` (and which holds to ``TRUSTED_SHARE`` of it): beyond, grad V is
     no noisy-data score and the step makes the image worse than the measurement
@@ -117,6 +123,10 @@ def hqs_fallback(method: str, prior, noise: float, family: str | None = None,
     if poisson and family in POISSON_MAP_FAMILIES:
         return ("Poisson noise varies per pixel, and the tuned HQS assumes one Gaussian level: "
                 "MAP instead")
+    above = (entry or {}).get(MAP_ABOVE_KEY)
+    if above is not None and noise > above:
+        return (f"noise sigma {noise:.3g} is above {above:.3g}, where the tuned HQS loses to "
+                f"the tuned MAP on the tuning crops: MAP instead")
     levels = getattr(prior, "denoising_levels", None)
     if levels is None or noise <= TRUSTED_SHARE * levels[1]:
         return None
