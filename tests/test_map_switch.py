@@ -88,3 +88,33 @@ def test_the_tuner_measures_the_map_switch_and_stores_it_with_its_table(tmp_path
     tuning.write_tuning(folder, {"solve_defaults": {"deblur": {**entry, "map_above": 0.05}},
                                  "trials": [], "validation": {}, "switches": {}})
     assert "map_above" not in load_prior(str(folder)).solve_defaults["deblur"]
+
+
+def test_map_switch_only_keeps_every_tuned_setting_row_and_clean_switch(tmp_path):
+    from em_inverse.bench import tuning
+    from em_inverse.priors import ConvEnergy, EnergyPrior, load_prior, save_prior
+
+    entry = {"method": "hqs", "hqs": {"steps": 3, "sigma_start": 0.1, "prior_weight": 0.5},
+             "map": {"prior_weight": 0.5, "steps": 3}}
+    clean = {"method": "map", "map": {"prior_weight": 0.25, "steps": 3}, "below_noise": 0.004}
+    rows = [{"task": "deblur-gauss", "method": "hqs", "psnr": 20.0},
+            {"task": "denoise-25", "method": "map", "psnr": 25.0}]
+    folder = tmp_path / "prior"
+    torch.manual_seed(0)
+    save_prior(EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny",
+                           solve_defaults={"deblur": entry, "deblur-clean": clean}), folder)
+    clean_table = {"below_noise": 0.004, "noise": [0.0]}
+    tuning.write_tuning(folder, {"solve_defaults": {"deblur": entry, "deblur-clean": clean},
+                                 "trials": rows, "validation": {},
+                                 "switches": {"deblur-clean": clean_table}})
+    result = tuning.tune_prior(load_prior(str(folder)), size=32, count=1,
+                               families=("deblur",), map_switch_only=True)
+    assert list(result["switches"]) == ["deblur-map"]
+    tuning.write_tuning(folder, result)
+    written = load_prior(str(folder))
+    above = result["switches"]["deblur-map"]["map_above"]
+    assert written.solve_defaults["deblur"] == entry | ({} if above is None else
+                                                        {"map_above": above})
+    assert written.solve_defaults["deblur-clean"] == clean
+    assert written.card["tuning"]["trials"] == [rows[1], rows[0]]
+    assert written.card["tuning"]["switches"]["deblur-clean"] == clean_table

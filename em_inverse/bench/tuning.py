@@ -84,7 +84,7 @@ MIN_CROP_SIZE = 4 * CROP_BORDER
 def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps: int = 100,
                anneal_steps: tuple[int, ...] = ANNEAL_STEPS, tasks=TUNING_TASKS,
                families: tuple[str, ...] = FAMILIES, skip_grid: bool = False,
-               progress=None) -> dict:
+               map_switch_only: bool = False, progress=None) -> dict:
     """``{"solve_defaults": {key: {"method": m, "map": {...}, "hqs": {...}}}, "trials": [...],
     "validation": {...}, "switches": {clean_key: {...}}}`` for ``prior`` (``switches``: the
     switch stage's table per ``FAMILY-clean`` entry, ``bench.clean_switch.switch_stage``), one
@@ -96,7 +96,9 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     :func:`write_tuning` for merging a partial tuning). ``skip_grid``: no grid search; each
     entry starts from the prior's tuned method and settings (rescored) and runs the symmetry
     and budget stages alone, and its earlier trial rows are kept in the table (an entry that a
-    family name implies but that was never tuned is skipped).
+    family name implies but that was never tuned is skipped). ``map_switch_only``: the tuned
+    deblurring and super-resolution entries of ``families`` are kept as they are, rows and
+    clean switches included, and only their MAP switch is measured (``bench.map_switch``).
 
     Fixed-size priors (Fashion-MNIST) are tuned on their own training images (garments have an
     orientation: no symmetry trials), fully convolutional ones on crops of the natural training
@@ -113,6 +115,9 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     for task in tasks:
         groups.setdefault(defaults_key_of(task, fixed), []).append(task)
     earlier, earlier_rows = prior.solve_defaults, prior.card.get("tuning", {}).get("trials", [])
+    skip_grid = skip_grid or map_switch_only
+    if map_switch_only:
+        groups = {key: group for key, group in groups.items() if key in CLEAN_FAMILIES}
     if skip_grid:
         # an entry that a family name implies but that was never tuned is left alone
         groups = {key: group for key, group in groups.items()
@@ -137,6 +142,9 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     trials = [row for row in earlier_rows if skip_grid and row["task"] in key_of_task]
     defaults = {}
     for key, key_tasks in groups.items():
+        if map_switch_only:
+            defaults[key] = {k: v for k, v in earlier[key].items() if k != MAP_ABOVE_KEY}
+            continue
         family = key_tasks[0].family
         cases = [(task, [task.simulate(x, seed=100 + k) for k, x in enumerate(images)])
                  for task in key_tasks]
@@ -199,7 +207,7 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
                          **{m: dict(options) for m, (_, options) in best.items()}}
     switches = {}
     merged = {**earlier, **defaults}
-    for family in CLEAN_FAMILIES:
+    for family in CLEAN_FAMILIES if not map_switch_only else ():
         pair = (family, family + CLEAN_SUFFIX)
         if all("method" in merged.get(k, {}) for k in pair) and any(k in defaults for k in pair):
             switches[family + CLEAN_SUFFIX] = switch_stage(

@@ -27,6 +27,10 @@ def tune(
                             "iteration budget, and the noise level where the clean deblurring "
                             "and super-resolution settings give way to those tuned at 0.01.")]
         = False,
+    map_switch_only: Annotated[bool, typer.Option(
+        "--map-switch-only", help="Keep the tuned deblurring and super-resolution settings and "
+                                  "measure only the noise level above which they run their "
+                                  "tuned MAP instead of their HQS.")] = False,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
 ):
@@ -60,7 +64,7 @@ def tune(
                         f"{CROP_BORDER} on each side")
     model = load_prior_folder(prior, device=resolve_device(device))
     tuning = tune_prior(model, size=size, count=count, steps=steps, families=chosen,
-                        skip_grid=skip_grid,
+                        skip_grid=skip_grid, map_switch_only=map_switch_only,
                         progress=None if quiet else (lambda m: say(False, m)))
     write_tuning(prior, tuning)
     for family, settings in tuning["solve_defaults"].items():
