@@ -24,8 +24,9 @@ def tune(
     skip_grid: Annotated[bool, typer.Option(
         "--skip-grid", help="Start from the prior's tuned settings and run only the later "
                             "stages: V averaged over the image's symmetries, a shorter "
-                            "iteration budget, and the noise level where the clean deblurring "
-                            "and super-resolution settings give way to those tuned at 0.01.")]
+                            "iteration budget, the noise level where the clean deblurring "
+                            "and super-resolution settings give way to those tuned at 0.01, "
+                            "and the one above which those run their MAP.")]
         = False,
     map_switch_only: Annotated[bool, typer.Option(
         "--map-switch-only", help="Keep the tuned deblurring and super-resolution settings and "
@@ -41,7 +42,8 @@ def tune(
     solve() takes for masks with holes); deblurring and super-resolution at noise 0.01 and
     without noise (the settings solve() takes below the noise level where the two cross on
     the same crops, once the clean settings pay for their cost); deblurring at noise 0.01 on
-    a Gaussian and, for fully convolutional priors, a motion kernel."""
+    a Gaussian and, for fully convolutional priors, a motion kernel. Last, the noise level
+    above which deblurring and super-resolution run their tuned MAP instead of their HQS."""
     import numpy as np
 
     from em_inverse.bench.tuning import CROP_BORDER, MIN_CROP_SIZE, tune_prior, write_tuning
