@@ -3,6 +3,7 @@ for deblurring and super-resolution instead of their HQS, tuned at 0.01."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -118,3 +119,29 @@ def test_map_switch_only_keeps_every_tuned_setting_row_and_clean_switch(tmp_path
     assert written.solve_defaults["deblur-clean"] == clean
     assert written.card["tuning"]["trials"] == [rows[1], rows[0]]
     assert written.card["tuning"]["switches"]["deblur-clean"] == clean_table
+
+
+def test_a_diverging_hqs_scores_0_db_and_hands_those_levels_to_map(monkeypatch):
+    """fashion-mnist's deblurring HQS diverges on some images at high noise: the stage goes on."""
+    from em_inverse.bench import map_switch
+    from em_inverse.bench.validation_set import TUNING_TASKS
+    from em_inverse.priors import ConvEnergy, EnergyPrior
+    from em_inverse.solvers import SolverError
+
+    def fake_solve(y, physics, prior, method, progress, **options):
+        noise = float(physics.noise_model.sigma)
+        if method == "hqs" and noise > 0.03:
+            raise SolverError("solver diverged")
+        estimate = torch.full((1, 1, 32, 32), 0.30 if method == "hqs" else 0.29)
+        return SimpleNamespace(estimate=estimate, settings={"symmetry": "none"},
+                               diagnostics=SimpleNamespace(evaluations=40))
+
+    monkeypatch.setattr("em_inverse.solvers.solve", fake_solve)
+    monkeypatch.setattr(map_switch, "psnr",
+                        lambda estimate, x, border: round(float(estimate.mean()) * 100, 3))
+    prior = EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny")
+    entry = {"method": "hqs", "hqs": {"steps": 40}, "map": {"steps": 100}}
+    table = map_switch.map_switch_stage(prior, "deblur", entry, [torch.rand(1, 1, 32, 32)],
+                                        TUNING_TASKS, border=8, db_per_doubling=0.1)
+    assert table["hqs"] == [30.0, 30.0, 0.0, 0.0] and table["hqs_diverged"] == [0, 0, 1, 1]
+    assert table["map_above"] == pytest.approx(BETWEEN[1])

@@ -27,12 +27,15 @@ from em_inverse.bench.clean_switch import (as_8_bit, choose_switch, grad_v_cost,
                                            switch_candidates)
 from em_inverse.bench.metrics import psnr
 from em_inverse.operators.noise_estimation import estimate_noise_sigma
+from em_inverse.solvers.objective import SolverError
 from em_inverse.solvers.tuned_entries import MAP_ABOVE_KEY, TUNED_NOISE
 
 #: The noise stds ([0, 1] scale) at which an entry's HQS and its MAP are scored.
 ABOVE_NOISE = (TUNED_NOISE, 0.02, 0.05, 0.1)
 #: The key of a MAP switch's table in the card's ``tuning.switches``: ``FAMILY-map``.
 MAP_SWITCH_SUFFIX = "-map"
+#: The score of a solve that diverged (``SolverError``), costed at its ``steps`` budget.
+DIVERGED_PSNR = 0.0
 
 
 def map_switch_candidates(noise=ABOVE_NOISE) -> list[float]:
@@ -47,32 +50,43 @@ def map_switch_stage(prior, family: str, entry: dict, images: list[torch.Tensor]
     ``solve_defaults`` entry whose method is HQS, with MAP settings too) on ``images`` (each
     (1, C, H, W) in [0, 1]), with the operator of ``family``'s tuning task at 0.01 in
     ``tasks``: ``{MAP_ABOVE_KEY: level or None, "noise": [...], "hqs": [...], "map": [...],
-    "hqs_cost": [...], "map_cost": [...], "estimated": [...], "means": {level: dB}}`` (mean
-    PSNRs, grad V per solve and estimated noise per level, rounded for the card). ``prior``
-    carries no tuned settings (the options run on solve's defaults, as in the tuner's
-    trials)."""
+    "hqs_cost": [...], "map_cost": [...], "hqs_diverged": [...], "map_diverged": [...],
+    "estimated": [...], "means": {level: dB}}`` (mean PSNRs, grad V per solve, solves that
+    diverged (each scored ``DIVERGED_PSNR``) and estimated noise per level, rounded for the
+    card). ``prior`` carries no tuned settings (the options run on solve's defaults, as in
+    the tuner's trials)."""
     from em_inverse.solvers import solve
 
     template = next(t for t in tasks if t.family == family and t.sigma == TUNED_NOISE)
     scores = {"hqs": [], "map": []}
     costs = {"hqs": [], "map": []}
+    diverged = {"hqs": [], "map": []}
     estimated = []
     for noise in ABOVE_NOISE:
         task = replace(template, name=f"{template.name}@{noise:g}", sigma=noise)
         cases = [task.simulate(x, seed=100 + k) for k, x in enumerate(images)]
         estimated.append([float(estimate_noise_sigma(as_8_bit(y))[0]) for _, y in cases])
         for method in ("hqs", "map"):
-            row, cost = [], []
+            options = entry.get(method, {})
+            row, cost, failed = [], [], 0
             for x, (physics, y) in zip(images, cases):
-                solution = solve(y, physics, prior, method=method, progress=False,
-                                 **entry.get(method, {}))
+                try:
+                    solution = solve(y, physics, prior, method=method, progress=False,
+                                     **options)
+                except SolverError:  # e.g. fashion-mnist's deblurring HQS at noise 0.1
+                    row.append(DIVERGED_PSNR)
+                    cost.append(options.get("steps", 1))
+                    failed += 1
+                    continue
                 row.append(psnr(solution.estimate.clamp(0, 1), x, border=border))
                 cost.append(grad_v_cost(solution))
             scores[method].append(row)
             costs[method].append(cost)
+            diverged[method].append(failed)
             if progress:
                 progress(f"{family} MAP switch: noise {noise:g}, {method} -> "
-                         f"{np.mean(row):.2f} dB, {np.mean(cost):.0f} grad V")
+                         f"{np.mean(row):.2f} dB, {np.mean(cost):.0f} grad V"
+                         + (f", {failed} diverged" if failed else ""))
     above, means, _ = choose_switch(ABOVE_NOISE, scores["hqs"], scores["map"], estimated,
                                     costs["hqs"], costs["map"], db_per_doubling,
                                     candidates=map_switch_candidates())
@@ -81,6 +95,7 @@ def map_switch_stage(prior, family: str, entry: dict, images: list[torch.Tensor]
             "map": [round(float(np.mean(r)), 3) for r in scores["map"]],
             "hqs_cost": [round(float(np.mean(c)), 1) for c in costs["hqs"]],
             "map_cost": [round(float(np.mean(c)), 1) for c in costs["map"]],
+            "hqs_diverged": diverged["hqs"], "map_diverged": diverged["map"],
             "estimated": [round(float(np.mean(r)), 5) for r in estimated],
             "db_per_doubling": db_per_doubling,
             "means": {("never" if math.isinf(b) else f"{b:.5f}"): round(m, 3)
