@@ -86,8 +86,10 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
                families: tuple[str, ...] = FAMILIES, skip_grid: bool = False,
                map_switch_only: bool = False, progress=None) -> dict:
     """``{"solve_defaults": {key: {"method": m, "map": {...}, "hqs": {...}}}, "trials": [...],
-    "validation": {...}, "switches": {clean_key: {...}}}`` for ``prior`` (``switches``: the
-    switch stage's table per ``FAMILY-clean`` entry, ``bench.clean_switch.switch_stage``), one
+    "validation": {...}, "switches": {key: {...}}}`` for ``prior`` (``switches``: the
+    switch stage's table per ``FAMILY-clean`` entry, ``bench.clean_switch.switch_stage``, and
+    the MAP switch's per HQS entry of deblurring and super-resolution, keyed ``FAMILY-map``,
+    ``bench.map_switch.map_switch_stage``), one
     ``solve_defaults`` entry per key of
     :func:`defaults_key_of` (the task families, with ``inpaint-hole`` and the ``-clean`` entries
     apart); ``steps`` is the MAP iteration budget per trial (and so the default's),
