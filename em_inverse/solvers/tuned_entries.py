@@ -80,9 +80,9 @@ def tuned_defaults(prior, operator, sigma: float | None = None) -> tuple[str | N
 
 
 def default_method(prior, operator, sigma: float | None = None) -> str:
-    """The method ``solve`` uses when none is named: the prior's tuned one for the operator at
-    noise std ``sigma`` (``tuned_defaults(prior, operator, sigma)[1]["method"]``), else
-    ``map``."""
+    """The prior's tuned method for the operator at noise std ``sigma``
+    (``tuned_defaults(prior, operator, sigma)[1]["method"]``), else ``map``: what ``solve``
+    runs when no method is named, unless its tuned HQS gives way to MAP (``hqs_fallback``)."""
     return tuned_defaults(prior, operator, sigma)[1].get("method") or "map"
 
 
