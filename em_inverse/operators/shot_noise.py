@@ -7,13 +7,16 @@ sigma^2 (deepinv's ``PoissonGaussianNoise``).
 
 The solvers keep their quadratic data term and give it one variance per pixel,
 
-    F(x) = sum_i (A x - y)_i^2 / (2 v_i),   v_i = sigma^2 + max(I_i, 0) / P,
+    F(x) = sum_i (A x - y)_i^2 / (2 v_i),   v_i = sigma^2 + max(I_i, 1/P) / P,
 
 the Gaussian approximation of the Poisson likelihood, exact in the limit of many photons (at
 10 photons and more the count's skew is small), which keeps HQS's data step and the samplers'
 curvature in closed form. The intensity I is read from y averaged over 3x3 pixels (observed
 pixels only): a pixel weighted by its own noisy value would trust its downward fluctuations
-more than its upward ones. Variances are at least ``MIN_SIGMA`` ^ 2, like every noise level.
+more than its upward ones. The intensity counts at least one photon's worth, 1/P: a dark patch
+that caught no photon is not known exactly (a weight of 1/MIN_SIGMA^2 there restored the
+shadows' noise in the prototype). Variances are at least ``MIN_SIGMA`` ^ 2, like every noise
+level.
 
 Units: images in [0, 1]; ``photons`` per unit intensity (> 0); sigma a std on that scale.
 """
@@ -79,7 +82,7 @@ def read_noise_sigma(physics) -> float:
 def pixel_variance(y: torch.Tensor, photons: float, sigma: float = 0.0,
                    keep: torch.Tensor | None = None) -> torch.Tensor:
     """Per-pixel noise variance of a Poisson-Gaussian measurement y, shaped like y: sigma^2 +
-    max(I, 0) / photons, I the 3x3 average of y over observed pixels (``keep`` > 0,
+    max(I, 1 / photons) / photons, I the 3x3 average of y over observed pixels (``keep`` > 0,
     broadcastable to y; images (B, C, h, w) only, other measurements use y itself), at least
     ``MIN_SIGMA`` ^ 2."""
     intensity = y
