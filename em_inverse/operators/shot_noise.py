@@ -14,9 +14,8 @@ the Gaussian approximation of the Poisson likelihood, exact in the limit of many
 curvature in closed form. The intensity I is read from y averaged over 3x3 pixels (observed
 pixels only): a pixel weighted by its own noisy value would trust its downward fluctuations
 more than its upward ones. The intensity counts at least one photon's worth, 1/P: a dark patch
-that caught no photon is not known exactly (a weight of 1/MIN_SIGMA^2 there restored the
-shadows' noise in the prototype). Variances are at least ``MIN_SIGMA`` ^ 2, like every noise
-level.
+that caught no photon is not known exactly (no count is consistent with a mean of about one).
+Variances are at least ``MIN_SIGMA`` ^ 2, like every noise level.
 
 Units: images in [0, 1]; ``photons`` per unit intensity (> 0); sigma a std on that scale.
 """
