@@ -73,7 +73,7 @@ def map_switch_stage(prior, family: str, entry: dict, images: list[torch.Tensor]
                 try:
                     solution = solve(y, physics, prior, method=method, progress=False,
                                      **options)
-                except SolverError:  # e.g. fashion-mnist's deblurring HQS at noise 0.1
+                except SolverError:  # e.g. fashion-mnist's deblurring HQS at noise 0.05
                     row.append(DIVERGED_PSNR)
                     cost.append(options.get("steps", 1))
                     failed += 1
