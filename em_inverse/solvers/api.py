@@ -36,7 +36,7 @@ from em_inverse.solvers.init import initial_estimate
 from em_inverse.solvers.interaction import Interaction
 from em_inverse.solvers.map import minimise_lbfgs
 from em_inverse.solvers.measurement import (as_measurement, image_shape_of, noise_level,
-                                            shot_noise_variance)
+                                            noise_model)
 from em_inverse.solvers.objective import Objective, SolverError, hessian_norm
 from em_inverse.solvers.observed import keep_observed, noise_free_observed
 from em_inverse.solvers.options import COMMON, DEFAULTS, METHODS, SAMPLERS, resolve_options
@@ -154,8 +154,8 @@ def solve(y, operator, prior, method: str | None = None, *,
     y = as_measurement(y).to(device)
     operator = operator.to(device)
     image_shape = image_shape_of(y, operator)
-    sigma, sigma_source = noise_level(y, operator, options.get("sigma"))
-    variance = shot_noise_variance(y, operator, options.get("sigma"))  # None: one level
+    # variance: one per value under Poisson noise, else None (one level per image)
+    sigma, sigma_source, variance = noise_model(y, operator, options.get("sigma"))
     if float(sigma.max()) > MIXED_NOISE_RATIO * float(sigma.min()):
         warnings.warn(f"the batch's noise levels differ ({float(sigma.min()):.3g} to "
                       f"{float(sigma.max()):.3g}): one set of settings, chosen for the largest, "

@@ -18,35 +18,34 @@ from em_inverse.operators.shot_noise import (effective_sigma, noise_photons, pix
 def noise_level(y, operator, sigma: float | None = None) -> tuple[torch.Tensor, str]:
     """Per-image noise std (B,) of a measurement y (B, C, H, W) in [0, 1], at least
     ``MIN_SIGMA``, and where it came from: ``given`` (``sigma``), ``operator`` (its Gaussian
-    noise model), ``poisson`` (its Poisson noise model: the root mean of ``shot_noise_variance``
-    over the observed pixels) or ``estimated`` (``estimate_noise_sigma``, from y's observed
-    pixels)."""
+    noise model), ``poisson`` (its Poisson noise model: the root mean of the variance per
+    value over the observed pixels) or ``estimated`` (``estimate_noise_sigma``, from y's
+    observed pixels). ``noise_model`` also returns the variance per value."""
+    return noise_model(y, operator, sigma)[:2]
+
+
+def noise_model(y, operator, sigma: float | None = None
+                ) -> tuple[torch.Tensor, str, torch.Tensor | None]:
+    """``noise_level``'s (std, source), and the noise variance of every value of y (shaped
+    like y) when the operator's noise model is Poisson
+    (``operators.shot_noise.pixel_variance``), else ``None``: one level per image. A given
+    ``sigma`` overrides the model (one Gaussian level)."""
     y = as_measurement(y, warn_range=False)  # solve has read (and warned about) it already
     keep = operator.mask.to(y.device) if isinstance(operator, Inpainting) else None
-    variance = shot_noise_variance(y, operator, sigma)
-    if variance is not None:
-        return effective_sigma(variance, keep).clamp_min(MIN_SIGMA), "poisson"
+    photons = None if sigma is not None else noise_photons(operator)
+    if photons is not None:
+        variance = pixel_variance(y, photons, read_noise_sigma(operator), keep)
+        return effective_sigma(variance, keep).clamp_min(MIN_SIGMA), "poisson", variance
     declared = declared_noise(operator, sigma)
     if declared is None:
         if y.ndim != 4:
             raise UserError(f"the noise level of a measurement that is not an image (shape "
                             f"{tuple(y.shape)}) cannot be estimated: give sigma, or an operator "
                             f"with a Gaussian noise model")
-        return estimate_noise_sigma(y, keep), "estimated"
+        return estimate_noise_sigma(y, keep), "estimated", None
     value, source = declared
-    return torch.full((y.shape[0],), max(value, MIN_SIGMA), device=y.device), source
-
-
-def shot_noise_variance(y: torch.Tensor, operator, sigma: float | None = None
-                        ) -> torch.Tensor | None:
-    """The noise variance of every value of y (shaped like y) when the operator's noise model
-    is Poisson (``operators.shot_noise.pixel_variance``), else ``None``; a given ``sigma``
-    overrides the model (one Gaussian level), so then ``None`` too."""
-    photons = None if sigma is not None else noise_photons(operator)
-    if photons is None:
-        return None
-    keep = operator.mask.to(y.device) if isinstance(operator, Inpainting) else None
-    return pixel_variance(y, photons, read_noise_sigma(operator), keep)
+    level = torch.full((y.shape[0],), max(value, MIN_SIGMA), device=y.device)
+    return level, source, None
 
 
 def declared_noise(operator, sigma: float | None = None) -> tuple[float, str] | None:
