@@ -108,10 +108,14 @@ def test_every_method_runs_with_poisson_noise(method):
     assert "observed_pixels" not in solution.settings  # shot noise is never noise-free
 
 
-def test_under_poisson_noise_the_tuned_hqs_gives_way_to_map_except_for_inpainting():
-    """The tuned HQS steps assume one Gaussian level per image (``POISSON_MAP_FAMILIES``)."""
+def test_under_poisson_noise_the_denoisers_hqs_gives_way_to_map_and_the_others_switch_by_level():
+    """Denoising's tuned HQS is Tweedie's step at one level per image
+    (``POISSON_MAP_FAMILIES``); deblurring follows its MAP switch at the root-mean level, and
+    inpainting keeps its HQS."""
     entry = {"method": "hqs", "hqs": {"steps": 5}, "map": {"steps": 7}}
-    prior = quadratic_prior(MU, S).copy_with(solve_defaults={"denoise": entry, "inpaint": entry})
+    switched = {**entry, "map_above": 0.03}
+    prior = quadratic_prior(MU, S).copy_with(solve_defaults={"denoise": entry, "inpaint": entry,
+                                                             "deblur": switched})
     g = torch.Generator().manual_seed(5)
     x = torch.rand(1, 1, 8, 8, generator=g)
     for task, options, method in (("denoise", {}, "map"),
@@ -121,6 +125,10 @@ def test_under_poisson_noise_the_tuned_hqs_gives_way_to_map_except_for_inpaintin
         assert solution.settings["method"] == method
         assert ("Poisson noise varies per pixel" in solution.settings.get("fallback", "")) == (
             method == "map")
+    for photons, method in ((40, "map"), (5000, "hqs")):  # root-mean std ~0.1 and ~0.008
+        physics = op.build_operator("deblur", (1, 1, 8, 8), kernel="gaussian:1", photons=photons)
+        solution = solve(op.degrade(x, physics, g), physics, prior, progress=False)
+        assert solution.settings["method"] == method, photons
     gaussian = op.build_operator("denoise", (1, 1, 8, 8), noise=0.1)
     assert solve(op.degrade(x, gaussian, g), gaussian, prior,
                  progress=False).settings["method"] == "hqs"

@@ -87,15 +87,14 @@ def default_method(prior, operator, sigma: float | None = None) -> str:
 
 
 #: The families whose tuned HQS gives way to the tuned MAP under Poisson noise, whose level
-#: varies per pixel. Their HQS steps are Tweedie's denoiser at one level per image (denoising),
-#: or a schedule tuned at one Gaussian level, 0.01 (deblurring, super-resolution). On
-#: natural-gray's six tuning crops at 20 / 100 photons per unit intensity (root-mean noise std
-#: about 0.14 / 0.06), PSNR of the tuned HQS against the tuned MAP, both with the per-pixel
-#: data term: denoising 27.08 / 32.61 against 27.42 / 33.13 dB, Gaussian deblurring 20.44 /
-#: 26.52 against 25.64 / 28.32, x2 super-resolution 21.03 / 27.03 against 23.50 / 29.12; 50%
-#: inpainting keeps its HQS, 22.62 / 29.14 against 23.20 / 28.18
-#: (``python benchmarks/poisson_check.py natural-gray``).
-POISSON_MAP_FAMILIES = ("denoise", "deblur", "superres")
+#: varies per pixel: denoising, whose tuned HQS is Tweedie's denoiser at one level per image.
+#: On natural-gray's six tuning crops at 20 / 100 photons per unit intensity (root-mean noise
+#: std about 0.14 / 0.06), both with the per-pixel data term: 27.08 / 32.61 dB against the
+#: tuned MAP's 27.42 / 33.13 (``python benchmarks/poisson_check.py natural-gray``).
+#: Deblurring and super-resolution give way there too, by their MAP switch at 0.032 (HQS /
+#: MAP: 20.44 / 26.52 against 25.64 / 28.32, and 21.03 / 27.03 against 23.50 / 29.12); 50%
+#: inpainting keeps its HQS (22.62 / 29.14 against 23.20 / 28.18).
+POISSON_MAP_FAMILIES = ("denoise",)
 
 
 #: A deblurring or super-resolution entry's noise std above which ``solve`` runs its tuned MAP
