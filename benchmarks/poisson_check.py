@@ -9,12 +9,16 @@ highlights than in the shadows. This measures, on TRAINING crops only, three way
 - ``poisson hqs`` / ``poisson map``: the operator with its Poisson model (``--photons``): a
   variance per pixel in the data term (``operators.shot_noise``), then the prior's tuned HQS
   entry for the task, or its tuned MAP entry (both picked at the effective level: the root mean
-  variance).
+  variance); for denoising with ``stabilise=False``;
+- ``anscombe hqs`` / ``anscombe map`` (denoising only): the Gaussian denoising of y's
+  generalised Anscombe transform with the tuned HQS or MAP at its level, mapped back
+  (``solvers.stabilised``, the default for denoising).
 
     python benchmarks/poisson_check.py natural-gray                 # 6 crops of 128 px
     python benchmarks/poisson_check.py natural-gray --photons 10,100
+    python benchmarks/poisson_check.py fashion-mnist --count 20     # first training images
 
-PSNR over the crops with an 8-px border ignored. One thread.
+PSNR over the crops with an 8-px border ignored (Fashion-MNIST: none). One thread.
 """
 import argparse
 import copy
@@ -26,13 +30,13 @@ from deepinv.physics import ZeroNoise
 from em_inverse import load_prior, solve
 from em_inverse.bench.metrics import psnr
 from em_inverse.bench.tasks import Task
-from em_inverse.bench.validation_set import validation_images
+from em_inverse.bench.validation_set import fashion_training_images, validation_images
 
 FAMILIES = {"denoise": {}, "inpaint-50": {"missing": 0.5}, "deblur-gauss": {"kernel": "gaussian:2"},
             "superres-x2": {"factor": 2}}
 
 parser = argparse.ArgumentParser()
-parser.add_argument("prior", choices=("natural-gray", "natural-rgb"))
+parser.add_argument("prior", choices=("natural-gray", "natural-rgb", "fashion-mnist"))
 parser.add_argument("--photons", default="20,100",
                     help="photons per unit intensity, comma-separated")
 parser.add_argument("--tasks", default=",".join(FAMILIES))
@@ -41,24 +45,33 @@ args = parser.parse_args()
 torch.set_num_threads(1)
 
 prior = load_prior(args.prior)
-images = validation_images(prior.channels, 128, args.count)
-print("photons  task           measured  as gaussian  poisson hqs  poisson map")
+fixed = prior.image_size is not None  # fashion-mnist: its first training images, no border
+images = (fashion_training_images(args.count) if fixed
+          else validation_images(prior.channels, 128, args.count))
+border = 0 if fixed else 8
+COLUMNS = ("measured", "as gaussian", "poisson hqs", "poisson map", "anscombe hqs",
+           "anscombe map")
+print("photons  task         " + "".join(f"{label:>14s}" for label in COLUMNS))
 for photons in [float(p) for p in args.photons.split(",")]:
     for name in args.tasks.split(","):
         task = Task(f"{name}-p{photons:g}", name.split("-")[0], 0.0, photons=photons,
                     **FAMILIES[name])
-        scores = {"measured": [], "as gaussian": [], "poisson hqs": [], "poisson map": []}
+        scores = {label: [] for label in COLUMNS}
         for k, x in enumerate(images):
             physics, y = task.simulate(x, seed=100 + k)
             unknown = copy.deepcopy(physics)
             unknown.noise_model = ZeroNoise()
-            runs = {"as gaussian": solve(y, unknown, prior, progress=False),
-                    "poisson hqs": solve(y, physics, prior, "hqs", progress=False),
-                    "poisson map": solve(y, physics, prior, "map", progress=False)}
+            runs = {"as gaussian": solve(y, unknown, prior, progress=False)}
+            for method in ("hqs", "map"):
+                runs[f"poisson {method}"] = solve(y, physics, prior, method, progress=False,
+                                                  stabilise=False)
+                if task.family == "denoise":
+                    runs[f"anscombe {method}"] = solve(y, physics, prior, method,
+                                                       progress=False)
             if y.shape == x.shape:
-                scores["measured"].append(psnr(y.clamp(0, 1), x, border=8))
+                scores["measured"].append(psnr(y.clamp(0, 1), x, border=border))
             for label, solution in runs.items():
-                scores[label].append(psnr(solution.estimate.clamp(0, 1), x, border=8))
-        means = {k: (f"{np.mean(v):8.2f}" if v else "       -") for k, v in scores.items()}
-        print(f"{photons:7g}  {name:13s} {means['measured']}  {means['as gaussian']:>11s}  "
-              f"{means['poisson hqs']:>11s}  {means['poisson map']:>11s}", flush=True)
+                scores[label].append(psnr(solution.estimate.clamp(0, 1), x, border=border))
+        means = [f"{np.mean(scores[label]):14.2f}" if scores[label] else f"{'-':>14s}"
+                 for label in COLUMNS]
+        print(f"{photons:7g}  {name:12s}" + "".join(means), flush=True)

@@ -13,6 +13,7 @@ from deepinv.physics import PoissonNoise
 from em_inverse import operators as op
 from em_inverse import solve
 from em_inverse.errors import UserError
+from em_inverse.operators.anscombe import anscombe, inverse_anscombe, stabilised_sigma
 from em_inverse.operators.shot_noise import (effective_sigma, noise_photons, pixel_variance,
                                              read_noise_sigma)
 from em_inverse.solvers import noise_level
@@ -109,9 +110,9 @@ def test_every_method_runs_with_poisson_noise(method):
 
 
 def test_under_poisson_noise_the_denoisers_hqs_gives_way_to_map_and_the_others_switch_by_level():
-    """Denoising's tuned HQS is Tweedie's step at one level per image
-    (``POISSON_MAP_FAMILIES``); deblurring follows its MAP switch at the root-mean level, and
-    inpainting keeps its HQS."""
+    """Without the Anscombe route (``stabilise=False``) denoising's tuned HQS, Tweedie's step at
+    one level per image, gives way to MAP (``POISSON_MAP_FAMILIES``); deblurring follows its
+    MAP switch at the root-mean level, and inpainting keeps its HQS."""
     entry = {"method": "hqs", "hqs": {"steps": 5}, "map": {"steps": 7}}
     switched = {**entry, "map_above": 0.03}
     prior = quadratic_prior(MU, S).copy_with(solve_defaults={"denoise": entry, "inpaint": entry,
@@ -121,7 +122,8 @@ def test_under_poisson_noise_the_denoisers_hqs_gives_way_to_map_and_the_others_s
     for task, options, method in (("denoise", {}, "map"),
                                   ("inpaint", {"mask": "random:0.5"}, "hqs")):
         physics = op.build_operator(task, (1, 1, 8, 8), photons=40, generator=g, **options)
-        solution = solve(op.degrade(x, physics, g), physics, prior, progress=False)
+        solution = solve(op.degrade(x, physics, g), physics, prior, progress=False,
+                         stabilise=False)
         assert solution.settings["method"] == method
         assert ("Poisson noise varies per pixel" in solution.settings.get("fallback", "")) == (
             method == "map")
@@ -132,3 +134,47 @@ def test_under_poisson_noise_the_denoisers_hqs_gives_way_to_map_and_the_others_s
     gaussian = op.build_operator("denoise", (1, 1, 8, 8), noise=0.1)
     assert solve(op.degrade(x, gaussian, g), gaussian, prior,
                  progress=False).settings["method"] == "hqs"
+
+
+def _denoising_prior():
+    entry = {"method": "hqs", "hqs": {"steps": 3, "sigma_start": 0.2}, "map": {"steps": 7}}
+    return quadratic_prior(MU, S).copy_with(solve_defaults={"denoise": entry})
+
+
+def test_a_poisson_denoising_is_the_gaussian_denoising_of_its_anscombe_transform():
+    """By default MAP and HQS denoise z = anscombe(y), white noise of std 1 / (2 sqrt(P)), with
+    the prior's tuned settings at that level, and map the estimate back to intensities."""
+    prior = _denoising_prior()
+    g = torch.Generator().manual_seed(6)
+    x = torch.rand(2, 1, 8, 8, generator=g)
+    physics = op.build_operator("denoise", (2, 1, 8, 8), photons=25, noise=0.01)
+    y = op.degrade(x, physics, g)
+    z = anscombe(y, 25, 0.01)
+    gaussian = op.build_operator("denoise", (2, 1, 8, 8), noise=stabilised_sigma(25))
+    start = torch.full((1, 1, 8, 8), 0.4)
+    for method, options in ((None, {}), ("map", {"init": start})):
+        solution = solve(y, physics, prior, method, progress=False, **options)
+        inner = {"init": anscombe(start, 25, 0.01)} if options else {}
+        direct = solve(z, gaussian, prior, method, progress=False, **inner)
+        assert torch.equal(solution.estimate, inverse_anscombe(direct.estimate, 25, 0.01))
+        assert solution.settings["method"] == direct.settings["method"] == (method or "hqs")
+        assert solution.settings["stabilised"]["sigma"] == pytest.approx(0.1)
+        assert solution.settings["sigma_source"] == "poisson"
+        assert solution.settings["sigma"] == pytest.approx(noise_level(y, physics)[0].tolist())
+
+
+def test_samplers_a_given_sigma_and_stabilise_false_keep_the_variance_per_pixel():
+    prior = _denoising_prior()
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(1, 1, 8, 8, generator=g)
+    physics = op.build_operator("denoise", (1, 1, 8, 8), photons=25)
+    y = op.degrade(x, physics, g)
+    for method, options in (("anneal", {"chains": 2, "steps": 10}), ("map", {"sigma": 0.1}),
+                            ("hqs", {"stabilise": False})):
+        solution = solve(y, physics, prior, method, progress=False, **options)
+        assert "stabilised" not in solution.settings, method
+    sampled = prior.copy_with(solve_defaults={"denoise": {"method": "anneal"}})
+    assert "stabilised" not in solve(y, physics, sampled, progress=False, steps=5,
+                                     chains=2).settings
+    with pytest.raises(UserError, match="stabilise must be True or False"):
+        solve(y, physics, prior, "map", stabilise="yes", progress=False)

@@ -185,6 +185,26 @@ def test_photons_simulate_and_solve_shot_noise_with_a_variance_per_pixel(app, fi
     assert settings["sigma_source"] == "poisson" and 0.05 < settings["sigma"][0] < 0.2
 
 
+def test_a_poisson_denoising_says_it_runs_on_the_anscombe_transform(app, files, tmp_path):
+    """The line that names the settings names those solve takes: the tuned HQS at the
+    transform's one noise level 1 / (2 sqrt(P)), not a MAP fallback for Poisson noise."""
+    tuned = {"denoise": {"method": "hqs", "hqs": {"steps": 2}, "map": {"steps": 3}}}
+    save_prior(EnergyPrior(ConvEnergy(channels=1, width=8, levels=2), eps=0.05, name="tuned",
+                           solve_defaults=tuned), tmp_path / "prior")
+    degraded = run(app, "degrade", files / "clean.png", "--photons", "25", "-o",
+                   tmp_path / "y.npy", "--quiet")
+    assert degraded.exit_code == 0, degraded.output
+    result = run(app, "solve", tmp_path / "y.npy", "--photons", "25", "--prior",
+                 tmp_path / "prior", "-o", tmp_path / "x.npy", "--json")
+    assert result.exit_code == 0, result.output
+    assert "Anscombe transform, at noise 0.1\n" in result.stderr
+    assert "hqs: tuned's settings tuned for denoise" in result.stderr
+    assert "MAP instead" not in result.stderr
+    settings = json.loads(result.stdout)["settings"]
+    assert settings["method"] == "hqs" and settings["stabilised"]["sigma"] == pytest.approx(0.1)
+    assert np.load(tmp_path / "x.npy").shape == (16, 16)
+
+
 def test_solve_says_before_the_run_when_the_tuned_hqs_gives_way_to_map(app, tmp_path):
     """Above the noise levels the prior's denoiser learned, its tuned HQS is replaced by its
     tuned MAP: the note comes first, and the line that names the settings names MAP."""

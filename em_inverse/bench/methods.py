@@ -13,6 +13,10 @@ Methods:
 - ``em-inverse MAP (no symmetry)`` / ``em-inverse HQS (no symmetry)``: the same with
   ``symmetry="none"``: ablation rows for the tuned defaults that average V over the image's
   symmetries (``priors.symmetry``);
+- ``em-inverse MAP (no Anscombe)``: MAP with ``stabilise=False`` on denoising under Poisson
+  noise, a variance per pixel in the data term instead of the Gaussian denoising of y's
+  Anscombe transform (``solvers.stabilised``): the ablation row of that rule, and the default
+  before it;
 - ``em-inverse MAP [LABEL]`` / ``em-inverse HQS [LABEL]``: the same with another prior
   (``--extra-prior LABEL=PATH``) and its own tuned defaults: an ablation row, e.g. the Energy
   Matching recipe alone vs with an addition;
@@ -68,7 +72,8 @@ class Outcome:
 @dataclass(frozen=True)
 class Method:
     """A named method. ``families``: task families it applies to; ``needs_prior``: uses the
-    energy prior; ``oracle``: tuned on the ground truth (labelled in tables)."""
+    energy prior; ``oracle``: tuned on the ground truth (labelled in tables);
+    ``poisson_only``: runs on tasks with Poisson noise only (an ablation of a Poisson rule)."""
 
     name: str
     run: Callable[[Case], Outcome]
@@ -76,9 +81,11 @@ class Method:
     needs_prior: bool = False
     oracle: bool = False
     available: bool = True
+    poisson_only: bool = False
 
-    def applies_to(self, family: str) -> bool:
-        return family in self.families and self.available
+    def applies_to(self, family: str, poisson: bool = False) -> bool:
+        """Whether the method runs on a task of ``family`` (with Poisson noise: ``poisson``)."""
+        return family in self.families and self.available and (poisson or not self.poisson_only)
 
     def timed(self, case: Case) -> Outcome:
         """Run and record the wall time (including any oracle grid search)."""
@@ -106,11 +113,13 @@ MAP = "em-inverse MAP"
 MAP_NO_SYMMETRY = "em-inverse MAP (no symmetry)"
 HQS = "em-inverse HQS"
 HQS_NO_SYMMETRY = "em-inverse HQS (no symmetry)"
+MAP_NO_ANSCOMBE = "em-inverse MAP (no Anscombe)"
 POSTERIOR = "em-inverse posterior mean"
 ANNEAL = "em-inverse annealed posterior mean"
 DEEPINV = "deepinv PGD + prior (cross-check)"
 #: The rows computed with the suite's own prior (not an ``--extra-prior``).
-OWN_PRIOR_METHODS = (MAP, MAP_NO_SYMMETRY, HQS, HQS_NO_SYMMETRY, POSTERIOR, ANNEAL, DEEPINV)
+OWN_PRIOR_METHODS = (MAP, MAP_NO_SYMMETRY, HQS, HQS_NO_SYMMETRY, MAP_NO_ANSCOMBE, POSTERIOR,
+                     ANNEAL, DEEPINV)
 
 
 def _solve(case: Case, method: str, overrides: dict | None = None):
@@ -203,14 +212,16 @@ def run_deepinv_pgd(case: Case) -> Outcome:
 
 
 def prior_methods() -> list[Method]:
-    """MAP and HQS (with the tuned symmetry and without), the two posterior means and the
-    deepinv cross-check (all need the energy prior)."""
+    """MAP and HQS (with the tuned symmetry and without), MAP without the Anscombe route, the
+    two posterior means and the deepinv cross-check (all need the energy prior)."""
     return [Method(MAP, run_point_estimate, needs_prior=True),
             Method(MAP_NO_SYMMETRY, partial(run_point_estimate, overrides={"symmetry": "none"}),
                    needs_prior=True),
             Method(HQS, partial(run_point_estimate, method="hqs"), needs_prior=True),
             Method(HQS_NO_SYMMETRY, partial(run_point_estimate, method="hqs",
                                             overrides={"symmetry": "none"}), needs_prior=True),
+            Method(MAP_NO_ANSCOMBE, partial(run_point_estimate, overrides={"stabilise": False}),
+                   families=("denoise",), needs_prior=True, poisson_only=True),
             Method(POSTERIOR, run_posterior, needs_prior=True),
             Method(ANNEAL, partial(run_posterior, method="anneal"), needs_prior=True),
             Method(DEEPINV, run_deepinv_pgd, needs_prior=True)]

@@ -146,7 +146,8 @@ def solve_command(
     from em_inverse.priors import default_prior_name, load_prior
     from em_inverse.priors.symmetry import GROUPS
     from em_inverse.solvers import (CLEAN_SUFFIX, HOLE_KEY, METHODS, SAMPLERS, clean_below,
-                                    hqs_fallback, noise_level, solve, tuned_defaults)
+                                    hqs_fallback, noise_level, solve, stabilised_problem,
+                                    tuned_defaults)
 
     _operator_options(op, mask, kernel, factor, noise, photons)
     if method is not None and method not in METHODS:
@@ -191,10 +192,17 @@ def solve_command(
     if sigma_source == "poisson":
         say(quiet, f"Poisson noise, {photons:g} photons per unit intensity: a std per pixel, "
                    f"{float(sigma.max()):.4g} on average")
-    tuned_key, tuned = tuned_defaults(model, physics, float(sigma.max()))
+    # the settings solve will take: those of the Anscombe transform's Gaussian denoising, if any
+    planned_physics, level, poisson = physics, float(sigma.max()), sigma_source == "poisson"
+    stabilised = stabilised_problem(y, physics, model, method, op, {}) if poisson else None
+    if stabilised is not None:
+        say(quiet, f"denoised as the Gaussian denoising of its Anscombe transform, at noise "
+                   f"{stabilised.sigma:.4g}")
+        planned_physics, level, poisson = stabilised.operator, stabilised.sigma, False
+    tuned_key, tuned = tuned_defaults(model, planned_physics, level)
     planned = method or tuned.get("method") or "map"
-    fallback = None if method else hqs_fallback(planned, model, float(sigma.max()), op,
-                                                poisson=sigma_source == "poisson", entry=tuned)
+    fallback = None if method else hqs_fallback(planned, model, level, op, poisson=poisson,
+                                                entry=tuned)
     if fallback:
         say(quiet, f"note: {fallback}")
         planned = "map"

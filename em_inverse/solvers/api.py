@@ -43,6 +43,7 @@ from em_inverse.solvers.options import COMMON, DEFAULTS, METHODS, SAMPLERS, reso
 from em_inverse.solvers.posterior import diagonal_preconditioner, run_langevin
 from em_inverse.solvers.progress import SolveProgress
 from em_inverse.solvers.solution import Diagnostics, Solution
+from em_inverse.solvers.stabilised import StabilisedProblem, stabilised_problem
 from em_inverse.solvers.tuned_entries import hqs_fallback, tuned_defaults
 
 __all__ = ["DEFAULTS", "METHODS", "SAMPLERS", "noise_level", "solve"]
@@ -97,7 +98,10 @@ def solve(y, operator, prior, method: str | None = None, *,
             the 8 symmetries of the square, ``em_inverse.priors.symmetry``; costs 4x or 8x),
             ``keep_observed`` (True: a noise-free inpainting, one whose noise level is given
             or modelled as 0, returns its observed pixels as measured, with std 0 there;
-            ``solvers.observed``).
+            ``solvers.observed``), ``stabilise`` (True: a denoising under Poisson noise by
+            ``map`` or ``hqs`` is solved as the Gaussian denoising of y's Anscombe transform,
+            with the prior's tuned settings at that level, ``solvers.stabilised``; False keeps
+            a variance per pixel in the data term).
         map: ``steps`` (200, max L-BFGS iterations), ``history`` (10), ``gtol`` (1e-5,
             relative gradient norm), ``ftol`` (1e-8, relative energy decrease),
             ``first_step`` (0.05, first move in [0, 1] pixel units; at most 1).
@@ -156,6 +160,10 @@ def solve(y, operator, prior, method: str | None = None, *,
     image_shape = image_shape_of(y, operator)
     # variance: one per value under Poisson noise, else None (one level per image)
     sigma, sigma_source, variance = noise_model(y, operator, options.get("sigma"))
+    stabilised = stabilised_problem(y, operator, prior, method, task, options)
+    if stabilised is not None:
+        return _solve_stabilised(stabilised, sigma, prior, method, generator, progress,
+                                 callback, options, start)
     if float(sigma.max()) > MIXED_NOISE_RATIO * float(sigma.min()):
         warnings.warn(f"the batch's noise levels differ ({float(sigma.min()):.3g} to "
                       f"{float(sigma.max()):.3g}): one set of settings, chosen for the largest, "
@@ -224,6 +232,21 @@ def solve(y, operator, prior, method: str | None = None, *,
     return Solution(estimate=estimate, std=std, samples=samples,
                     energy_trace=torch.stack(trace) if trace else torch.zeros(0, y.shape[0]),
                     diagnostics=diag, settings=settings)
+
+
+def _solve_stabilised(problem: StabilisedProblem, sigma, prior, method, generator, progress,
+                      callback, options: dict, start: float) -> Solution:
+    """``solve`` of a Poisson denoising as the Gaussian denoising ``problem``
+    (``solvers.stabilised``): a given ``init`` moves to the transformed scale, the estimate
+    back to intensities."""
+    options = dict(options)
+    if options.get("init") is not None:
+        options["init"] = problem.forward(as_measurement(options["init"], "init"))
+    solution = solve(problem.z, problem.operator, prior, method, generator=generator,
+                     progress=progress, callback=callback, **options)
+    solution = problem.back(solution, sigma.tolist())
+    solution.diagnostics.wall_time = time.perf_counter() - start
+    return solution
 
 
 def _given_start(init, image_shape: tuple[int, ...], device) -> torch.Tensor:

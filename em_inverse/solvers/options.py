@@ -31,7 +31,7 @@ DEFAULTS = {
            "interaction_region": None},
 }
 COMMON = {"prior_weight": 1.0, "sigma": None, "samples": None, "init": None, "seed": 0,
-          "profile": False, "symmetry": "none", "keep_observed": True}
+          "profile": False, "symmetry": "none", "keep_observed": True, "stabilise": True}
 
 
 def resolve_options(method: str, tuned: dict, options: dict) -> dict:
@@ -78,8 +78,9 @@ def validate_options(s: dict, method: str) -> None:
         raise UserError(str(exc)) from None
     if s["samples"] is not None:
         positive_int("samples")
-    if not isinstance(s["keep_observed"], bool):
-        raise UserError(f"keep_observed must be True or False, got {s['keep_observed']!r}")
+    for flag in ("keep_observed", "stabilise"):
+        if not isinstance(s[flag], bool):
+            raise UserError(f"{flag} must be True or False, got {s[flag]!r}")
     if method == "map":
         positive_int("history")
         first = s["first_step"]

@@ -88,6 +88,8 @@ def default_method(prior, operator, sigma: float | None = None) -> str:
 
 #: The families whose tuned HQS gives way to the tuned MAP under Poisson noise, whose level
 #: varies per pixel: denoising, whose tuned HQS is Tweedie's denoiser at one level per image.
+#: ``solve`` reaches this only with ``stabilise=False``: by default it denoises the Anscombe
+#: transform of y, whose noise has one level (``solvers.stabilised``).
 #: On natural-gray's six tuning crops at 20 / 100 photons per unit intensity (root-mean noise
 #: std about 0.14 / 0.06), both with the per-pixel data term: 27.08 / 32.61 dB against the
 #: tuned MAP's 27.42 / 33.13 (``python benchmarks/poisson_check.py natural-gray``).
