@@ -5,6 +5,8 @@ per pixel; ``solve`` weighs each value by the inverse of that variance, read fro
 """
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from conftest import dense_matrix, quadratic_prior
@@ -13,6 +15,7 @@ from deepinv.physics import PoissonNoise
 from em_inverse import operators as op
 from em_inverse import solve
 from em_inverse.errors import UserError
+from em_inverse.image_io import FarOutsideWarning
 from em_inverse.operators.anscombe import anscombe, inverse_anscombe, stabilised_sigma
 from em_inverse.operators.shot_noise import (effective_sigma, noise_photons, pixel_variance,
                                              read_noise_sigma)
@@ -178,3 +181,15 @@ def test_samplers_a_given_sigma_and_stabilise_false_keep_the_variance_per_pixel(
                                      chains=2).settings
     with pytest.raises(UserError, match="stabilise must be True or False"):
         solve(y, physics, prior, "map", stabilise="yes", progress=False)
+
+
+def test_a_bright_low_light_measurement_is_not_mistaken_for_an_8_bit_one():
+    """At 10 photons a white pixel's count reaches twice its mean: y > 2 is shot noise, not a
+    0-255 image (``image_io.FAR_OUTSIDE``)."""
+    g = torch.Generator().manual_seed(8)
+    physics = op.build_operator("denoise", (1, 1, 64, 64), photons=10)
+    y = op.degrade(torch.ones(1, 1, 64, 64), physics, g)
+    assert float(y.max()) > 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FarOutsideWarning)
+        solve(y, physics, _denoising_prior(), "map", steps=2, progress=False)
