@@ -15,7 +15,7 @@ highlights than in the shadows. This measures, on TRAINING crops only, three way
   (``solvers.stabilised``, the default for denoising).
 
     python benchmarks/poisson_check.py natural-gray                 # 6 crops of 128 px
-    python benchmarks/poisson_check.py natural-gray --photons 10,100
+    python benchmarks/poisson_check.py natural-gray --photons 10,100 --per-crop
     python benchmarks/poisson_check.py fashion-mnist --count 20     # first training images
 
 PSNR over the crops with an 8-px border ignored (Fashion-MNIST: none). One thread.
@@ -28,9 +28,10 @@ import torch
 from deepinv.physics import ZeroNoise
 
 from em_inverse import load_prior, solve
+from em_inverse.solvers import SolverError
 from em_inverse.bench.metrics import psnr
 from em_inverse.bench.tasks import Task
-from em_inverse.bench.validation_set import fashion_training_images, validation_images
+from em_inverse.bench.validation_set import fashion_training_images, validation_crops
 
 FAMILIES = {"denoise": {}, "inpaint-50": {"missing": 0.5}, "deblur-gauss": {"kernel": "gaussian:2"},
             "superres-x2": {"factor": 2}}
@@ -41,14 +42,37 @@ parser.add_argument("--photons", default="20,100",
                     help="photons per unit intensity, comma-separated")
 parser.add_argument("--tasks", default=",".join(FAMILIES))
 parser.add_argument("--count", type=int, default=6)
+parser.add_argument("--per-crop", action="store_true", help="also print every crop's scores")
 args = parser.parse_args()
 torch.set_num_threads(1)
 
 prior = load_prior(args.prior)
 fixed = prior.image_size is not None  # fashion-mnist: its first training images, no border
-images = (fashion_training_images(args.count) if fixed
-          else validation_images(prior.channels, 128, args.count))
+crops = ([(f"image {k}", x) for k, x in enumerate(fashion_training_images(args.count))]
+         if fixed else validation_crops(prior.channels, 128, args.count))
+images = [x for _, x in crops]
 border = 0 if fixed else 8
+diverged = 0
+
+
+def score(y, operator, method, options, x) -> float:
+    """PSNR of solve's estimate; 0 dB for a solve that diverges (``SolverError``)."""
+    global diverged
+    try:
+        estimate = solve(y, operator, prior, method, progress=False, **options).estimate
+    except SolverError:
+        diverged += 1
+        return 0.0
+    return psnr(estimate.clamp(0, 1), x, border=border)
+
+
+def column(values: list[float]) -> str:
+    """The mean of ``values`` (a 14-character column), marked * if one of them is 0 dB."""
+    if not values:
+        return f"{'-':>14s}"
+    return f"{np.mean(values):13.2f}{'*' if min(values) == 0 else ' '}"
+
+
 COLUMNS = ("measured", "as gaussian", "poisson hqs", "poisson map", "anscombe hqs",
            "anscombe map")
 print("photons  task         " + "".join(f"{label:>14s}" for label in COLUMNS))
@@ -61,17 +85,19 @@ for photons in [float(p) for p in args.photons.split(",")]:
             physics, y = task.simulate(x, seed=100 + k)
             unknown = copy.deepcopy(physics)
             unknown.noise_model = ZeroNoise()
-            runs = {"as gaussian": solve(y, unknown, prior, progress=False)}
+            runs = {"as gaussian": (unknown, None, {})}
             for method in ("hqs", "map"):
-                runs[f"poisson {method}"] = solve(y, physics, prior, method, progress=False,
-                                                  stabilise=False)
+                runs[f"poisson {method}"] = (physics, method, {"stabilise": False})
                 if task.family == "denoise":
-                    runs[f"anscombe {method}"] = solve(y, physics, prior, method,
-                                                       progress=False)
+                    runs[f"anscombe {method}"] = (physics, method, {})
             if y.shape == x.shape:
                 scores["measured"].append(psnr(y.clamp(0, 1), x, border=border))
-            for label, solution in runs.items():
-                scores[label].append(psnr(solution.estimate.clamp(0, 1), x, border=border))
-        means = [f"{np.mean(scores[label]):14.2f}" if scores[label] else f"{'-':>14s}"
-                 for label in COLUMNS]
-        print(f"{photons:7g}  {name:12s}" + "".join(means), flush=True)
+            for label, (operator, method, options) in runs.items():
+                scores[label].append(score(y, operator, method, options, x))
+        print(f"{photons:7g}  {name:12s}" + "".join(column(scores[label]) for label in COLUMNS),
+              flush=True)
+        for k, (crop, _) in enumerate(crops if args.per_crop else []):
+            row = [column(scores[label][k:k + 1]) for label in COLUMNS]
+            print(f"{'':9s}{crop[:12]:12s}" + "".join(row), flush=True)
+if diverged:
+    print(f"{diverged} solve(s) diverged (SolverError): scored 0 dB and marked *")

@@ -196,8 +196,8 @@ def solve_command(
     planned_physics, level, poisson = physics, float(sigma.max()), sigma_source == "poisson"
     stabilised = stabilised_problem(y, physics, model, method, op, {}) if poisson else None
     if stabilised is not None:
-        say(quiet, f"denoised as the Gaussian denoising of its Anscombe transform, at noise "
-                   f"{stabilised.sigma:.4g}")
+        say(quiet, f"solved as the Gaussian denoising of the measurement's Anscombe transform, "
+                   f"at noise {stabilised.sigma:.4g}")
         planned_physics, level, poisson = stabilised.operator, stabilised.sigma, False
     tuned_key, tuned = tuned_defaults(model, planned_physics, level)
     planned = method or tuned.get("method") or "map"
