@@ -59,19 +59,20 @@ import numpy as np
 
 from em_inverse.bench.chain_budget import chains_worth_running, predicted_gain
 from em_inverse.bench.clean_switch import switch_stage
+from em_inverse.bench.anscombe_choice import ANSCOMBE_TABLE, anscombe_stage
 from em_inverse.bench.map_switch import MAP_SWITCH_SUFFIX, map_switch_stage
 from em_inverse.bench.metrics import mean_square, psnr
 from em_inverse.bench.tasks import Task
 from em_inverse.bench.tuning_grid import (ANNEAL_STEP_FACTORS, ANNEAL_STEPS, MAX_REFINEMENTS,
                                           REFINED_OPTIONS, WEIGHTS, beyond_edges, candidates)
-from em_inverse.bench.tuning_record import latest_rows, write_tuning
+from em_inverse.bench.tuning_record import SWITCHED_FIELDS, latest_rows, write_tuning
 from em_inverse.bench.tuning_stages import (BUDGETED_METHODS, SYMMETRY_GAIN_DB, shorten,
                                             symmetrise)
 from em_inverse.bench.validation_set import (FAMILIES, TUNING_TASKS, defaults_key_of,
                                              fashion_training_images, tasks_for, validation_crops)
 from em_inverse.priors.symmetry import GROUPS
-from em_inverse.solvers.tuned_entries import (CLEAN_FAMILIES, CLEAN_SUFFIX, MAP_ABOVE_KEY,
-                                              SWITCH_KEY)
+from em_inverse.solvers.tuned_entries import (ANSCOMBE_METHOD_KEY, CLEAN_FAMILIES, CLEAN_SUFFIX,
+                                              MAP_ABOVE_KEY, SWITCH_KEY)
 
 __all__ = ["tune_prior", "write_tuning"]
 
@@ -84,7 +85,8 @@ MIN_CROP_SIZE = 4 * CROP_BORDER
 def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps: int = 100,
                anneal_steps: tuple[int, ...] = ANNEAL_STEPS, tasks=TUNING_TASKS,
                families: tuple[str, ...] = FAMILIES, skip_grid: bool = False,
-               map_switch_only: bool = False, progress=None) -> dict:
+               map_switch_only: bool = False, anscombe_only: bool = False,
+               progress=None) -> dict:
     """``{"solve_defaults": {key: {"method": m, "map": {...}, "hqs": {...}}}, "trials": [...],
     "validation": {...}, "switches": {key: {...}}}`` for ``prior`` (``switches``: the
     switch stage's table per ``FAMILY-clean`` entry, ``bench.clean_switch.switch_stage``, and
@@ -101,6 +103,9 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     family name implies but that was never tuned is skipped). ``map_switch_only``: the tuned
     deblurring and super-resolution entries of ``families`` are kept as they are, rows and
     clean switches included, and only their MAP switch is measured (``bench.map_switch``).
+    ``anscombe_only``: the same for the ``denoise`` entry and its Anscombe stage (which of its
+    methods runs on a Poisson measurement's Anscombe transform, ``bench.anscombe_choice``),
+    which also runs whenever denoising is tuned.
 
     Fixed-size priors (Fashion-MNIST) are tuned on their own training images (garments have an
     orientation: no symmetry trials), fully convolutional ones on crops of the natural training
@@ -117,9 +122,10 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     for task in tasks:
         groups.setdefault(defaults_key_of(task, fixed), []).append(task)
     earlier, earlier_rows = prior.solve_defaults, prior.card.get("tuning", {}).get("trials", [])
-    skip_grid = skip_grid or map_switch_only
-    if map_switch_only:
-        groups = {key: group for key, group in groups.items() if key in CLEAN_FAMILIES}
+    skip_grid = skip_grid or map_switch_only or anscombe_only
+    if map_switch_only or anscombe_only:
+        staged = CLEAN_FAMILIES if map_switch_only else ("denoise",)
+        groups = {key: group for key, group in groups.items() if key in staged}
     if skip_grid:
         # an entry that a family name implies but that was never tuned is left alone
         groups = {key: group for key, group in groups.items()
@@ -144,8 +150,8 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
     trials = [row for row in earlier_rows if skip_grid and row["task"] in key_of_task]
     defaults = {}
     for key, key_tasks in groups.items():
-        if map_switch_only:
-            defaults[key] = {k: v for k, v in earlier[key].items() if k != MAP_ABOVE_KEY}
+        if map_switch_only or anscombe_only:
+            defaults[key] = {k: v for k, v in earlier[key].items() if k not in SWITCHED_FIELDS}
             continue
         family = key_tasks[0].family
         cases = [(task, [task.simulate(x, seed=100 + k) for k, x in enumerate(images)])
@@ -203,13 +209,13 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
         # early is a different estimate (the 20000-step natural-gray, inpainting crops,
         # w = 1/2: 35.51 and 30.94 dB after 100 L-BFGS iterations, 35.32 and 30.85 after
         # solve()'s 200: benchmarks/map_budget_check.py at commit d502a14).
-        carried = ({k: v for k, v in earlier[key].items() if k not in (SWITCH_KEY, MAP_ABOVE_KEY)}
+        carried = ({k: v for k, v in earlier[key].items() if k not in SWITCHED_FIELDS}
                    if skip_grid else {})
         defaults[key] = {**carried, "method": leader,
                          **{m: dict(options) for m, (_, options) in best.items()}}
     switches = {}
     merged = {**earlier, **defaults}
-    for family in CLEAN_FAMILIES if not map_switch_only else ():
+    for family in CLEAN_FAMILIES if not (map_switch_only or anscombe_only) else ():
         pair = (family, family + CLEAN_SUFFIX)
         if all("method" in merged.get(k, {}) for k in pair) and any(k in defaults for k in pair):
             switches[family + CLEAN_SUFFIX] = switch_stage(
@@ -226,6 +232,12 @@ def tune_prior(prior, *, size: int = 128, count: int = 6, weights=WEIGHTS, steps
             switches[family + MAP_SWITCH_SUFFIX] = switch
             if switch[MAP_ABOVE_KEY] is not None:
                 entry[MAP_ABOVE_KEY] = switch[MAP_ABOVE_KEY]
+    denoise = defaults.get("denoise", {})  # which of its methods denoises Poisson measurements
+    if "hqs" in denoise and "map" in denoise:
+        switches[ANSCOMBE_TABLE] = anscombe_stage(prior, denoise, images, border,
+                                                  db_per_doubling=SYMMETRY_GAIN_DB,
+                                                  progress=progress)
+        denoise[ANSCOMBE_METHOD_KEY] = switches[ANSCOMBE_TABLE][ANSCOMBE_METHOD_KEY]
     source = (f"first {count} Fashion-MNIST training images" if fixed else
               f"{size}x{size} crops of " + ", ".join(name for name, _ in crops))
     return {"solve_defaults": defaults, "trials": latest_rows(trials),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from em_inverse.bench.methods import ANNEAL, HQS, MAP, POSTERIOR
 from em_inverse.operators.noise import MIN_SIGMA
-from em_inverse.solvers.tuned_entries import MAP_ABOVE_KEY, SWITCH_KEY
+from em_inverse.solvers.tuned_entries import ANSCOMBE_METHOD_KEY, MAP_ABOVE_KEY, SWITCH_KEY
 
 #: Benchmark columns: the method's name in the card (the benchmark's row name) -> the heading.
 COLUMNS = {MAP: "MAP", HQS: "HQS", POSTERIOR: "posterior", ANNEAL: "annealed"}
@@ -50,7 +50,8 @@ def _settings(entry: dict) -> str:
     """'hqs: steps 40, sigma_start 0.1, ...': the task's default method and its settings, and
     for a ``-clean`` entry the noise level below which solve takes it (none, if its switch is
     the data term's floor ``MIN_SIGMA``: solve's noise level is never below it), and the level
-    above which an HQS entry gives way to its MAP."""
+    above which an HQS entry gives way to its MAP, and the method that denoises a Poisson
+    measurement's Anscombe transform."""
     method = entry.get("method", "map")
     options = ", ".join(f"{key} {_number(value)}" for key, value in entry.get(method, {}).items())
     text = f"{method}: {options}" if options else method
@@ -59,6 +60,8 @@ def _settings(entry: dict) -> str:
                  " (never taken: not worth its cost on the tuning crops)")
     if MAP_ABOVE_KEY in entry:
         text += f" (map above noise {entry[MAP_ABOVE_KEY]:.2g})"
+    if ANSCOMBE_METHOD_KEY in entry:
+        text += f" (Poisson: {entry[ANSCOMBE_METHOD_KEY]} on the Anscombe transform)"
     return text
 
 

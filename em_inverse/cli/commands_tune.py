@@ -32,6 +32,10 @@ def tune(
         "--map-switch-only", help="Keep the tuned deblurring and super-resolution settings and "
                                   "measure only the noise level above which they run their "
                                   "tuned MAP instead of their HQS.")] = False,
+    anscombe_only: Annotated[bool, typer.Option(
+        "--anscombe-only", help="Keep the tuned denoising settings and measure only which of "
+                                "them, HQS or MAP, denoises Poisson measurements (on their "
+                                "Anscombe transform).")] = False,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
 ):
@@ -43,7 +47,8 @@ def tune(
     without noise (the settings solve() takes below the noise level where the two cross on
     the same crops, once the clean settings pay for their cost); deblurring at noise 0.01 on
     a Gaussian and, for fully convolutional priors, a motion kernel. Last, the noise level
-    above which deblurring and super-resolution run their tuned MAP instead of their HQS."""
+    above which deblurring and super-resolution run their tuned MAP instead of their HQS, and
+    which denoiser runs on the Anscombe transform of a Poisson measurement."""
     import numpy as np
 
     from em_inverse.bench.tuning import CROP_BORDER, MIN_CROP_SIZE, tune_prior, write_tuning
@@ -51,7 +56,7 @@ def tune(
     from em_inverse.devices import resolve_device
     from em_inverse.operators.noise import MIN_SIGMA
     from em_inverse.priors import load_prior_folder
-    from em_inverse.solvers.tuned_entries import MAP_ABOVE_KEY, SWITCH_KEY
+    from em_inverse.solvers.tuned_entries import ANSCOMBE_METHOD_KEY, MAP_ABOVE_KEY, SWITCH_KEY
 
     chosen = tuple(f.strip() for f in families.split(",") if f.strip())
     unknown = [f for f in chosen if f not in ENTRIES]
@@ -67,11 +72,17 @@ def tune(
     model = load_prior_folder(prior, device=resolve_device(device))
     tuning = tune_prior(model, size=size, count=count, steps=steps, families=chosen,
                         skip_grid=skip_grid, map_switch_only=map_switch_only,
+                        anscombe_only=anscombe_only,
                         progress=None if quiet else (lambda m: say(False, m)))
     write_tuning(prior, tuning)
     for family, settings in tuning["solve_defaults"].items():
         say(quiet, f"{family}: {settings}")
     for key, switch in tuning["switches"].items():
+        if ANSCOMBE_METHOD_KEY in switch:
+            scores = ", ".join(f"{p:g}: {h:.2f} hqs / {m:.2f} map" for p, h, m
+                               in zip(switch["photons"], switch["hqs"], switch["map"]))
+            say(quiet, f"{key}: {switch[ANSCOMBE_METHOD_KEY]} (PSNR dB at photons {scores})")
+            continue
         if MAP_ABOVE_KEY in switch:
             above = switch[MAP_ABOVE_KEY]
             when = f"MAP above noise {above:.3g}" if above is not None else "HQS at every level"

@@ -162,8 +162,8 @@ def solve(y, operator, prior, method: str | None = None, *,
     sigma, sigma_source, variance = noise_model(y, operator, options.get("sigma"))
     stabilised = stabilised_problem(y, operator, prior, method, task, options)
     if stabilised is not None:
-        return _solve_stabilised(stabilised, sigma, prior, method, generator, progress,
-                                 callback, options, start)
+        return _solve_stabilised(stabilised, sigma, prior, generator, progress, callback,
+                                 options, start)
     if float(sigma.max()) > MIXED_NOISE_RATIO * float(sigma.min()):
         warnings.warn(f"the batch's noise levels differ ({float(sigma.min()):.3g} to "
                       f"{float(sigma.max()):.3g}): one set of settings, chosen for the largest, "
@@ -234,15 +234,15 @@ def solve(y, operator, prior, method: str | None = None, *,
                     diagnostics=diag, settings=settings)
 
 
-def _solve_stabilised(problem: StabilisedProblem, sigma, prior, method, generator, progress,
-                      callback, options: dict, start: float) -> Solution:
+def _solve_stabilised(problem: StabilisedProblem, sigma, prior, generator, progress, callback,
+                      options: dict, start: float) -> Solution:
     """``solve`` of a Poisson denoising as the Gaussian denoising ``problem``
     (``solvers.stabilised``): a given ``init`` moves to the transformed scale, the estimate
     back to intensities."""
     options = dict(options)
     if options.get("init") is not None:
         options["init"] = problem.forward(as_measurement(options["init"], "init"))
-    solution = solve(problem.z, problem.operator, prior, method, generator=generator,
+    solution = solve(problem.z, problem.operator, prior, problem.method, generator=generator,
                      progress=progress, callback=callback, **options)
     solution = problem.back(solution, sigma.tolist())
     solution.diagnostics.wall_time = time.perf_counter() - start

@@ -17,7 +17,10 @@ isolated: both hold many values below a tenth of white (29% and 85%), where a va
 1 photons and the transform's noise is far from Gaussian, but natural-gray's coffee crop (20%)
 gains 1.9 dB.
 
-Only the point estimates (``map``, ``hqs``) take this route: a sampler's std and samples live
+Which tuned denoiser runs on the transform is measured per prior by the tuner's Anscombe stage
+(``bench.anscombe_choice``): where a prior's images are mostly dark, as Fashion-MNIST's are,
+its MAP serves better than Tweedie's step. Only the point estimates (``map``, ``hqs``) take
+this route: a sampler's std and samples live
 on the transformed scale, and mapping them back would need more than the estimate's unbiased
 inverse, so the samplers keep the variance per pixel. ``stabilise=False`` turns the route off
 (the ablation); a given ``sigma`` replaces the Poisson model, so it does not apply then either.
@@ -34,7 +37,7 @@ from em_inverse.operators.anscombe import anscombe, inverse_anscombe, stabilised
 from em_inverse.operators.build import build_operator
 from em_inverse.operators.shot_noise import noise_photons, read_noise_sigma
 from em_inverse.solvers.solution import Solution
-from em_inverse.solvers.tuned_entries import default_method
+from em_inverse.solvers.tuned_entries import ANSCOMBE_METHOD_KEY, tuned_defaults
 
 #: The methods whose estimate is mapped back to intensities.
 POINT_METHODS = ("map", "hqs")
@@ -43,12 +46,13 @@ POINT_METHODS = ("map", "hqs")
 @dataclass
 class StabilisedProblem:
     """A Poisson denoising of y as a Gaussian one: ``z`` = anscombe(y) (B, C, H, W), denoised
-    through ``operator`` (identity with Gaussian noise of std ``sigma``)."""
+    through ``operator`` (identity with Gaussian noise of std ``sigma``) by ``method``."""
 
     z: torch.Tensor
     operator: LinearPhysics
     photons: float
     read_sigma: float
+    method: str | None = None   # None: the prior's tuned method at ``sigma``
 
     @property
     def sigma(self) -> float:
@@ -74,8 +78,9 @@ def stabilised_problem(y: torch.Tensor, operator, prior, method: str | None, tas
                        options: dict) -> StabilisedProblem | None:
     """The stabilised form of a Poisson denoising of y (B, C, H, W), or None where ``solve``
     keeps the variance per pixel: another task or noise model, ``stabilise=False``, a given
-    ``sigma``, or a method (named, or the prior's tuned one at the stabilised level) that is
-    not a point estimate."""
+    ``sigma``, or a method that is not a point estimate: the one named, else the tuned entry's
+    at the stabilised level (its ``ANSCOMBE_METHOD_KEY``, measured by the tuner, else its
+    method)."""
     if task != "denoise" or options.get("sigma") is not None \
             or options.get("stabilise", True) is not True or y.ndim != 4:
         return None
@@ -86,7 +91,10 @@ def stabilised_problem(y: torch.Tensor, operator, prior, method: str | None, tas
     z = anscombe(y, photons, read_sigma)
     gaussian = build_operator("denoise", tuple(z.shape), noise=stabilised_sigma(photons),
                               device=y.device)
-    if (method or default_method(prior, gaussian, stabilised_sigma(photons))) \
-            not in POINT_METHODS:
+    entry = tuned_defaults(prior, gaussian, stabilised_sigma(photons))[1]
+    tuned = entry.get(ANSCOMBE_METHOD_KEY) or entry.get("method") or "map"
+    if (method or tuned) not in POINT_METHODS:
         return None
-    return StabilisedProblem(z, gaussian, photons, read_sigma)
+    # the entry's own method is left to solve, which may give its HQS way to MAP
+    chosen = method or (tuned if tuned != entry.get("method") else None)
+    return StabilisedProblem(z, gaussian, photons, read_sigma, chosen)

@@ -99,6 +99,12 @@ def default_method(prior, operator, sigma: float | None = None) -> str:
 POISSON_MAP_FAMILIES = ("denoise",)
 
 
+#: The ``denoise`` entry's method (``hqs`` or ``map``) for a Poisson denoising, which ``solve``
+#: runs on the measurement's Anscombe transform (``solvers.stabilised``; the tuner's Anscombe
+#: stage, ``bench.anscombe_choice``; absent: the entry's method).
+ANSCOMBE_METHOD_KEY = "anscombe_method"
+
+
 #: A deblurring or super-resolution entry's noise std above which ``solve`` runs its tuned MAP
 #: instead of its tuned HQS (the tuner's MAP switch, ``bench.map_switch``; absent: never).
 MAP_ABOVE_KEY = "map_above"
