@@ -61,7 +61,7 @@ def _settings(entry: dict) -> str:
     if MAP_ABOVE_KEY in entry:
         text += f" (map above noise {entry[MAP_ABOVE_KEY]:.2g})"
     if ANSCOMBE_METHOD_KEY in entry:
-        text += f" (Poisson: {entry[ANSCOMBE_METHOD_KEY]} on the Anscombe transform)"
+        text += f" (Poisson: {entry[ANSCOMBE_METHOD_KEY]})"
     return text
 
 
