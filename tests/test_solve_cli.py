@@ -203,6 +203,14 @@ def test_a_poisson_denoising_says_it_runs_on_the_anscombe_transform(app, files, 
     settings = json.loads(result.stdout)["settings"]
     assert settings["method"] == "hqs" and settings["stabilised"]["sigma"] == pytest.approx(0.1)
     assert np.load(tmp_path / "x.npy").shape == (16, 16)
+    tuned["denoise"]["anscombe_method"] = "map"  # the tuner's Anscombe stage chose MAP
+    save_prior(EnergyPrior(ConvEnergy(channels=1, width=8, levels=2), eps=0.05, name="tuned",
+                           solve_defaults=tuned), tmp_path / "prior")
+    result = run(app, "solve", tmp_path / "y.npy", "--photons", "25", "--prior",
+                 tmp_path / "prior", "-o", tmp_path / "x.npy", "--json")
+    assert result.exit_code == 0, result.output
+    assert "map: tuned's settings tuned for denoise" in result.stderr
+    assert json.loads(result.stdout)["settings"]["method"] == "map"
 
 
 def test_solve_says_before_the_run_when_the_tuned_hqs_gives_way_to_map(app, tmp_path):

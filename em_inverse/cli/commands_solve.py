@@ -200,7 +200,7 @@ def solve_command(
                    f"at noise {stabilised.sigma:.4g}")
         planned_physics, level, poisson = stabilised.operator, stabilised.sigma, False
     tuned_key, tuned = tuned_defaults(model, planned_physics, level)
-    planned = method or tuned.get("method") or "map"
+    planned = method or (stabilised and stabilised.method) or tuned.get("method") or "map"
     fallback = None if method else hqs_fallback(planned, model, level, op, poisson=poisson,
                                                 entry=tuned)
     if fallback:
