@@ -3,9 +3,10 @@ its MAP, ``solve`` runs on the Anscombe transform of a Poisson measurement
 (``solvers.stabilised``).
 
 The transform's noise is Gaussian of one level only where a pixel holds several photons: on
-a dark background (Fashion-MNIST's, a night sky) most values count 0 or 1 photons. There
-Tweedie's one-step denoiser, calibrated for Gaussian noise, does worst, and priors differ in
-how much of their images is dark: on its first 20 training images fashion-mnist's tuned HQS on
+a dark background (Fashion-MNIST's, a night sky) most values count 0 or 1 photons, and
+Tweedie's one-step denoiser, calibrated for Gaussian noise, did worst on such images in our
+checks. Priors differ in how much of their images is dark: on its first 20 training images
+fashion-mnist's tuned HQS on
 the transform scores 18.96 / 21.17 dB at 10 / 20 photons, its tuned MAP 20.18 / 23.70, while
 natural-gray's HQS beats its MAP by 1.7 dB on its crops at 10 to 30 photons (``python
 benchmarks/poisson_check.py PRIOR --tasks denoise``). So the choice is measured per prior:
@@ -28,7 +29,7 @@ from em_inverse.solvers.objective import SolverError
 from em_inverse.solvers.tuned_entries import ANSCOMBE_METHOD_KEY
 
 #: Photons per unit intensity of the Poisson denoisings scored (root-mean noise std about
-#: 0.17, 0.1 and 0.06 on natural images).
+#: 0.2, 0.11 and 0.06 on natural-gray's tuning crops).
 POISSON_PHOTONS = (10, 30, 100)
 #: The key of the stage's table in the card's ``tuning.switches``.
 ANSCOMBE_TABLE = "denoise-anscombe"
@@ -39,15 +40,17 @@ DIVERGED_PSNR = 0.0
 def anscombe_stage(prior, entry: dict, images: list[torch.Tensor], border: int,
                    db_per_doubling: float, progress=None) -> dict:
     """``{ANSCOMBE_METHOD_KEY: "hqs" or "map", "photons": [...], "hqs": [...], "map": [...],
-    "hqs_cost": ..., "map_cost": ..., "score": {method: dB}}`` for the tuned ``denoise``
-    ``entry`` (a ``solve_defaults`` entry with HQS and MAP settings) on ``images`` (each
-    (1, C, H, W) in [0, 1]): mean PSNR per photon level, mean grad V per solve, and each
-    method's mean over the levels less its cost charge. ``prior`` carries no tuned settings
+    "hqs_cost": ..., "map_cost": ..., "hqs_diverged": n, "map_diverged": n,
+    "score": {method: dB}}`` for the tuned ``denoise`` ``entry`` (a ``solve_defaults`` entry
+    with HQS and MAP settings) on ``images`` (each (1, C, H, W) in [0, 1]): mean PSNR per
+    photon level, mean grad V per finished solve, solves that diverged (each scored
+    ``DIVERGED_PSNR``), and each method's mean over the levels less its cost charge. ``prior`` carries no tuned settings
     (each method runs the entry's options on solve's defaults, as in the tuner's trials)."""
     from em_inverse.solvers import solve
 
     scores = {"hqs": [], "map": []}
     costs = {"hqs": [], "map": []}
+    diverged = {"hqs": 0, "map": 0}
     for photons in POISSON_PHOTONS:
         task = Task(f"denoise-poisson-{photons}", "denoise", 0.0, photons=photons)
         cases = [task.simulate(x, seed=100 + k) for k, x in enumerate(images)]
@@ -59,6 +62,7 @@ def anscombe_stage(prior, entry: dict, images: list[torch.Tensor], border: int,
                                      **entry.get(method, {}))
                 except SolverError:
                     row.append(DIVERGED_PSNR)
+                    diverged[method] += 1
                     continue
                 row.append(psnr(solution.estimate.clamp(0, 1), x, border=border))
                 costs[method].append(grad_v_cost(solution))
@@ -73,6 +77,7 @@ def anscombe_stage(prior, entry: dict, images: list[torch.Tensor], border: int,
             "hqs": [round(s, 3) for s in scores["hqs"]],
             "map": [round(s, 3) for s in scores["map"]],
             "hqs_cost": round(cost["hqs"], 1), "map_cost": round(cost["map"], 1),
+            "hqs_diverged": diverged["hqs"], "map_diverged": diverged["map"],
             "db_per_doubling": db_per_doubling,
             "score": {method: round(value, 3) for method, value in charged.items()}}
 

@@ -57,9 +57,9 @@ import math
 
 import numpy as np
 
+from em_inverse.bench.anscombe_choice import ANSCOMBE_TABLE, anscombe_stage
 from em_inverse.bench.chain_budget import chains_worth_running, predicted_gain
 from em_inverse.bench.clean_switch import switch_stage
-from em_inverse.bench.anscombe_choice import ANSCOMBE_TABLE, anscombe_stage
 from em_inverse.bench.map_switch import MAP_SWITCH_SUFFIX, map_switch_stage
 from em_inverse.bench.metrics import mean_square, psnr
 from em_inverse.bench.tasks import Task
