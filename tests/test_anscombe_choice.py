@@ -93,3 +93,20 @@ def test_the_tune_command_measures_the_anscombe_choice_alone(tmp_path):
         "solve_defaults"]["denoise"]
     assert {k: v for k, v in denoise.items() if k != ANSCOMBE_METHOD_KEY} == ENTRY
     assert denoise[ANSCOMBE_METHOD_KEY] in ("hqs", "map")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--anscombe-only", "--map-switch-only"], "choose one"),
+    (["--anscombe-only", "--families", "deblur"], "--families must include denoise")])
+def test_the_anscombe_stage_alone_is_refused_where_it_would_measure_nothing(tmp_path, args,
+                                                                              message):
+    from typer.testing import CliRunner
+
+    from em_inverse.cli.app import app
+
+    save_prior(EnergyPrior(ConvEnergy(channels=1, width=4, levels=2), eps=0.05, name="tiny",
+                           solve_defaults={"denoise": ENTRY}), tmp_path / "prior")
+    before = (tmp_path / "prior" / "config.json").read_bytes()
+    result = CliRunner().invoke(app, ["tune", str(tmp_path / "prior"), *args])
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert (tmp_path / "prior" / "config.json").read_bytes() == before

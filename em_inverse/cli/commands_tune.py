@@ -63,6 +63,12 @@ def tune(
     if unknown or not chosen:
         raise UserError(f"--families: unknown {', '.join(unknown) or '(none given)'}; "
                         f"choose from {', '.join(ENTRIES)}")
+    if map_switch_only and anscombe_only:
+        raise UserError("--map-switch-only and --anscombe-only each run one stage alone: "
+                        "choose one")
+    if anscombe_only and "denoise" not in chosen:
+        raise UserError("--anscombe-only measures the denoise entry: --families must include "
+                        "denoise")
     for name, value in (("--size", size), ("--count", count), ("--steps", steps)):
         if value < 1:
             raise UserError(f"{name} must be positive")
