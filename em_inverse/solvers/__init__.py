@@ -7,10 +7,9 @@ from em_inverse.solvers.interaction import Interaction
 from em_inverse.solvers.objective import Objective, SolverError
 from em_inverse.solvers.solution import Diagnostics, Solution
 from em_inverse.solvers.stabilised import stabilised_problem
-from em_inverse.solvers.tuned_entries import (CLEAN_SUFFIX, HOLE_KEY, clean_below, default_method,
-                                             hqs_fallback, tuned_defaults)
+from em_inverse.solvers.tuned_entries import (CLEAN_SUFFIX, HOLE_KEY, clean_below, hqs_fallback,
+                                             tuned_defaults)
 
 __all__ = ["CLEAN_SUFFIX", "HOLE_KEY", "METHODS", "SAMPLERS", "Diagnostics", "Interaction",
-           "Objective", "Solution", "SolverError", "clean_below", "default_method",
-           "hqs_fallback", "initial_estimate", "noise_level", "solve", "stabilised_problem",
-           "tuned_defaults"]
+           "Objective", "Solution", "SolverError", "clean_below", "hqs_fallback",
+           "initial_estimate", "noise_level", "solve", "stabilised_problem", "tuned_defaults"]

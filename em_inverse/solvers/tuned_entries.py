@@ -79,13 +79,6 @@ def tuned_defaults(prior, operator, sigma: float | None = None) -> tuple[str | N
     return (key, tuned[key]) if key in tuned else (None, {})
 
 
-def default_method(prior, operator, sigma: float | None = None) -> str:
-    """The prior's tuned method for the operator at noise std ``sigma``
-    (``tuned_defaults(prior, operator, sigma)[1]["method"]``), else ``map``: what ``solve``
-    runs when no method is named, unless its tuned HQS gives way to MAP (``hqs_fallback``)."""
-    return tuned_defaults(prior, operator, sigma)[1].get("method") or "map"
-
-
 #: The families whose tuned HQS gives way to the tuned MAP under Poisson noise, whose level
 #: varies per pixel: denoising, whose tuned HQS is Tweedie's denoiser at one level per image.
 #: ``solve`` reaches this only with ``stabilise=False``: by default it denoises the Anscombe
