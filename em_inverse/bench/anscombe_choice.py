@@ -44,8 +44,9 @@ def anscombe_stage(prior, entry: dict, images: list[torch.Tensor], border: int,
     "score": {method: dB}}`` for the tuned ``denoise`` ``entry`` (a ``solve_defaults`` entry
     with HQS and MAP settings) on ``images`` (each (1, C, H, W) in [0, 1]): mean PSNR per
     photon level, mean grad V per finished solve, solves that diverged (each scored
-    ``DIVERGED_PSNR``), and each method's mean over the levels less its cost charge. ``prior`` carries no tuned settings
-    (each method runs the entry's options on solve's defaults, as in the tuner's trials)."""
+    ``DIVERGED_PSNR``), and each method's mean over the levels less its cost charge.
+    ``prior`` carries no tuned settings (each method runs the entry's options on solve's
+    defaults, as in the tuner's trials)."""
     from em_inverse.solvers import solve
 
     scores = {"hqs": [], "map": []}
