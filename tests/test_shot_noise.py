@@ -1,7 +1,8 @@
 """Poisson (shot) noise: simulated counts, the per-pixel variance the data term uses, and solve.
 
 A measurement y = Poisson(P A x) / P + N(0, sigma^2) has mean A x and variance A x / P + sigma^2
-per pixel; ``solve`` weighs each value by the inverse of that variance, read from y.
+per pixel; ``solve`` weighs each value by the inverse of that variance, read from y, except in
+a denoising by MAP or HQS, which it runs on y's Anscombe transform (one Gaussian noise level).
 """
 from __future__ import annotations
 
