@@ -47,16 +47,15 @@ MAX_NOISE = 10.0
 
 def _operator_options(op, mask, kernel, factor, noise, photons) -> None:
     from em_inverse.operators import TASKS
-    from em_inverse.operators.shot_noise import MAX_PHOTONS
+    from em_inverse.operators.shot_noise import check_photons
 
     if op not in TASKS:
         raise UserError(f"unknown operator {op!r}: use one of {', '.join(TASKS)}")
     if noise is not None and not 0 <= noise <= MAX_NOISE:
         raise UserError(f"--noise must be in [0, {MAX_NOISE:g}] (a std on the [0, 1] image "
                         f"scale), got {noise:g}")
-    if photons is not None and not 0 < photons <= MAX_PHOTONS:
-        raise UserError(f"--photons must be in (0, {MAX_PHOTONS:g}] (the mean photon count "
-                        f"of a white pixel), got {photons:g}")
+    if photons is not None:
+        check_photons(photons, "--photons")
     for flag, given, needs in (("--mask", mask, "inpaint"), ("--kernel", kernel, "deblur"),
                                ("--factor", factor, "superres")):
         if given is not None and op != needs:

@@ -32,17 +32,18 @@ from em_inverse.operators.noise import MIN_SIGMA, check_sigma
 MAX_PHOTONS = 1e9
 
 
-def check_photons(photons) -> float:
-    """``photons`` as a float in (0, ``MAX_PHOTONS``], else a ``UserError``."""
+def check_photons(photons, name: str = "photons") -> float:
+    """``photons`` as a float in (0, ``MAX_PHOTONS``], else a ``UserError`` naming it ``name``
+    (the CLI's ``--photons``)."""
     try:
         value = float(photons) if not isinstance(photons, bool) else None
     except (TypeError, ValueError):
         value = None
     if value is None:
-        raise UserError(f"photons must be a number, got {photons!r}")
+        raise UserError(f"{name} must be a number, got {photons!r}")
     if not 0 < value <= MAX_PHOTONS:
-        raise UserError(f"photons (per unit intensity) must lie in (0, {MAX_PHOTONS:g}], got "
-                        f"{value:g}")
+        raise UserError(f"{name} (the mean photon count of a white pixel) must lie in "
+                        f"(0, {MAX_PHOTONS:g}], got {value:g}")
     return value
 
 
