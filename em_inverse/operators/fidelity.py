@@ -34,14 +34,12 @@ class GaussianFidelity:
         self.sigma = sigma
         self.per_value = variance is not None
         if not self.per_value:
-            self.variance = sigma.view(-1, *([1] * (y.ndim - 1))) ** 2  # (N, 1, 1, 1)
-            self.weight = (1.0 / sigma**2).view(-1, *([1] * (y.ndim - 1)))
-        else:
-            if variance.shape != y.shape:
-                raise ValueError(f"variance must have y's shape {tuple(y.shape)}, got "
-                                 f"{tuple(variance.shape)}")
-            self.variance = variance
-            self.weight = 1.0 / variance
+            variance = sigma.view(-1, *([1] * (y.ndim - 1))) ** 2  # (N, 1, 1, 1)
+        elif variance.shape != y.shape:
+            raise ValueError(f"variance must have y's shape {tuple(y.shape)}, got "
+                             f"{tuple(variance.shape)}")
+        self.variance = variance
+        self.weight = 1.0 / variance
 
     def smallest_variance(self) -> float:
         """The smallest noise variance of any measured value (the stiffest data term)."""
