@@ -130,9 +130,10 @@ def _drop_alpha(array: np.ndarray, source: str) -> np.ndarray:
 
 #: How far outside [0, 1] a float measurement may reach before it is read with a warning. Noise
 #: of std 0.25 (the top of the levels the natural priors learned) stays within 1, but shot noise
-#: does not: at 10 photons per unit intensity the tuning crops' brightest counts reach 2.3
-#: (``benchmarks/poisson_check.py --photons 10``). An 8-bit image saved as floats goes far
-#: beyond 5 unless it is nearly black.
+#: does not: at 10 photons per unit intensity a white pixel counts Poisson(10) photons, more
+#: than 20 (above 2 on this scale) for one pixel in 630 (``tests/test_shot_noise.py`` checks
+#: that such a measurement does not warn). An 8-bit image saved as floats goes far beyond 5
+#: unless it is nearly black.
 FAR_OUTSIDE = 4.0
 
 

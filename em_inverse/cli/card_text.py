@@ -49,7 +49,7 @@ def _shape(data: dict) -> str:
 def _settings(entry: dict) -> str:
     """'hqs: steps 40, sigma_start 0.1, ...': the task's default method and its settings, and
     for a ``-clean`` entry the noise level below which solve takes it (none, if its switch is
-    the data term's floor ``MIN_SIGMA``: solve's noise level is never below it), and the level
+    the data term's floor ``MIN_SIGMA``: solve's noise level is never below it), the level
     above which an HQS entry gives way to its MAP, and the method that denoises a Poisson
     measurement's Anscombe transform."""
     method = entry.get("method", "map")

@@ -111,10 +111,10 @@ def hqs_fallback(method: str, prior, noise: float, family: str | None = None,
     The tuned HQS gives way under Poisson noise (``poisson``: a noise variance per pixel) for
     the ``POISSON_MAP_FAMILIES`` (``family``); above its tuned ``entry``'s ``MAP_ABOVE_KEY``
     level (``bench.map_switch``); and for any family beyond the prior's trained levels: its
-    first prior
-    step is Tweedie's denoiser at the noise sigma, which the prior learned only up to the top
-    of its ``denoising_levels`` (and which holds to ``TRUSTED_SHARE`` of it): beyond, grad V is
-    no noisy-data score and the step makes the image worse than the measurement
+    first prior step is Tweedie's denoiser at the noise sigma, which the prior learned only up
+    to the top of its ``denoising_levels`` (and which holds to ``TRUSTED_SHARE`` of it):
+    beyond, grad V is no noisy-data score and the step makes the image worse than the
+    measurement
     (natural-gray's tuning crops at 75/255: 9.85 dB from a 12.30 dB input; its tuned MAP 22.30:
     ``python benchmarks/denoiser_refinement_check.py --levels 75,100``). MAP only evaluates
     grad V near its estimate, which stays image-like."""
