@@ -31,6 +31,26 @@ def test_conv_energy_is_a_sum_of_per_pixel_terms_and_works_at_any_size():
         assert torch.allclose(net(x), net.pixel_energy(x).flatten(1).sum(1))
 
 
+def test_the_residual_head_is_half_a_learned_weight_times_the_squared_residual_per_pixel():
+    """head="residual": e = alpha/2 ||x - N(x)||^2 per pixel, alpha = exp(log_alpha); the net
+    rebuilds from its config, and a linear-head net's config does not name its head."""
+    torch.manual_seed(0)
+    net = ConvEnergy(channels=3, width=8, levels=2, head="residual")
+    x = torch.rand(2, 3, 19, 24)
+    with torch.no_grad():
+        net.log_alpha.fill_(0.7)
+        read_out = net.head(torch.nn.functional.silu(net.features(x)))  # N(x): (2, 3, 19, 24)
+        expected = 0.5 * torch.tensor(0.7).exp() * (x - read_out).square().sum(1, keepdim=True)
+        assert torch.allclose(net.pixel_energy(x), expected, atol=1e-5)
+        assert (net(x) >= 0).all()
+    rebuilt = build_net(net.config)
+    rebuilt.load_state_dict(net.state_dict())
+    assert net.config["head"] == "residual" and torch.equal(rebuilt(x), net(x))
+    assert "head" not in ConvEnergy(channels=1, width=8, levels=2).config
+    with pytest.raises(ValueError, match="head"):
+        ConvEnergy(channels=1, width=8, levels=2, head="quadratic")
+
+
 @pytest.mark.parametrize("size", [(5, 7), (1, 4), (1, 1)])
 def test_the_cuda_padding_backward_is_the_exact_adjoint_of_replicate_padding(size):
     """On CUDA, ConvEnergy's replicate padding folds gradients back with ``fold_edges`` (no

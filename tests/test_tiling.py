@@ -6,7 +6,8 @@ from em_inverse.priors import ConvEnergy, EnergyPrior, tiling
 from em_inverse.priors.nets import OpponentEnergy
 from em_inverse.priors.tiling import tile_spans, tiled_energy_and_grad
 
-ARCHS = [dict(levels=3, blocks=2), dict(levels=2, blocks=1), dict(levels=4, blocks=1)]
+ARCHS = [dict(levels=3, blocks=2), dict(levels=2, blocks=1), dict(levels=4, blocks=1),
+         dict(levels=3, blocks=2, head="residual")]
 
 
 def whole_image(net, x):

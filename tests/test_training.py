@@ -328,9 +328,10 @@ def conv_arch(width: int, **changes) -> dict:
             **changes}
 
 
-def test_a_widened_conv_energy_computes_the_trained_energy_and_its_gradient():
+@pytest.mark.parametrize("head", ["linear", "residual"])
+def test_a_widened_conv_energy_computes_the_trained_energy_and_its_gradient(head):
     torch.manual_seed(0)
-    trained, wide = build_net(conv_arch(4)), build_net(conv_arch(8))
+    trained, wide = build_net(conv_arch(4, head=head)), build_net(conv_arch(8, head=head))
     state = widen_state(trained.state_dict(), wide.state_dict())
     wide.load_state_dict(state)
     x = torch.randn(3, 1, 20, 20, requires_grad=True)
@@ -352,6 +353,8 @@ def test_only_a_wider_conv_energy_of_the_same_shape_otherwise_can_be_widened():
     assert not can_widen(conv_arch(24), conv_arch(16))
     assert not can_widen(conv_arch(16), conv_arch(24, levels=4))
     assert not can_widen(conv_arch(16), conv_arch(24, blocks=3))
+    assert not can_widen(conv_arch(16), conv_arch(24, head="residual"))  # another energy
+    assert can_widen(conv_arch(16, head="residual"), conv_arch(24, head="residual"))
     assert not can_widen({"type": "MLPEnergy", "dim": 2, "width": 8},
                          {"type": "MLPEnergy", "dim": 2, "width": 16})
 

@@ -91,18 +91,36 @@ class _Block(nn.Module):
         return h + self.conv2(F.silu(self.conv1(F.silu(h))))
 
 
+#: ConvEnergy's per-pixel read-outs (its ``head`` option).
+CONV_HEADS = ("linear", "residual")
+
+
 class ConvEnergy(nn.Module):
-    """Fully convolutional energy: V(x) = sum over pixels of a per-pixel output.
+    """Fully convolutional energy: V(x) = sum over pixels of a per-pixel energy e(x).
 
     A small U-Net-like body (``levels`` resolutions, width doubling per level, average-pool down,
     nearest up, additive skips) gives a receptive field of tens of pixels at low cost, and the
     same weights work on any image size. Input (B, C, H, W) -> output (B,).
+
+    ``head`` reads the per-pixel energy off the body's features f:
+    - ``"linear"``: e = a . f + b, one number per pixel (the bundled priors);
+    - ``"residual"``: e = alpha/2 ||x - N(x)||^2 over the channels, with N(x) a C-channel
+      read-out of f and alpha > 0 learned (log-parametrised, 1 at the start). Then grad V =
+      alpha (I - J_N)^T (x - N(x)): most of the field is the body's forward output x - N(x), as
+      in a score network, and V stays one explicit energy (the gradient-step denoisers of Hurault
+      et al. 2022; the ``E = ||x - f(x)||^2 / 2`` energies of Salimans and Ho 2021).
     """
 
-    def __init__(self, channels: int = 1, width: int = 32, levels: int = 3, blocks: int = 1):
+    def __init__(self, channels: int = 1, width: int = 32, levels: int = 3, blocks: int = 1,
+                 head: str = "linear"):
         super().__init__()
+        if head not in CONV_HEADS:
+            raise ValueError(f"unknown ConvEnergy head {head!r}: use one of {CONV_HEADS}")
         self.config = {"type": "ConvEnergy", "channels": channels, "width": width,
                        "levels": levels, "blocks": blocks}
+        if head != "linear":  # configs of linear-head nets stay as they were
+            self.config["head"] = head
+        self.residual = head == "residual"
         widths = [width * 2**k for k in range(levels)]
         self.stem = _conv(channels, width)
         self.down = nn.ModuleList()
@@ -112,10 +130,12 @@ class ConvEnergy(nn.Module):
             self.enc.append(nn.Sequential(*[_Block(w) for _ in range(blocks)]))
         self.up = nn.ModuleList(nn.Conv2d(widths[k + 1], widths[k], 1) for k in range(levels - 1))
         self.dec = nn.ModuleList(_Block(widths[k]) for k in range(levels - 1))
-        self.head = nn.Conv2d(width, 1, 1)
+        self.head = nn.Conv2d(width, channels if self.residual else 1, 1)
+        if self.residual:
+            self.log_alpha = nn.Parameter(torch.zeros(()))
 
-    def pixel_energy(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-pixel energies (B, 1, H, W) whose sum is V(x)."""
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The body's features at full resolution, (B, C, H, W) -> (B, width, H, W)."""
         h = self.stem(x)
         skips = []
         for k, (down, enc) in enumerate(zip(self.down, self.enc)):
@@ -127,7 +147,14 @@ class ConvEnergy(nn.Module):
             skip = skips[k]
             h = skip + self.up[k](F.interpolate(h, size=skip.shape[-2:], mode="nearest"))
             h = self.dec[k](h)
-        return self.head(F.silu(h))
+        return h
+
+    def pixel_energy(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-pixel energies (B, 1, H, W) whose sum is V(x)."""
+        out = self.head(F.silu(self.features(x)))
+        if self.residual:
+            return 0.5 * self.log_alpha.exp() * (x - out).square().sum(1, keepdim=True)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pixel_energy(x).flatten(1).sum(1)

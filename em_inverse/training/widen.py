@@ -21,7 +21,7 @@ import torch
 from em_inverse.errors import UserError
 
 #: Architecture fields a widening must keep.
-KEPT = ("type", "channels", "levels", "blocks")
+KEPT = ("type", "channels", "levels", "blocks", "head")
 
 
 def can_widen(trained_arch: dict, arch: dict) -> bool:
