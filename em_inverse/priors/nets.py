@@ -106,9 +106,10 @@ class ConvEnergy(nn.Module):
     - ``"linear"``: e = a . f + b, one number per pixel (the bundled priors);
     - ``"residual"``: e = alpha/2 ||x - N(x)||^2 over the channels, with N(x) a C-channel
       read-out of f and alpha > 0 learned (log-parametrised, 1 at the start). Then grad V =
-      alpha (I - J_N)^T (x - N(x)): most of the field is the body's forward output x - N(x), as
-      in a score network, and V stays one explicit energy (the gradient-step denoisers of Hurault
-      et al. 2022; the ``E = ||x - f(x)||^2 / 2`` energies of Salimans and Ho 2021).
+      alpha (I - J_N)^T (x - N(x)) holds the body's forward output x - N(x) itself, as a score
+      network's field does, and V stays one explicit energy (the gradient-step denoisers of
+      Hurault et al. 2022; the ``E = ||x - f(x)||^2 / 2`` energies of Salimans and Ho 2021).
+      Same convolutions and cost; one parameter more.
     """
 
     def __init__(self, channels: int = 1, width: int = 32, levels: int = 3, blocks: int = 1,
