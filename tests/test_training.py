@@ -354,6 +354,7 @@ def test_only_a_wider_conv_energy_of_the_same_shape_otherwise_can_be_widened():
     assert not can_widen(conv_arch(16), conv_arch(24, levels=4))
     assert not can_widen(conv_arch(16), conv_arch(24, blocks=3))
     assert not can_widen(conv_arch(16), conv_arch(24, head="residual"))  # another energy
+    assert can_widen(conv_arch(16), conv_arch(24, head="linear"))  # the default, named
     assert can_widen(conv_arch(16, head="residual"), conv_arch(24, head="residual"))
     assert not can_widen({"type": "MLPEnergy", "dim": 2, "width": 8},
                          {"type": "MLPEnergy", "dim": 2, "width": 16})

@@ -19,15 +19,19 @@ from __future__ import annotations
 import torch
 
 from em_inverse.errors import UserError
+from em_inverse.training.architecture import with_defaults
 
 #: Architecture fields a widening must keep.
 KEPT = ("type", "channels", "levels", "blocks", "head")
 
 
 def can_widen(trained_arch: dict, arch: dict) -> bool:
-    """True if ``arch`` is ``trained_arch`` with a larger width (ConvEnergy only)."""
-    return (trained_arch.get("type") == arch.get("type") == "ConvEnergy"
-            and all(trained_arch.get(k) == arch.get(k) for k in KEPT)
+    """True if ``arch`` is ``trained_arch`` with a larger width (ConvEnergy only); a field left
+    out counts as the net's default (a config without ``head`` has the linear one)."""
+    if not trained_arch.get("type") == arch.get("type") == "ConvEnergy":
+        return False
+    trained_arch, arch = with_defaults(trained_arch), with_defaults(arch)
+    return (all(trained_arch[k] == arch[k] for k in KEPT)
             and arch["width"] > trained_arch["width"])
 
 
