@@ -15,7 +15,7 @@ highlights than in the shadows. This measures, on TRAINING crops only, three way
   (``solvers.stabilised``, the default for denoising).
 
     python benchmarks/poisson_check.py natural-gray                 # 6 crops of 128 px
-    python benchmarks/poisson_check.py natural-gray --photons 10,100 --per-crop
+    python benchmarks/poisson_check.py natural-gray --photons 10,100 --per-crop   # + dark shares
     python benchmarks/poisson_check.py fashion-mnist --count 20     # first training images
 
 PSNR over the crops with an 8-px border ignored (Fashion-MNIST: none). One thread.
@@ -35,6 +35,9 @@ from em_inverse.bench.validation_set import fashion_training_images, validation_
 
 FAMILIES = {"denoise": {}, "inpaint-50": {"missing": 0.5}, "deblur-gauss": {"kernel": "gaussian:2"},
             "superres-x2": {"factor": 2}}
+
+#: ``--per-crop`` also prints each crop's share of values below this intensity ("dark").
+DARK = 0.1
 
 parser = argparse.ArgumentParser()
 parser.add_argument("prior", choices=("natural-gray", "natural-rgb", "fashion-mnist"))
@@ -96,8 +99,9 @@ for photons in [float(p) for p in args.photons.split(",")]:
                 scores[label].append(score(y, operator, method, options, x))
         print(f"{photons:7g}  {name:12s}" + "".join(column(scores[label]) for label in COLUMNS),
               flush=True)
-        for k, (crop, _) in enumerate(crops if args.per_crop else []):
+        for k, (crop, x) in enumerate(crops if args.per_crop else []):
             row = [column(scores[label][k:k + 1]) for label in COLUMNS]
-            print(f"{'':9s}{crop[:12]:12s}" + "".join(row), flush=True)
+            dark = float((x < DARK).float().mean())  # values that count 0 or 1 photons at 10
+            print(f"{'':9s}{crop[:12]:12s}" + "".join(row) + f"  {dark:4.0%} dark", flush=True)
 if diverged:
     print(f"{diverged} solve(s) diverged (SolverError): scored 0 dB and marked *")
