@@ -15,9 +15,9 @@ a variance per pixel in the data term (the default before):
 
 The larger loss, natural-rgb at 10 photons, comes from two of its five crops, coffee and
 hubble_deep_field (the tuned MAP on the transform scores 27.27 dB on the five). Why is not
-isolated: both hold many values below a tenth of white (29% and 85%), where a value counts 0 or
-1 photons and the transform's noise is far from Gaussian, but natural-gray's coffee crop (20%)
-gains 1.9 dB.
+isolated: both hold many values below a tenth of white (29% and 85%, ``--per-crop``'s dark
+shares), where a value counts 0 or 1 photons and the transform's noise is far from Gaussian,
+but natural-gray's coffee crop (20%) gains 1.9 dB.
 
 Which tuned denoiser runs on the transform is measured per prior by the tuner's Anscombe stage
 (``bench.anscombe_choice``): where a prior's images are mostly dark, as Fashion-MNIST's are,
@@ -90,9 +90,7 @@ def stabilised_problem(y: torch.Tensor, operator, prior, method: str | None, tas
     photons = noise_photons(operator)
     if photons is None:
         return None
-    read_sigma = read_noise_sigma(operator)
-    z = anscombe(y, photons, read_sigma)
-    gaussian = build_operator("denoise", tuple(z.shape), noise=stabilised_sigma(photons),
+    gaussian = build_operator("denoise", tuple(y.shape), noise=stabilised_sigma(photons),
                               device=y.device)
     entry = tuned_defaults(prior, gaussian, stabilised_sigma(photons))[1]
     tuned = entry.get(ANSCOMBE_METHOD_KEY) or entry.get("method") or "map"
@@ -100,4 +98,6 @@ def stabilised_problem(y: torch.Tensor, operator, prior, method: str | None, tas
         return None
     # the entry's own method is left to solve, which may give its HQS way to MAP
     chosen = method or (tuned if tuned != entry.get("method") else None)
-    return StabilisedProblem(z, gaussian, photons, read_sigma, chosen)
+    read_sigma = read_noise_sigma(operator)
+    return StabilisedProblem(anscombe(y, photons, read_sigma), gaussian, photons, read_sigma,
+                             chosen)
