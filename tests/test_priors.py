@@ -12,7 +12,7 @@ import torch
 
 from em_inverse.errors import UserError
 from em_inverse.operators import MIN_SIGMA
-from em_inverse.priors.nets import _ReplicatePad, build_net, fold_edges
+from em_inverse.priors.nets import OpponentEnergy, _ReplicatePad, build_net, fold_edges
 from em_inverse.priors import (ConvEnergy, EnergyPrior, GlobalEnergy, MLPEnergy, load_prior,
                                save_prior)
 from em_inverse.priors.colour import opponent_prior
@@ -224,6 +224,22 @@ def test_the_opponent_prior_is_the_gray_energy_summed_over_opponent_channels(tmp
     assert loaded.channels == 3 and loaded.eps == gray.eps
 
 
+def test_a_chroma_weight_scales_the_two_chroma_terms_and_survives_saving(tmp_path):
+    gray = tiny_conv_prior()
+    colour = opponent_prior(gray, chroma_weight=2.5)
+    save_prior(colour, tmp_path / "rgb")
+    loaded = load_prior(tmp_path / "rgb")
+    x = torch.rand(2, 3, 12, 10, dtype=torch.float64)
+    per_channel = gray.double().energy(opponent_channels(x)).view(2, 3)
+    expected = per_channel[:, 0] + 2.5 * per_channel[:, 1:].sum(1)
+    assert torch.allclose(colour.double().energy(x), expected)
+    assert torch.equal(loaded.double().energy(x), colour.energy(x))
+    internal = colour.to_internal(x)
+    assert torch.allclose(colour.net.pixel_energy(internal).sum((1, 2, 3)), colour.net(internal))
+    with pytest.raises(ValueError, match="chroma_weight"):
+        OpponentEnergy(gray.net.config, chroma_weight=0.0)
+
+
 def test_through_the_opponent_prior_colour_noise_is_gray_noise_at_a_third_of_the_variance():
     """The transform is orthogonal up to 1/sqrt(3): the Tweedie step sigma^2 grad V on the rgb
     image is the step (sigma^2 / 3) grad V_gray on every opponent channel."""
@@ -262,6 +278,11 @@ def test_the_opponent_command_builds_a_colour_prior_and_never_overwrites_one_sil
     again = subprocess.run(command, capture_output=True, text=True)
     assert again.returncode == 2 and "--force" in again.stderr
     assert subprocess.run(command + ["--force"], capture_output=True).returncode == 0
+    weighted = subprocess.run(command + ["--force", "--chroma-weight", "2"], capture_output=True)
+    assert weighted.returncode == 0 and load_prior(out).net.config["chroma_weight"] == 2.0
+    refused = subprocess.run(command + ["--force", "--chroma-weight", "0"], capture_output=True,
+                             text=True)
+    assert refused.returncode == 2 and "--chroma-weight must be positive" in refused.stderr
 
 
 def test_the_opponent_command_refuses_an_out_that_is_a_file_or_lies_in_a_missing_folder(

@@ -132,6 +132,8 @@ def score(
 def opponent(
     gray: Annotated[str, typer.Argument(help="Gray prior: bundled name or folder.")],
     out: Annotated[Path, typer.Argument(help="Folder for the colour prior.")],
+    chroma_weight: Annotated[float, typer.Option(
+        "--chroma-weight", help="Weight of the two chroma terms (1: the plain sum).")] = 1.0,
     force: Annotated[bool, typer.Option("--force", help="Replace a prior already in OUT.")] = False,
     quiet: QuietOption = False,
 ):
@@ -144,8 +146,10 @@ def opponent(
 
     if (out / CONFIG).exists() and not force:
         raise UserError(f"{out} already holds a prior: pass --force to replace it")
+    if not chroma_weight > 0:
+        raise UserError(f"--chroma-weight must be positive, got {chroma_weight:g}")
     check_new_folder(out)
-    colour = opponent_prior(load_prior(gray), name=out.name)
+    colour = opponent_prior(load_prior(gray), name=out.name, chroma_weight=chroma_weight)
     save_prior(colour, out)
     say(quiet, f"wrote {out}: {colour.card['colour']} ({colour.num_parameters} parameters)")
 

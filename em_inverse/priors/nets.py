@@ -238,20 +238,30 @@ class OpponentEnergy(nn.Module):
     one kernel) keeps the problem split into three gray ones: this is how a gray prior denoises
     colour images at a third of the noise variance in luminance and with smooth chroma, the
     luminance/chrominance split of colour BM3D. Input (B, 3, H, W) -> output (B,).
+
+    ``chroma_weight`` w multiplies the two chroma terms: V(x) = V_1(u_0) + w (V_1(u_1) + V_1(u_2)).
+    Chroma images are smoother than the luminance the gray energy learned; w > 1 asks for
+    smoother chroma than that (the default 1 is the plain sum).
     """
 
     #: White noise of std s on the image is noise of std s / NOISE_GAIN on each channel net input.
     NOISE_GAIN = 3**0.5
 
-    def __init__(self, channel_energy: dict, channels: int = 3):
+    def __init__(self, channel_energy: dict, channels: int = 3, chroma_weight: float = 1.0):
         super().__init__()
         if channels != 3:
             raise ValueError(f"OpponentEnergy takes 3-channel images, not {channels}")
+        if not (isinstance(chroma_weight, (int, float)) and chroma_weight > 0):
+            raise ValueError(f"chroma_weight must be a positive number, got {chroma_weight!r}")
         self.channel_net = build_net(channel_energy)
         if self.channel_net.config.get("channels") != 1:
             raise ValueError("OpponentEnergy needs a one-channel channel_energy")
         self.config = {"type": "OpponentEnergy", "channels": 3,
                        "channel_energy": self.channel_net.config}
+        if chroma_weight != 1.0:
+            self.config["chroma_weight"] = float(chroma_weight)
+        self.register_buffer("channel_weights", torch.tensor([1.0, chroma_weight, chroma_weight]),
+                             persistent=False)
         rows = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [1.0, -2.0, 1.0]])
         transform = rows / rows.norm(dim=1, keepdim=True) / 3**0.5
         self.register_buffer("transform", transform, persistent=False)
@@ -262,12 +272,14 @@ class OpponentEnergy(nn.Module):
         return u.reshape(-1, 1, *u.shape[-2:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.channel_net(self.opponent_channels(x)).view(-1, 3).sum(1)
+        energies = self.channel_net(self.opponent_channels(x)).view(-1, 3)
+        return (energies * self.channel_weights.to(energies.dtype)).sum(1)
 
     def pixel_energy(self, x: torch.Tensor) -> torch.Tensor:
         """Per-pixel energies (B, 1, H, W), summed over the three opponent channels."""
         energies = self.channel_net.pixel_energy(self.opponent_channels(x))
-        return energies.view(-1, 3, *x.shape[-2:]).sum(1, keepdim=True)
+        weights = self.channel_weights.to(energies.dtype).view(1, 3, 1, 1)
+        return (energies.view(-1, 3, *x.shape[-2:]) * weights).sum(1, keepdim=True)
 
     @property
     def receptive_radius(self) -> int:
