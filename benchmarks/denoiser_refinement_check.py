@@ -6,10 +6,10 @@
 Denoises the validation crops ``em-inverse tune`` uses (6 crops of 128 px of the SPEC 6
 training images; Fashion-MNIST priors: the first 20 training images) at each noise level
 (/255) with the one-step Tweedie denoiser (HQS, one level: the noise sigma) and with
-``--steps`` levels from the noise sigma down to ``sigma_end`` (``end_at_noise=False``), both with
-the prior's tuned symmetry for denoising, next to the noisy input and to what ``solve`` does
-without a method (the prior's tuned default, MAP above its trained noise levels), as mean PSNR
-(dB, 8-px border, estimates clipped to [0, 1]). ``--below-noise`` overrides
+``--steps`` levels from the noise sigma down to ``sigma_end`` (``end_level="below-noise"``),
+both with the prior's tuned symmetry for denoising, next to the noisy input and to what
+``solve`` does without a method (the prior's tuned default, MAP above its trained noise
+levels), as mean PSNR (dB, 8-px border, estimates clipped to [0, 1]). ``--below-noise`` overrides
 ``solvers.api.LEVELS_BELOW_NOISE`` (the second level is at most noise / that factor; 1 turns the
 guard off).
 """
@@ -41,7 +41,7 @@ images = fashion_training_images(20) if fixed else validation_images(prior.chann
 border = 0 if fixed else 8
 one_step = {"steps": 1, "symmetry": symmetry}
 finer = {"steps": args.steps, "sigma_start": MIN_SIGMA, "sigma_end": args.sigma_end,
-              "end_at_noise": False, "symmetry": symmetry}
+              "end_level": "below-noise", "symmetry": symmetry}
 print(f"{args.prior} (symmetry {symmetry}); {args.steps} levels down to {args.sigma_end}, at "
       f"most noise / {args.below_noise:g}")
 for level in (int(v) for v in args.levels.split(",")):

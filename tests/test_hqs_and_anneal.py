@@ -61,11 +61,16 @@ def test_the_fixed_point_of_hqs_is_the_map_estimate(task):
     assert torch.allclose(solution.estimate, expected, atol=5e-4)  # CG stops at rtol 1e-5
 
 
-def test_hqs_never_couples_below_the_measurement_noise_and_validates_its_options():
+def test_hqs_starts_at_the_measurement_noise_or_above_and_validates_its_options():
+    """The first prior step removes noise of the measurement's level; a deblurring's levels
+    then go on below it, down to sigma_end (``end_level`` ``fixed``)."""
     physics, y, _, _ = problem("deblur")
     prior = quadratic_prior(MU, S)
-    solution = solve(y, physics, prior, method="hqs", steps=3, sigma_end=0.001, progress=False)
-    assert solution.settings["sigma_end"] == pytest.approx(SIGMA)
+    solution = solve(y, physics, prior, method="hqs", steps=3, sigma_start=0.001,
+                     sigma_end=0.001, progress=False)
+    assert solution.settings["sigma_start"] == pytest.approx(SIGMA)
+    assert solution.settings["sigma_end"] == pytest.approx(0.001)
+    assert solution.settings["end_level"] == "fixed"
     for bad in ({"sigma_start": 0}, {"sigma_end": -1.0}, {"cg_steps": 0}):
         with pytest.raises(UserError):
             solve(y, physics, prior, method="hqs", progress=False, **bad)
@@ -102,26 +107,42 @@ def test_hqs_caps_a_prior_step_larger_than_its_level_by_default_and_reports_it()
             solve(y, physics, prior, method="hqs", step_cap=bad, progress=False)
 
 
-def test_hqs_goes_below_the_noise_only_when_asked_and_then_at_least_4x_below_it():
-    """end_at_noise=False: the levels start at the noise sigma and end at min(sigma_end,
-    sigma/4); two levels on denoising are Tweedie's formula, then the exact data step and one
-    more prior step at the finer level."""
+def test_hqs_ends_its_levels_at_sigma_end_at_the_noise_or_4x_below_it_as_end_level_says():
+    """end_level: ``fixed`` ends at sigma_end whatever the noise, ``noise`` (denoising's
+    default) raises it to the noise sigma, ``below-noise`` lowers it to min(sigma_end,
+    sigma/4); the first level is never below the noise. Two levels on denoising with
+    ``below-noise`` are Tweedie's formula, then the exact data step and one more prior step at
+    the finer level."""
     g = torch.Generator().manual_seed(1)
     y = torch.rand(SHAPE, generator=g) + SIGMA * torch.randn(SHAPE, generator=g)
     prior = quadratic_prior(MU, S)
-    for asked, expected in ((0.001, 0.001), (0.04, SIGMA / 4)):
+    for rule, asked, expected in ((None, 0.04, SIGMA), ("noise", 0.04, SIGMA),
+                                  ("fixed", 0.04, 0.04), ("below-noise", 0.001, 0.001),
+                                  ("below-noise", 0.04, SIGMA / 4)):
         solution = solve(y, op.denoising(SIGMA), prior, method="hqs", steps=2, sigma_start=1 / 255,
-                         sigma_end=asked, end_at_noise=False, progress=False)
+                         sigma_end=asked, end_level=rule, progress=False)
         assert solution.settings["sigma_start"] == pytest.approx(SIGMA)
         assert solution.settings["sigma_end"] == pytest.approx(expected)
+        assert solution.settings["end_level"] == (rule or "noise")
     finer = 0.001
     tweedie = y - SIGMA**2 * (y - MU) / S**2
     x2 = (finer**2 * y + SIGMA**2 * tweedie) / (SIGMA**2 + finer**2)
     solution = solve(y, op.denoising(SIGMA), prior, method="hqs", steps=2, sigma_start=1 / 255,
-                     sigma_end=finer, end_at_noise=False, progress=False)
+                     sigma_end=finer, end_level="below-noise", progress=False)
     assert torch.allclose(solution.estimate, x2 - finer**2 * (x2 - MU) / S**2, atol=1e-6)
-    with pytest.raises(UserError, match="end_at_noise"):
-        solve(y, op.denoising(SIGMA), prior, method="hqs", end_at_noise="no", progress=False)
+    with pytest.raises(UserError, match="end_level"):
+        solve(y, op.denoising(SIGMA), prior, method="hqs", end_level="no", progress=False)
+
+
+def test_settings_tuned_before_end_level_keep_the_rule_their_end_at_noise_flag_meant():
+    g = torch.Generator().manual_seed(1)
+    y = torch.rand(SHAPE, generator=g) + SIGMA * torch.randn(SHAPE, generator=g)
+    for flag, rule, level in ((False, "below-noise", SIGMA / 4), (True, "noise", SIGMA)):
+        entry = {"method": "hqs", "hqs": {"steps": 2, "sigma_end": 0.04, "end_at_noise": flag}}
+        prior = quadratic_prior(MU, S).copy_with(solve_defaults={"denoise": entry})
+        solution = solve(y, op.denoising(SIGMA), prior, progress=False)
+        assert solution.settings["end_level"] == rule
+        assert solution.settings["sigma_end"] == pytest.approx(level)
 
 
 def test_the_tuned_hqs_gives_way_to_map_above_the_levels_the_denoiser_learned():

@@ -165,7 +165,7 @@ def test_the_denoiser_is_tried_in_one_step_and_with_a_finer_second_level():
     assert len(two_levels) == len(DENOISER_WEIGHTS) * len(REFINEMENT_LEVELS)
     assert {o["sigma_end"] for o in two_levels} == set(REFINEMENT_LEVELS)
     # the first level is the noise sigma itself (solve raises sigma_start to it)
-    assert all(o["end_at_noise"] is False and o["sigma_start"] <= 1 / 255 for o in two_levels)
+    assert all(o["end_level"] == "below-noise" and o["sigma_start"] <= 1 / 255 for o in two_levels)
 
 
 def test_a_grid_whose_best_value_lies_on_its_edge_is_continued_beyond_it():

@@ -32,13 +32,13 @@ ANNEAL_STEP_FACTORS = (0.2, 0.5, 0.7)
 #: average: 29.09 / 31.16 / 27.93 dB at 0.75 / 1 / 1.25: its card's tuning table), so the grid
 #: is fine around 1.
 DENOISER_WEIGHTS = (0.75, 0.9, 1.0, 1.1, 1.25)
-#: The denoiser is also tried with a second HQS level below the noise (``end_at_noise=False``:
-#: the noise sigma, then min(level, noise / 4)), at these levels. The second prior step refines
-#: the learned, inexact Tweedie estimate; it works at the finest levels the priors were trained
-#: on (their denoising-score term stops at 0.01 in pixel units): on natural-gray's tuning crops
-#: at 25/255, +0.31 dB at 0.01, +0.14 at 0.005, -1.64 at 0.02 (a coarse step smooths an image
-#: that is already denoised), and three levels down to 0.01 lose 6.42
-#: (``python benchmarks/denoiser_refinement_check.py natural-gray --sigma-end L [--steps 3]``).
+#: The denoiser is also tried with a second HQS level below the noise (``end_level="below-noise"``:
+#: the noise sigma, then min(level, noise / 4)), at these levels. The second prior step refines the
+#: learned, inexact Tweedie estimate; it works at the finest levels the priors were trained on
+#: (their denoising-score term stops at 0.01 in pixel units): on natural-gray's tuning crops at
+#: 25/255, +0.31 dB at 0.01, +0.14 at 0.005, -1.64 at 0.02 (a coarse step smooths an image that is
+#: already denoised), and three levels down to 0.01 lose 6.42 (``python
+#: benchmarks/denoiser_refinement_check.py natural-gray --sigma-end L [--steps 3]``).
 REFINEMENT_LEVELS = (0.005, 0.01)
 #: Options whose grid is continued when the best setting lies on its edge: the value beyond
 #: the edge (the grid's own ratio between its two outermost values) is tried, up to
@@ -61,7 +61,8 @@ def candidates(family: str, weights=WEIGHTS, map_steps: int = 100,
     trials = [("map", {"prior_weight": w, "steps": map_steps}) for w in weights]
     if family == "denoise":
         schedules = [{"steps": 1}] + [
-            {"steps": 2, "sigma_start": MIN_SIGMA, "sigma_end": level, "end_at_noise": False}
+            {"steps": 2, "sigma_start": MIN_SIGMA, "sigma_end": level,
+             "end_level": "below-noise"}
             for level in REFINEMENT_LEVELS]
         trials += [("hqs", schedule | {"prior_weight": w} |
                     ({} if g == "none" else {"symmetry": g}))

@@ -276,7 +276,8 @@ class OpponentEnergy(nn.Module):
         return (energies * self.channel_weights.to(energies.dtype)).sum(1)
 
     def pixel_energy(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-pixel energies (B, 1, H, W), summed over the three opponent channels."""
+        """Per-pixel energies (B, 1, H, W), summed over the three opponent channels (chroma
+        weighted by ``chroma_weight``)."""
         energies = self.channel_net.pixel_energy(self.opponent_channels(x))
         weights = self.channel_weights.to(energies.dtype).view(1, 3, 1, 1)
         return (energies.view(-1, 3, *x.shape[-2:]) * weights).sum(1, keepdim=True)

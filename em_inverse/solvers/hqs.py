@@ -8,10 +8,10 @@ Splitting x = z with a coupling ||x - z||^2 / (2 s^2) and alternating the two ha
 The prior step is one gradient step on w V/eps of size s_k^2. For a V whose gradient is a
 noisy-data score (the denoising-score term of training), it is Tweedie's formula: the MMSE
 denoiser at noise level s_k, with no free constant (w = 1 is the calibrated value). s_k
-decreases geometrically from ``sigma_start`` to ``sigma_end`` (``solve`` keeps both at least
-the measurement noise, unless told ``end_at_noise=False``), so early steps use the coarse,
-smooth part of the prior (large holes fill from context) and late ones the fine detail. With
-one iteration on a denoising problem (x_1 = y, s_1 = sigma_y) the method is exactly Tweedie's
+decreases geometrically from ``sigma_start`` to ``sigma_end`` (``solve`` raises the first to
+the measurement noise and sets the last by its ``end_level`` rule), so early steps use the
+coarse, smooth part of the prior (large holes fill from context) and late ones the fine detail.
+With one iteration on a denoising problem (x_1 = y, s_1 = sigma_y) the method is exactly Tweedie's
 denoiser. Further iterations at levels below sigma_y refine it: x_k is then mostly z_{k-1}, and
 each prior step removes part of what the previous one left (a learned score is not an exact
 Tweedie denoiser). Each iteration costs one grad V: the same as one MAP iteration.

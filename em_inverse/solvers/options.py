@@ -18,7 +18,7 @@ SAMPLERS = ("posterior", "anneal", "em")
 #: Defaults per method (documented in ``solve``).
 DEFAULTS = {
     "map": {"steps": 200, "history": 10, "gtol": 1e-5, "ftol": 1e-8, "first_step": 0.05},
-    "hqs": {"steps": 40, "sigma_start": 0.1, "sigma_end": 0.01, "end_at_noise": True,
+    "hqs": {"steps": 40, "sigma_start": 0.1, "sigma_end": 0.01, "end_level": None,
             "cg_steps": 20, "step_cap": 1.5},
     "posterior": {"steps": 1000, "burn_in": None, "thin": 1, "chains": 4, "mala": False,
                   "step": None, "step_factor": None, "adapt": True, "precondition": True,
@@ -30,25 +30,40 @@ DEFAULTS = {
            "data_weight": None, "t_start": 0.0, "interaction_sigma": None,
            "interaction_region": None},
 }
+#: HQS's rules for its last coupling level given the noise sigma (``solvers.api.last_level``):
+#: ``fixed`` keeps ``sigma_end``, ``noise`` raises it to the noise, ``below-noise`` lowers it
+#: to at most noise / ``LEVELS_BELOW_NOISE``. Unset (None), denoising takes ``noise`` (one
+#: level is then Tweedie's denoiser at the noise) and every other task ``fixed``.
+END_LEVELS = ("fixed", "noise", "below-noise")
 COMMON = {"prior_weight": 1.0, "sigma": None, "samples": None, "init": None, "seed": 0,
           "profile": False, "symmetry": "none", "keep_observed": True, "stabilise": True}
 
 
-def resolve_options(method: str, tuned: dict, options: dict) -> dict:
-    """The method's settings: the caller's ``options`` > the prior's ``tuned[method]`` >
-    ``DEFAULTS[method]`` (validated)."""
+def resolve_options(method: str, tuned: dict, options: dict, task: str = "generic") -> dict:
+    """The method's settings for a ``task`` (``denoise``, ``inpaint``...): the caller's
+    ``options`` > the prior's ``tuned[method]`` > ``DEFAULTS[method]`` (validated)."""
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     unknown = set(options) - set(COMMON) - set(DEFAULTS[method])
     if unknown:
         raise TypeError(f"unknown option(s) for method {method!r}: {', '.join(sorted(unknown))}")
     settings = {**COMMON, **DEFAULTS[method]}
-    settings.update({k: v for k, v in tuned.get(method, {}).items() if k in settings})
+    settings.update({k: v for k, v in _current(tuned.get(method, {})).items() if k in settings})
     settings.update({k: v for k, v in options.items() if v is not None})
+    if method == "hqs" and settings["end_level"] is None:
+        settings["end_level"] = "noise" if task == "denoise" else "fixed"
     validate_options(settings, method)
     if settings.get("step_cap") == math.inf:
         settings["step_cap"] = None  # an infinite cap is no cap (and None stays valid JSON)
     return settings
+
+
+def _current(entry: dict) -> dict:
+    """A tuned entry, its ``end_at_noise`` flag (the two rules before ``end_level``; priors
+    tuned then still hold it) read as the ``end_level`` it meant."""
+    if "end_at_noise" in entry and "end_level" not in entry:
+        return {**entry, "end_level": "noise" if entry["end_at_noise"] else "below-noise"}
+    return entry
 
 
 def _is_number(value) -> bool:
@@ -97,8 +112,9 @@ def validate_options(s: dict, method: str) -> None:
         cap = s["step_cap"]
         if cap is not None and not (_is_number(cap) and cap > 0):
             raise UserError(f"step_cap must be a positive number (inf: no cap), got {cap!r}")
-        if not isinstance(s["end_at_noise"], bool):
-            raise UserError(f"end_at_noise must be true or false, got {s['end_at_noise']!r}")
+        if s["end_level"] not in END_LEVELS:
+            raise UserError(f"end_level must be one of {', '.join(END_LEVELS)}, "
+                            f"got {s['end_level']!r}")
     if method not in SAMPLERS:
         return
     positive_int("chains")
