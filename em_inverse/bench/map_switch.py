@@ -1,17 +1,18 @@
 """The MAP switch of ``em-inverse tune``: above which noise level ``solve`` runs a prior's
 tuned MAP for deblurring and super-resolution instead of their tuned HQS.
 
-Both families are tuned at noise 0.01 (``TUNED_NOISE``), and an HQS schedule does not carry
-far above its tuning level: its levels run from its first one down to the noise, a prior step
-of weight w at each, so at noise 0.05 a schedule from 0.1 spans a factor of 2 instead of 10,
-and its 40 prior steps over-smooth. natural-gray's tuning crops at noise 0.02 / 0.05 / 0.1:
-deblurring by its tuned HQS 30.41 / 27.24 / 22.85 dB, by its tuned MAP 30.05 / 28.56 / 26.58;
-fashion-mnist's HQS, from 0.2 at w = 1/2, still beats its MAP at 0.1 on super-resolution
-(18.41 against 17.29 dB; ``python benchmarks/hqs_vs_map_noise_check.py PRIOR --levels ...``).
-So the crossing is measured per prior: the entry's HQS and its MAP settings are scored on the
-tuning images at the noise levels ``ABOVE_NOISE``, and the switch is chosen among the
-geometric means of consecutive levels, the top level, and never (``math.inf``), as the clean
-entries' switch is (``bench.clean_switch.choose_switch``: by the true level and by the level
+Both families are tuned at noise 0.01 (``TUNED_NOISE``). While HQS's levels ended at the
+noise (``end_level="noise"``, solve's rule before commit 586d205), its schedule did not carry
+far above that level: at noise 0.05 a schedule from 0.1 spanned a factor of 2 instead of 10,
+and its 40 prior steps over-smoothed (natural-gray's tuning crops at noise 0.02 / 0.05 / 0.1:
+deblurring by its tuned HQS 30.41 / 27.24 / 22.85 dB, by its tuned MAP 30.05 / 28.56 / 26.58).
+Ending at the tuned ``sigma_end`` instead, its HQS scores 30.49 / 29.12 / 27.37 and beats MAP
+at every level (``python benchmarks/hqs_end_level_check.py natural-gray``); natural-rgb's
+deblurring is the one bundled entry whose MAP still wins, at 0.1 (experiments.md, "HQS levels
+below the noise"). So the crossing is measured per prior: the entry's HQS and its MAP settings
+are scored on the tuning images at the noise levels ``ABOVE_NOISE``, and the switch is chosen
+among the geometric means of consecutive levels, the top level, and never (``math.inf``), as
+the clean entries' switch is (``bench.clean_switch.choose_switch``: by the true level and by the level
 estimated from an 8-bit measurement, MAP charged for its extra cost at the tuner's rate). The
 entry's ``MAP_ABOVE_KEY`` holds it (``None``: never).
 """

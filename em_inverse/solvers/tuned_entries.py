@@ -86,9 +86,9 @@ def tuned_defaults(prior, operator, sigma: float | None = None) -> tuple[str | N
 #: On natural-gray's six tuning crops at 20 / 100 photons per unit intensity (root-mean noise
 #: std about 0.14 / 0.06), both with the per-pixel data term: 27.08 / 32.61 dB against the
 #: tuned MAP's 27.42 / 33.13 (``python benchmarks/poisson_check.py natural-gray``).
-#: Deblurring and super-resolution give way there too, by their MAP switch at 0.032 (HQS /
-#: MAP: 20.44 / 26.52 against 25.64 / 28.32, and 21.03 / 27.03 against 23.50 / 29.12); 50%
-#: inpainting keeps its HQS (22.62 / 29.14 against 23.20 / 28.18).
+#: Inpainting, deblurring and super-resolution keep their HQS, whose levels descend below the
+#: noise (``end_level``; HQS / MAP: 27.21 / 31.47 against 23.20 / 28.18, 26.07 / 28.76 against
+#: 25.64 / 28.32, and 24.78 / 29.74 against 23.50 / 29.12), up to a MAP switch if they have one.
 POISSON_MAP_FAMILIES = ("denoise",)
 
 
