@@ -134,7 +134,7 @@ def test_hqs_ends_its_levels_at_sigma_end_at_the_noise_or_4x_below_it_as_end_lev
         solve(y, op.denoising(SIGMA), prior, method="hqs", end_level="no", progress=False)
 
 
-def test_settings_tuned_before_end_level_keep_the_rule_their_end_at_noise_flag_meant():
+def test_settings_from_before_end_level_keep_the_rule_their_end_at_noise_flag_meant():
     g = torch.Generator().manual_seed(1)
     y = torch.rand(SHAPE, generator=g) + SIGMA * torch.randn(SHAPE, generator=g)
     for flag, rule, level in ((False, "below-noise", SIGMA / 4), (True, "noise", SIGMA)):
@@ -143,6 +143,9 @@ def test_settings_tuned_before_end_level_keep_the_rule_their_end_at_noise_flag_m
         solution = solve(y, op.denoising(SIGMA), prior, progress=False)
         assert solution.settings["end_level"] == rule
         assert solution.settings["sigma_end"] == pytest.approx(level)
+        called = solve(y, op.denoising(SIGMA), quadratic_prior(MU, S), method="hqs", steps=2,
+                       sigma_end=0.04, end_at_noise=flag, progress=False)
+        assert called.settings["end_level"] == rule and "end_at_noise" not in called.settings
 
 
 def test_the_tuned_hqs_gives_way_to_map_above_the_levels_the_denoiser_learned():

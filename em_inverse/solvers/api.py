@@ -112,8 +112,9 @@ def solve(y, operator, prior, method: str | None = None, *,
             ``sigma_end`` is raised to the noise sigma, the usual rule of plug-and-play HQS,
             which leaves a noisy inpainting many prior steps at one level, see
             ``last_level``; ``below-noise``: at most noise / ``LEVELS_BELOW_NOISE``, which
-            lets a denoising run refine Tweedie's estimate at a finer level); ``cg_steps``
-            (20, data step for non-diagonal A^T A);
+            lets a denoising run refine Tweedie's estimate at a finer level; the former flag
+            ``end_at_noise`` True / False still reads as ``noise`` / ``below-noise``);
+            ``cg_steps`` (20, data step for non-diagonal A^T A);
             ``step_cap`` (1.5: each prior step's RMS is held to at most 1.5 s_k per image, a
             trust region that keeps a nearly clean image from being thrown far out of [0, 1],
             which repairs natural-rgb's deblurring of wide Gaussian blur, ``solvers.hqs``;

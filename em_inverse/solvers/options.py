@@ -44,6 +44,7 @@ def resolve_options(method: str, tuned: dict, options: dict, task: str = "generi
     ``options`` > the prior's ``tuned[method]`` > ``DEFAULTS[method]`` (validated)."""
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    options = _current(options)
     unknown = set(options) - set(COMMON) - set(DEFAULTS[method])
     if unknown:
         raise TypeError(f"unknown option(s) for method {method!r}: {', '.join(sorted(unknown))}")
@@ -59,11 +60,13 @@ def resolve_options(method: str, tuned: dict, options: dict, task: str = "generi
 
 
 def _current(entry: dict) -> dict:
-    """A tuned entry, its ``end_at_noise`` flag (the two rules before ``end_level``; priors
-    tuned then still hold it) read as the ``end_level`` it meant."""
-    if "end_at_noise" in entry and "end_level" not in entry:
-        return {**entry, "end_level": "noise" if entry["end_at_noise"] else "below-noise"}
-    return entry
+    """Settings (tuned or the caller's) with an ``end_at_noise`` flag, HQS's option before
+    ``end_level`` (priors tuned then still hold it), read as the ``end_level`` it meant."""
+    if "end_at_noise" not in entry:
+        return entry
+    current = {k: v for k, v in entry.items() if k != "end_at_noise"}
+    current.setdefault("end_level", "noise" if entry["end_at_noise"] else "below-noise")
+    return current
 
 
 def _is_number(value) -> bool:
