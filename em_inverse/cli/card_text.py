@@ -4,6 +4,8 @@ The full card, every tuning trial included, is ``em-inverse priors --json``.
 """
 from __future__ import annotations
 
+import textwrap
+
 from em_inverse.bench.methods import ANNEAL, HQS, MAP, POSTERIOR
 from em_inverse.operators.noise import MIN_SIGMA
 from em_inverse.solvers.tuned_entries import ANSCOMBE_METHOD_KEY, MAP_ABOVE_KEY, SWITCH_KEY
@@ -27,7 +29,9 @@ def card_lines(config: dict) -> list[str]:
     if defaults:
         where = card.get("tuning", {}).get("validation", {}).get("images", "training images")
         lines.append(f"  defaults (tuned on {where}):")
-        lines += [f"    {task:14s} {_settings(entry)}" for task, entry in defaults.items()]
+        for task, entry in defaults.items():
+            lines += textwrap.wrap(f"    {task:14s} {_settings(entry)}", width=100,
+                                   subsequent_indent=" " * 21, break_on_hyphens=False)
     for entry in card.get("benchmark", []):
         lines += _benchmark_lines(entry)
     lines.append("  (every setting, trial and command: em-inverse priors --json)")
