@@ -2,8 +2,8 @@
 
 HQS's levels descend from ``sigma_start`` to ``sigma_end`` (``solvers.hqs``); ``end_level``
 says what the measurement's noise does to the last one: ``noise`` raises it to the noise (the
-rule of plug-and-play HQS, solve's only rule for every task until this check), ``fixed``
-keeps the tuned ``sigma_end`` (solve's default now, but for denoising). The tuned entries were
+rule of plug-and-play HQS, solve's default before commit 586d205), ``fixed`` keeps the tuned
+``sigma_end`` (solve's default since, but for denoising). The tuned entries were
 chosen at noise 0 (inpainting) and 0.01 (deblurring, super-resolution), where the two rules
 agree; this scores both above those levels, with the prior's tuned HQS entry for the task,
 next to its tuned MAP and to what ``solve`` runs by default, on the validation crops ``em-inverse

@@ -12,9 +12,9 @@ deblurring is the one bundled entry whose MAP still wins, at 0.1 (experiments.md
 below the noise"). So the crossing is measured per prior: the entry's HQS and its MAP settings
 are scored on the tuning images at the noise levels ``ABOVE_NOISE``, and the switch is chosen
 among the geometric means of consecutive levels, the top level, and never (``math.inf``), as
-the clean entries' switch is (``bench.clean_switch.choose_switch``: by the true level and by the level
-estimated from an 8-bit measurement, MAP charged for its extra cost at the tuner's rate). The
-entry's ``MAP_ABOVE_KEY`` holds it (``None``: never).
+the clean entries' switch is (``bench.clean_switch.choose_switch``: by the true level and by
+the level estimated from an 8-bit measurement, MAP charged for its extra cost at the tuner's
+rate). The entry's ``MAP_ABOVE_KEY`` holds it (``None``: never).
 """
 from __future__ import annotations
 
