@@ -48,7 +48,7 @@ QUALITY_METHODS = {"em-inverse MAP", "em-inverse MAP (no symmetry)",
 def test_natural_quick_writes_every_task_and_method(app, tmp_path):
     result, seconds = _run(app, "natural", "--quick", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert seconds < 120  # 14 tasks x 2 groups: about 70 s on 2 cores
+    assert seconds < 120  # 16 tasks x 2 groups: about 50 s on 2 cores
     for name in ("results.md", "results.csv", "psnr_bars.png", "examples_gray.png",
                  "examples_colour.png"):
         assert (tmp_path / name).stat().st_size > 0, name

@@ -102,8 +102,9 @@ def natural_tasks() -> list[Task]:
     """The natural-image tasks of SPEC 7; noiseless deblurring and super-resolution (which
     ``solve`` runs with the prior's ``-clean`` settings, where it has them); both at noise
     0.005, between the two tuned levels (``-faint``: there the switch decides which settings
-    run, ``bench.clean_switch``); and denoising and deblurring under Poisson noise
-    (``-poisson-P``: P photons per unit intensity, ``operators.shot_noise``)."""
+    run, ``bench.clean_switch``); inpainting and deblurring at noise 0.05, above every tuned
+    level (``-noisy``); and denoising and deblurring under Poisson noise (``-poisson-P``: P
+    photons per unit intensity, ``operators.shot_noise``)."""
     return [
         Task("denoise-15", "denoise", 15 / 255, label="denoise sigma 15/255"),
         Task("denoise-25", "denoise", 25 / 255, label="denoise sigma 25/255"),
@@ -125,6 +126,10 @@ def natural_tasks() -> list[Task]:
              label="Gaussian deblur std 2, noise 0.005"),
         Task("superres-x2-faint", "superres", 0.005, factor=2,
              label="super-resolution x2, noise 0.005"),
+        Task("inpaint-50-noisy", "inpaint", 0.05, missing=0.5,
+             label="inpaint 50% random missing, noise 0.05"),
+        Task("deblur-gauss-noisy", "deblur", 0.05, kernel="gaussian:2",
+             label="Gaussian deblur std 2, noise 0.05"),
         Task("denoise-poisson-30", "denoise", 0.0, photons=30,
              label="denoise Poisson noise, 30 photons at white"),
         Task("deblur-poisson-100", "deblur", 0.0, kernel="gaussian:2", photons=100,
@@ -144,5 +149,8 @@ def fashion_tasks() -> list[Task]:
                                          label="Gaussian deblur std 1, no noise"),
               "deblur-gauss-faint": Task("deblur-gauss-faint", "deblur", 0.005,
                                          kernel="gaussian:1",
-                                         label="Gaussian deblur std 1, noise 0.005")}
+                                         label="Gaussian deblur std 1, noise 0.005"),
+              "deblur-gauss-noisy": Task("deblur-gauss-noisy", "deblur", 0.05,
+                                         kernel="gaussian:1",
+                                         label="Gaussian deblur std 1, noise 0.05")}
     return [scaled.get(t.name, t) for t in natural_tasks()]
