@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from em_inverse.bench import images
+from em_inverse.bench import images, measure
 from em_inverse.bench.metrics import psnr, ssim
 
 
@@ -119,3 +119,22 @@ def test_calibration_pools_the_missing_pixels_inside_the_border_for_inpainting()
             assert torch.equal(inside, missing) and 0.4 < missing.float().mean() < 0.6
         else:
             assert inside.all()
+
+
+@pytest.mark.skipif(not measure._reset_peak_rss(), reason="needs Linux's resettable VmHWM")
+def test_peak_memory_of_a_small_call_after_a_large_one_counts_its_own_allocation():
+    """The speed suite's pattern: a large measured call, then a small one. The large call's
+    freed blocks stay resident in the C heap below a block that is still alive; the small
+    call reuses them, and without a trim its peak above the baseline read 0."""
+    cpu = torch.device("cpu")
+    with measure.PeakMemory(cpu) as large:
+        torch.ones(2**20)  # one freed 4 MiB block: glibc now serves such blocks from its heap
+        blocks = [torch.ones(2**20) for _ in range(64)]  # 256 MiB at once
+        alive = torch.ones(2**20)  # allocated above them, it keeps the heap from shrinking
+        del blocks
+    with measure.PeakMemory(cpu) as small:
+        blocks = [torch.ones(2**20) for _ in range(16)]  # 64 MiB
+        del blocks
+    del alive
+    assert 240 < large.mib < 320
+    assert 48 < small.mib < 128
