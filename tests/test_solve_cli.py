@@ -391,12 +391,14 @@ def test_a_std_png_says_what_white_means(app, files, tmp_path):
     scale = json.loads(result.stdout[result.stdout.index("{"):])["std_png_scale"]
     assert f"black is a std of 0, white {scale:.3g}" in result.output
 
+
 @pytest.mark.parametrize("args, message", [
     (["priors", "--quiet"], "No such option"),
     (["solve"], "Missing argument 'image'"),
     (["solve", "x.png", "--steps", "many"], "Invalid value for '--steps'"),
     (["degrade", "x.png", "-o", "y.png", "--seed", str(2**64)], "Invalid value for '--seed'"),
     (["sample", "-p", "natural-gray", "--seed", "-1"], "Invalid value for '--seed'"),
+    (["train", "--out", "run", "--seed", str(2**32)], "not in 0 to 2^32 - 1"),
 ])
 def test_usage_mistakes_are_one_error_line_with_exit_status_2(args, message):
     import subprocess
@@ -408,6 +410,19 @@ def test_usage_mistakes_are_one_error_line_with_exit_status_2(args, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert lines[0].endswith(f"{args[0]} --help')")  # where to look next
+
+
+@pytest.mark.parametrize("command", ["solve", "degrade", "train", "sample", "priors", "score",
+                                     "bench", "tune", "opponent"])
+def test_help_in_an_80_column_terminal_cuts_no_word(command):
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "em_inverse", command, "--help"],
+                            capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    assert "\u2026" not in result.stdout  # rich's ellipsis, where a word did not fit its column
 
 
 def test_the_command_line_starts_without_torch_for_help_and_usage_errors():

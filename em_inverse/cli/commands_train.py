@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from em_inverse.cli.common import DeviceOption, QuietOption, say, user_errors
+from em_inverse.cli.common import DeviceOption, QuietOption, say, seed_in_range, user_errors
 from em_inverse.errors import UserError
 
 
@@ -48,7 +48,7 @@ def train(
                                              "narrower ConvEnergy is widened).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT's checkpoint.")] = False,
     seed: Annotated[Optional[int], typer.Option(
-        "--seed", min=0, max=2**32 - 1, help="Random seed.")] = None,
+        "--seed", callback=seed_in_range, help="Random seed, 0 to 2^32 - 1.")] = None,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
 ):

@@ -12,8 +12,21 @@ import typer
 
 from em_inverse.errors import UserError
 
+SEED_MAX = 2**32 - 1
+
+
+def seed_in_range(value: int | None) -> int | None:
+    """``--seed``'s check, 0 to 2^32 - 1. A callback rather than an integer range, whose
+    bounds the help would print beside every option's type and so squeeze every help text
+    into a narrow column."""
+    if value is not None and not 0 <= value <= SEED_MAX:
+        raise typer.BadParameter(f"{value} is not in 0 to 2^32 - 1")
+    return value
+
+
 SeedOption = Annotated[int, typer.Option(
-    "--seed", min=0, max=2**32 - 1, help="Random seed (bit-reproducible on CPU).")]
+    "--seed", callback=seed_in_range,
+    help="Random seed, 0 to 2^32 - 1 (bit-reproducible on CPU).")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or chatter.")]
 
