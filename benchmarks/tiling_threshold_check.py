@@ -1,6 +1,6 @@
 """Above what batch size does grad V on the CPU run faster tile by tile than in one pass?
 
-    python benchmarks/tiling_threshold_check.py [--repeats 5]
+    python benchmarks/tiling_threshold_check.py [--repeats 5] [--keep-freed-memory]
 
 For each bundled natural prior and batch shape (single images from 384 to 1024 px, and
 batches such as 4 or 8 posterior chains of a 256-px image), times one ``value_and_grad`` both
@@ -9,13 +9,15 @@ path (image by image, in tiles of ``tiling.TILE`` px plus the net's receptive ra
 context). Median seconds of ``--repeats`` calls after a second of warm-up
 (``bench.speed.median_time``), on random images (the cost does not depend on the content). The
 last column says which path ``EnergyPrior`` takes on this device for that batch
-(``tiling.max_values``). Run it alone: the two paths differ by tens of percent.
+(``tiling.max_values``). ``--keep-freed-memory`` times both under the command line's allocator
+policy (``em_inverse.keep_freed_memory``). Run it alone: the two paths differ by tens of
+percent.
 """
 import argparse
 
 import torch
 
-from em_inverse import load_prior
+from em_inverse import keep_freed_memory, load_prior
 from em_inverse.bench.speed import median_time
 from em_inverse.priors import tiling
 
@@ -28,10 +30,15 @@ SHAPES = {
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--repeats", type=int, default=5)
+parser.add_argument("--keep-freed-memory", action="store_true",
+                    help="keep freed memory for reuse, as the command line does")
 args = parser.parse_args()
+if args.keep_freed_memory and not keep_freed_memory():
+    parser.exit(1, "this C library is not glibc: freed memory cannot be kept\n")
 
 cpu = torch.device("cpu")
-print(f"CPU, {torch.get_num_threads()} torch threads; tiles of {tiling.TILE} px; "
+print(f"CPU, {torch.get_num_threads()} torch threads; freed memory "
+      f"{'kept' if args.keep_freed_memory else 'returned'}; tiles of {tiling.TILE} px; "
       f"EnergyPrior tiles batches of more than {tiling.max_values(cpu)} values here")
 print("| prior | batch (B, C, H, W) | values | one pass (s) | tiled (s) | one pass / tiled "
       "| path taken |")

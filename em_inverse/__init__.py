@@ -16,7 +16,8 @@ import importlib
 #: Public name -> the module that defines it.
 _EXPORTS = {"EnergyPrior": "em_inverse.priors", "load_prior": "em_inverse.priors",
             "Solution": "em_inverse.solvers", "solve": "em_inverse.solvers",
-            "operators": "em_inverse.operators"}
+            "operators": "em_inverse.operators",
+            "keep_freed_memory": "em_inverse.cpu_memory"}
 
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"

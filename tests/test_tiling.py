@@ -72,8 +72,17 @@ def test_a_prior_tiles_batches_above_its_budget_with_or_without_symmetry(group, 
     assert torch.allclose(v_tiled, v, rtol=1e-12) and torch.allclose(g_tiled, g, atol=1e-10)
 
 
-def test_the_cpu_tiles_smaller_batches_than_a_gpu_whose_only_limit_is_memory():
+def test_the_cpu_tiles_smaller_batches_than_a_gpu_whose_only_limit_is_memory(monkeypatch):
+    monkeypatch.setattr(tiling, "freed_memory_kept", lambda: False)  # glibc's default policy
     cpu, cuda = tiling.max_values(torch.device("cpu")), tiling.max_values(torch.device("cuda"))
     assert cpu == tiling.CPU_MAX_VALUES < cuda == tiling.MAX_VALUES
     # 8 gray chains of 256 px run in one pass, a 1024-px gray image in tiles
     assert 8 * 256 * 256 <= cpu < 1024 * 1024
+
+
+def test_with_freed_memory_kept_the_cpu_tiles_only_to_bound_memory(monkeypatch):
+    monkeypatch.setattr(tiling, "freed_memory_kept", lambda: True)  # the command line's policy
+    cpu, cuda = tiling.max_values(torch.device("cpu")), tiling.max_values(torch.device("cuda"))
+    assert tiling.CPU_MAX_VALUES < cpu == tiling.CPU_KEPT_MAX_VALUES < cuda
+    # a 768-px gray image and a 512-px colour one run in one pass, a 1448-px gray image in tiles
+    assert 3 * 512 * 512 <= cpu and 768 * 768 <= cpu < 1448 * 1448

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from em_inverse.cpu_memory import freed_memory_kept
 from em_inverse.errors import UserError
 
 RESULTS_DIR = Path("benchmarks") / "results"
@@ -148,7 +149,9 @@ def _describe(prior, source: str) -> str:
 def environment(device: torch.device) -> dict:
     """Versions and hardware for the report header. The CPU's model and the vector
     instructions torch's kernels use are named: they change float results in the last digits
-    (and so, through a chaotic sampler, a chain's path) from one machine to another."""
+    (and so, through a chaotic sampler, a chain's path) from one machine to another. On the
+    CPU, whether freed memory is kept for reuse (``em_inverse.cpu_memory``; the command line
+    keeps it): it changes the timings."""
     import deepinv
 
     info = {"python": platform.python_version(), "torch": torch.__version__,
@@ -158,6 +161,8 @@ def environment(device: torch.device) -> dict:
             "cpu_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
+    else:
+        info["cpu_freed_memory"] = "kept" if freed_memory_kept() else "returned"
     return info
 
 

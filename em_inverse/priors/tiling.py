@@ -17,35 +17,48 @@ opponent channels run as three images (``benchmarks/results/speed`` at commit 9e
 more than ``max_values(device)`` values tile by tile, one image at a time: the memory is then a
 crop's, whatever the image's size, for at most (1 + 2 x 44 / 512)^2 = 1.37 times the
 arithmetic of one pass with the bundled nets (the crops' overlapping context: 41 px, and up to
-3 more to start on the pooling grid). On the CPU the tiles' working set fits the caches better,
-which more than pays for that above 2^19 values: on a 2-core Xeon grad V of a 1024x1024 gray
-image took 1.7 s in tiles against 2.2 in one pass, of 2048x2048 gray 8.1 s, of 2048x2048 colour
-26.2 s (``python benchmarks/tiling_threshold_check.py`` and ``python
-benchmarks/tiling_check.py``).
+3 more to start on the pooling grid). On the CPU under glibc's default policy, which hands
+freed memory back to the system, the tiles also pay for that above 2^19 values: on a 2-core
+Xeon grad V of a 1024x1024 gray image took 1.7 s in tiles against 2.2 in one pass, of 2048x2048
+gray 8.1 s, of 2048x2048 colour 26.2 s (``python benchmarks/tiling_threshold_check.py`` and
+``python benchmarks/tiling_check.py``). With freed memory kept for reuse (the command line,
+``em_inverse.cpu_memory``) one pass is as fast, and the CPU tiles above 2^20 values, for
+memory alone.
 """
 from __future__ import annotations
 
 import torch
 
+from em_inverse.cpu_memory import freed_memory_kept
+
 #: On a GPU, batches with more values (B x C x H x W) than this go tile by tile: above a
 #: 1448x1448 gray image (about 4 GB of activations at the one-pass rate above, 1985 MiB per
 #: 1024x1024 gray image) or an 836x836 colour one.
 MAX_VALUES = 2**21
-#: On the CPU, from a quarter of that: above a 724x724 gray image, a 418x418 colour one or 8
-#: chains of 256x256 gray images (which still run in one pass). The time per pixel of one pass
-#: grows with the batch as the activations outgrow the caches (as
-#: ``SymmetrizedEnergy.BATCH_ELEMENTS`` found for a symmetry's orbit), while tiles go image by
-#: image with a 512-px working set: above this the tiles are faster on average, below it neither
-#: wins consistently (``python benchmarks/tiling_threshold_check.py``; the numbers are in
-#: ``benchmarks/experiments.md``, "Tiling on the CPU").
+#: On the CPU, from a quarter of that, where glibc hands freed memory back to the system (its
+#: default): above a 724x724 gray image, a 418x418 colour one or 8 chains of 256x256 gray
+#: images (which still run in one pass). The time per pixel of one pass grows with the batch
+#: (as ``SymmetrizedEnergy.BATCH_ELEMENTS`` found for a symmetry's orbit), while tiles go image
+#: by image with a 512-px working set: above this the tiles are faster on average, below it
+#: neither wins consistently (``python benchmarks/tiling_threshold_check.py``; the numbers are
+#: in ``benchmarks/experiments.md``, "Tiling on the CPU").
 CPU_MAX_VALUES = 2**19
+#: On the CPU with freed memory kept for reuse (``em_inverse.cpu_memory``; the command line's
+#: policy), one pass is as fast as the tiles or faster up to 1.8M values: most of what one pass
+#: lost was page faults, not caches (``python benchmarks/tiling_threshold_check.py
+#: --keep-freed-memory``; experiments.md, "Keeping freed memory on the CPU"). The tiles then
+#: only bound the memory, at half the GPU's: above a 1024x1024 gray image (about 2 GiB of
+#: activations in one pass).
+CPU_KEPT_MAX_VALUES = 2**20
 #: Side of the tiles (px), before their context is added.
 TILE = 512
 
 
 def max_values(device: torch.device) -> int:
     """The most values (B x C x H x W) a batch on ``device`` takes in one pass."""
-    return CPU_MAX_VALUES if device.type == "cpu" else MAX_VALUES
+    if device.type != "cpu":
+        return MAX_VALUES
+    return CPU_KEPT_MAX_VALUES if freed_memory_kept() else CPU_MAX_VALUES
 
 
 def can_tile(net: torch.nn.Module) -> bool:
