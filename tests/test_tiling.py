@@ -84,5 +84,5 @@ def test_with_freed_memory_kept_the_cpu_tiles_only_to_bound_memory(monkeypatch):
     monkeypatch.setattr(tiling, "freed_memory_kept", lambda: True)  # the command line's policy
     cpu, cuda = tiling.max_values(torch.device("cpu")), tiling.max_values(torch.device("cuda"))
     assert tiling.CPU_MAX_VALUES < cpu == tiling.CPU_KEPT_MAX_VALUES < cuda
-    # a 768-px gray image and a 512-px colour one run in one pass, a 1448-px gray image in tiles
-    assert 3 * 512 * 512 <= cpu and 768 * 768 <= cpu < 1448 * 1448
+    # a 768-px gray image and a 512-px colour one run in one pass, a 1024-px gray image in tiles
+    assert 3 * 512 * 512 <= cpu and 768 * 768 <= cpu < 1024 * 1024

@@ -22,8 +22,8 @@ freed memory back to the system, the tiles also pay for that above 2^19 values: 
 Xeon grad V of a 1024x1024 gray image took 1.7 s in tiles against 2.2 in one pass, of 2048x2048
 gray 8.1 s, of 2048x2048 colour 26.2 s (``python benchmarks/tiling_threshold_check.py`` and
 ``python benchmarks/tiling_check.py``). With freed memory kept for reuse (the command line,
-``em_inverse.cpu_memory``) one pass is as fast, and the CPU tiles above 2^20 values, for
-memory alone.
+``em_inverse.cpu_memory``) one pass is as fast or faster, and the CPU tiles above 3 x 2^18
+values (a 512x512 colour image) to bound the memory.
 """
 from __future__ import annotations
 
@@ -44,12 +44,14 @@ MAX_VALUES = 2**21
 #: in ``benchmarks/experiments.md``, "Tiling on the CPU").
 CPU_MAX_VALUES = 2**19
 #: On the CPU with freed memory kept for reuse (``em_inverse.cpu_memory``; the command line's
-#: policy), one pass is as fast as the tiles or faster up to 1.8M values: most of what one pass
-#: lost was page faults, not caches (``python benchmarks/tiling_threshold_check.py
-#: --keep-freed-memory``; experiments.md, "Keeping freed memory on the CPU"). The tiles then
-#: only bound the memory, at half the GPU's: above a 1024x1024 gray image (about 2 GiB of
-#: activations in one pass).
-CPU_KEPT_MAX_VALUES = 2**20
+#: policy), one pass is faster than the tiles up to a 768x768 gray image or 32 chains of
+#: 128x128 (1.2-1.3x) and about as fast above, up to 1.8M values: most of what one pass lost
+#: was page faults, not caches (``python benchmarks/tiling_threshold_check.py
+#: --keep-freed-memory``; experiments.md, "Keeping freed memory on the CPU"). So one pass takes
+#: up to a 512x512 colour image (887x887 gray), and larger batches go to the tiles, which bound
+#: the memory: a 1024x1024 gray image in one pass peaks near 3 GiB (``em-inverse bench speed``
+#: run at commit f02f723), at the tiles' speed.
+CPU_KEPT_MAX_VALUES = 3 * 2**18
 #: Side of the tiles (px), before their context is added.
 TILE = 512
 
