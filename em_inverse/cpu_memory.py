@@ -1,4 +1,5 @@
-"""Keep freed memory in the process for reuse: grad V on the CPU runs up to 3x faster.
+"""glibc's policy for freed memory: keep it in the process for reuse (grad V on the CPU then
+runs up to 1.7x faster), or hand it back to the system now.
 
 glibc hands every block above its mmap threshold (at most 32 MiB) to the kernel when it is
 freed, and takes fresh, zero-filled pages for the next one. grad V of a large image, of a
@@ -6,16 +7,19 @@ colour image (three opponent channels in one batch), of a batch of chains or of 
 orbit allocates activations of tens to hundreds of MiB on every call, so on the CPU much of its
 time went to page faults. ``keep_freed_memory()`` serves every block from the heap and keeps
 freed ones there for the next call, as PyTorch's own caching allocator does on a GPU
-(``python benchmarks/cpu_memory_check.py`` measures it; README, "Speed").
+(``python benchmarks/cpu_memory_check.py`` measures it; benchmarks/experiments.md, "Keeping
+freed memory on the CPU").
 
 The price: the process's resident memory stays near its peak after a large call, until the
 process ends. The command line always pays it (one solve or training run per process); a
-Python caller opts in with ``em_inverse.keep_freed_memory()``.
+Python caller opts in with ``em_inverse.keep_freed_memory()``. ``return_freed_memory()`` hands
+the heap's free pages back at once (``bench.measure.PeakMemory`` does, before its baseline).
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 
 #: glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -34,7 +38,9 @@ def keep_freed_memory() -> bool:
     calling it again does nothing. Returns whether it applied: False where the C library is
     not glibc (macOS, Windows, musl), which keep their own policies."""
     global _kept
-    _kept = _kept or _set_glibc_policy()
+    libc = _glibc()
+    _kept = _kept or (libc is not None and bool(libc.mallopt(_M_MMAP_MAX, 0))
+                      and bool(libc.mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES)))
     return _kept
 
 
@@ -43,12 +49,22 @@ def freed_memory_kept() -> bool:
     return _kept
 
 
-def _set_glibc_policy() -> bool:
+def return_freed_memory() -> None:
+    """Hand the heap's free pages back to the system now (glibc's ``malloc_trim``), so that
+    they leave the resident size; nothing where the C library is not glibc."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@functools.cache
+def _glibc():
+    """The C library if it is glibc (it has ``mallopt`` and ``malloc_trim``), else None."""
     name = ctypes.util.find_library("c")
     try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
-    except (OSError, AttributeError):
-        return False
-    if mallopt is None:
-        return False
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES))
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    if libc is None or not (hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim")):
+        return None
+    return libc

@@ -3,13 +3,13 @@ memory (``PeakMemory``), synchronised with the GPU where there is one. Times in 
 memory in MiB."""
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 import resource
 import time
 
 import torch
+
+from em_inverse.cpu_memory import return_freed_memory
 
 
 def synchronize(device: torch.device) -> None:
@@ -69,7 +69,7 @@ class PeakMemory:
     process-wide peak (``ru_maxrss``) is reported and ``scope`` says so.
 
     Before the CPU baseline is read, the C allocator hands its freed pages back to the system
-    (glibc's ``malloc_trim``). Without that, a block's tensors reuse memory that an earlier,
+    (``cpu_memory.return_freed_memory``). Without that, a block's tensors reuse memory that an earlier,
     larger call freed but kept resident, and the peak above the baseline reads near 0: one
     colour grad V at 128 px after a 1024-px gray one read 1.6 MiB instead of about 130.
     """
@@ -94,7 +94,7 @@ class PeakMemory:
             self._base = torch.cuda.memory_allocated(self.device)
             self.scope = "cuda allocated, above what was allocated before"
         else:
-            _release_free_heap()
+            return_freed_memory()
             self._reset = _reset_peak_rss()
             self._base = _status_kib("VmRSS") if self._reset else 0
             self.scope = ("CPU peak RSS above the RSS before" if self._reset
@@ -119,23 +119,6 @@ def _status_kib(key: str) -> int:
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     return 0
-
-
-@functools.cache
-def _malloc_trim():
-    """glibc's ``malloc_trim`` (None where the C library is not glibc)."""
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        return None
-
-
-def _release_free_heap() -> None:
-    """Return the C heap's free pages to the system, so that they leave the resident size."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 def _reset_peak_rss() -> bool:
