@@ -64,6 +64,41 @@ def test_superres_adjoint_is_deepinvs_computed_by_forward_convolutions(channels,
                                    conv_transpose2d(u, kernel, padding=boundary))
 
 
+@pytest.mark.parametrize("channels,size", [(1, (13, 13)), (3, (5, 7)), (1, (6, 4))])
+def test_a_separable_kernel_blurs_as_deepinvs_blur_with_two_1d_convolutions(channels, size):
+    """A and A^T of a separable (rank-1) kernel, under reflect padding, equal deepinv's ``Blur``
+    to float rounding; asymmetric factors of odd and even sizes, since the Gaussian's symmetry
+    would hide a flip or a shifted padding."""
+    from deepinv.physics import Blur
+
+    from em_inverse.operators.physics import SeparableBlur
+
+    generator = torch.Generator().manual_seed(0)
+    column, row = torch.rand(size[0], generator=generator), torch.rand(size[1], generator=generator)
+    kernel = torch.outer(column, row)[None, None] / (column.sum() * row.sum())
+    shape = (2, channels, 40, 36)
+    physics = op.deblurring(kernel, shape, boundary="reflect")
+    reference = Blur(filter=kernel, padding="reflect")
+    assert isinstance(physics, SeparableBlur)
+    x, y = torch.randn(shape), torch.randn(shape)
+    torch.testing.assert_close(physics.A(x), reference.A(x))
+    torch.testing.assert_close(physics.A_adjoint(y), reference.A_adjoint(y))
+
+
+def test_a_kernel_that_is_not_separable_or_changes_runs_deepinvs_blur():
+    from em_inverse.operators.physics import SeparableBlur
+
+    motion = op.build_operator("deblur", SHAPE, kernel="motion:5,30")
+    assert not isinstance(motion, SeparableBlur)
+    circular = op.build_operator("deblur", SHAPE, kernel="gaussian:1.5", boundary="circular")
+    assert not isinstance(circular, SeparableBlur)  # deepinv's FFT is faster there
+    physics = op.build_operator("deblur", SHAPE, kernel="gaussian:1.5")
+    assert isinstance(physics, SeparableBlur)
+    x = torch.randn(SHAPE)
+    physics.update_parameters(filter=motion.filter)
+    torch.testing.assert_close(physics.A(x), motion.A(x))  # the new filter, not the factors
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_lipschitz_is_the_squared_operator_norm(name):
     physics = build(name)
