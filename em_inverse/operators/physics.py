@@ -104,8 +104,7 @@ class SeparableBlur(Blur):
                 and torch.equal(self.filter.detach(), self.factored))
 
     def _padding(self) -> tuple[int, int, int, int]:
-        h, w = len(self.column), len(self.row)
-        return (w // 2 - (w - 1) % 2, w // 2, h // 2 - (h - 1) % 2, h // 2)  # deepinv's
+        return _deepinv_padding(len(self.column), len(self.row))
 
     def A(self, x: torch.Tensor, filter=None, **kwargs) -> torch.Tensor:
         """y = k * x: x (B, C, H, W) -> (B, C, H, W)."""
@@ -184,8 +183,13 @@ def _filter_adjoint(u: torch.Tensor, kernel: torch.Tensor, padding: str) -> torc
     # the adjoint of a valid cross-correlation with k is a full cross-correlation with flip(k)
     full = torch.nn.functional.conv2d(torch.nn.functional.pad(u, (w - 1, w - 1, h - 1, h - 1)),
                                       weight, groups=channels)
-    pad = (w // 2 - (w - 1) % 2, w // 2, h // 2 - (h - 1) % 2, h // 2)  # deepinv's (l, r, t, b)
-    return _fold_padding(full, pad, padding)
+    return _fold_padding(full, _deepinv_padding(h, w), padding)
+
+
+def _deepinv_padding(h: int, w: int) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) pixels by which deepinv's convolution pads an image for an
+    h x w kernel, so that the output keeps the image's size."""
+    return (w // 2 - (w - 1) % 2, w // 2, h // 2 - (h - 1) % 2, h // 2)
 
 
 def superresolution(factor: int, image_shape: tuple[int, ...], sigma: float | None = None,
