@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import platform
 
 import numpy as np
 
@@ -121,7 +122,8 @@ def test_calibration_pools_the_missing_pixels_inside_the_border_for_inpainting()
             assert inside.all()
 
 
-@pytest.mark.skipif(not measure._reset_peak_rss(), reason="needs Linux's resettable VmHWM")
+@pytest.mark.skipif(not measure._reset_peak_rss() or platform.libc_ver()[0] != "glibc",
+                    reason="needs Linux's resettable VmHWM and glibc's heap")
 def test_peak_memory_of_a_small_call_after_a_large_one_counts_its_own_allocation():
     """The speed suite's pattern: a large measured call, then a small one. The large call's
     freed blocks stay resident in the C heap below a block that is still alive; the small
