@@ -1,6 +1,6 @@
 """Above what batch size does grad V on the CPU run faster tile by tile than in one pass?
 
-    python benchmarks/tiling_threshold_check.py [--repeats 5] [--keep-freed-memory]
+    python benchmarks/tiling_threshold_check.py [--repeats 5] [--keep-freed-memory] [--priors natural-gray,natural-rgb]
 
 For each bundled natural prior and batch shape (single images from 384 to 1024 px, and
 batches such as 4 or 8 posterior chains of a 256-px image), times one ``value_and_grad`` both
@@ -30,6 +30,7 @@ SHAPES = {
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--repeats", type=int, default=5)
+parser.add_argument("--priors", default=",".join(SHAPES))
 parser.add_argument("--keep-freed-memory", action="store_true",
                     help="keep freed memory for reuse, as the command line does")
 args = parser.parse_args()
@@ -43,7 +44,8 @@ print(f"CPU, {torch.get_num_threads()} torch threads; freed memory "
 print("| prior | batch (B, C, H, W) | values | one pass (s) | tiled (s) | one pass / tiled "
       "| path taken |")
 print("|---|---|---|---|---|---|---|")
-for name, shapes in SHAPES.items():
+for name in args.priors.split(","):
+    shapes = SHAPES[name]
     prior = load_prior(name, device="cpu")
     for shape in shapes:
         z = prior.to_internal(torch.rand(shape, generator=torch.Generator().manual_seed(0)))

@@ -41,13 +41,20 @@ def test_tiles_with_their_context_give_the_whole_images_energy_and_gradient(arch
         assert torch.allclose(v_tiled, v, rtol=1e-12) and torch.allclose(g_tiled, g, atol=1e-12)
 
 
-def test_the_colour_energy_tiles_too():
+@pytest.mark.parametrize("chroma_weight", [1.0, 2.5])
+def test_the_colour_energy_tiles_one_opponent_channel_at_a_time(chroma_weight):
     torch.manual_seed(2)
-    net = OpponentEnergy({"type": "ConvEnergy", "channels": 1, "width": 4, "levels": 3}).double()
-    x = torch.rand(1, 3, 60, 52, dtype=torch.float64) * 2 - 1
+    net = OpponentEnergy({"type": "ConvEnergy", "channels": 1, "width": 4, "levels": 3},
+                         chroma_weight=chroma_weight).double()
+    x = torch.rand(2, 3, 60, 52, dtype=torch.float64) * 2 - 1
     v, g = whole_image(net, x)
+    crops = []
+    gray_energy = net.channel_net.pixel_energy
+    net.channel_net.pixel_energy = lambda crop: crops.append(crop.shape) or gray_energy(crop)
     v_tiled, g_tiled = tiled_energy_and_grad(net, x, tile=24)
     assert torch.allclose(v_tiled, v, rtol=1e-12) and torch.allclose(g_tiled, g, atol=1e-12)
+    # a colour tile's working set is a gray one's: one channel of one image per crop
+    assert len(crops) == 2 * 3 * 3 * 3 and all(shape[:2] == (1, 1) for shape in crops)
 
 
 def test_crops_start_on_the_pooling_grid_and_cover_their_tile_with_context():

@@ -271,6 +271,12 @@ class OpponentEnergy(nn.Module):
         u = torch.einsum("ij,bjhw->bihw", self.transform.to(x.dtype), x)
         return u.reshape(-1, 1, *u.shape[-2:])
 
+    def channel_images(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """V(x) as a weighted sum of one-channel energies: (u, w) with u = ``opponent_channels``
+        (x) of shape (B * 3, 1, H, W) and w of shape (3,), so that V(x)_b = sum_c w_c
+        ``channel_net``(u)_{3 b + c}. ``priors.tiling`` tiles each u_c as a gray image."""
+        return self.opponent_channels(x), self.channel_weights.to(x.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         energies = self.channel_net(self.opponent_channels(x)).view(-1, 3)
         return (energies * self.channel_weights.to(energies.dtype)).sum(1)

@@ -14,14 +14,15 @@ Autograd keeps every activation for the backward: grad V of a 1024x1024 image in
 peaked at 1985 MiB with the bundled gray prior and 6932 MiB with the colour one, whose three
 opponent channels run as three images (``benchmarks/results/speed`` at commit 9e87616), so a
 12-megapixel colour photo would need some 80 GB in one pass. ``EnergyPrior`` takes batches of
-more than ``max_values(device)`` values tile by tile, one image at a time: the memory is then a
-crop's, whatever the image's size, for at most (1 + 2 x 44 / 512)^2 = 1.37 times the
+more than ``max_values(device)`` values tile by tile, one image at a time, and the colour prior
+one opponent channel at a time (``channel_by_channel``): the memory is then a gray crop's,
+whatever the image's size, for at most (1 + 2 x 44 / 512)^2 = 1.37 times the
 arithmetic of one pass with the bundled nets (the crops' overlapping context: 41 px, and up to
 3 more to start on the pooling grid). On the CPU under glibc's default policy, which hands
 freed memory back to the system, the tiles also pay for that above 2^19 values: on a 2-core
 Xeon grad V of a 1024x1024 gray image took 1.7 s in tiles against 2.2 in one pass, of 2048x2048
-gray 8.1 s, of 2048x2048 colour 26.2 s (``python benchmarks/tiling_threshold_check.py`` and
-``python benchmarks/tiling_check.py``). With freed memory kept for reuse (the command line,
+gray 8.1 s (``python benchmarks/tiling_threshold_check.py`` and ``python
+benchmarks/tiling_check.py``). With freed memory kept for reuse (the command line,
 ``em_inverse.cpu_memory``) one pass is as fast or faster, and the CPU tiles above 3 x 2^18
 values (a 512x512 colour image) to bound the memory.
 """
@@ -85,7 +86,11 @@ def tiled_energy_and_grad(net: torch.nn.Module, x: torch.Tensor, tile: int = TIL
                           ) -> tuple[torch.Tensor, torch.Tensor]:
     """(V(x) of shape (B,), grad_x V(x) of x's shape) for a net with ``pixel_energy``,
     ``receptive_radius`` and ``pixel_alignment``, one image and one tile at a time. x is
-    (B, C, H, W) on the net's internal scale; no graph is kept."""
+    (B, C, H, W) on the net's internal scale; no graph is kept. A net that sums a one-channel
+    energy over linear images of x (``channel_images``, as ``OpponentEnergy`` does) goes one
+    such image at a time (``channel_by_channel``)."""
+    if hasattr(net, "channel_images"):
+        return channel_by_channel(net, x, tile)
     context, alignment = net.receptive_radius, net.pixel_alignment
     rows = tile_spans(x.shape[-2], tile, context, alignment)
     cols = tile_spans(x.shape[-1], tile, context, alignment)
@@ -104,3 +109,22 @@ def tiled_energy_and_grad(net: torch.nn.Module, x: torch.Tensor, tile: int = TIL
                 energy[b] += part.detach()
                 grad[b:b + 1, :, crop_top:crop_bottom, crop_left:crop_right] += crop_grad
     return energy, grad
+
+
+def channel_by_channel(net: torch.nn.Module, x: torch.Tensor, tile: int = TILE
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``tiled_energy_and_grad`` of a net with V(x)_b = sum_c w_c V_1(u_c), u = T x linear
+    (``channel_images``): each u_c tile by tile with ``channel_net`` V_1, as one gray image,
+    and grad_x V = T^T (w_c grad V_1(u_c)) by autograd through T. Same arithmetic as tiles of
+    x, a third of the working set for a colour image. On a 2-core Intel Xeon, under glibc's
+    default policy, grad V of a 2048x2048 colour image took 20.5 s at a 1556 MiB peak against
+    31.7 s at 3542 MiB in colour tiles (``python benchmarks/tiling_check.py``), and of a
+    768x768 one 2.48 s against 3.56 (``python benchmarks/tiling_threshold_check.py --priors
+    natural-rgb``)."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        images, weights = net.channel_images(x)
+    energies, grads = tiled_energy_and_grad(net.channel_net, images.detach(), tile)
+    per_image = weights.repeat(x.shape[0])  # image 3 b + c is u_c of x_b
+    (grad,) = torch.autograd.grad(images, x, grad_outputs=grads * per_image.view(-1, 1, 1, 1))
+    return (energies * per_image).view(x.shape[0], -1).sum(1), grad
