@@ -56,8 +56,9 @@ def test_large_orbits_are_evaluated_in_bounded_batches_with_the_same_result():
     small = prior.copy_with(net=SymmetrizedEnergy(prior.net, "dihedral", batch_elements=2 * 96))
     assert len(small.net._batches(orbit(x, "dihedral"))) == 8
     assert len(whole.net._batches(orbit(x, "dihedral"))) == 2  # one per shape
-    # the budget counts values, channels included: a 256x256 colour image per call, but a
-    # whole orbit of small images in one
+    # the budget counts values, channels included: two 256x256 gray images per call, one
+    # colour image, but a whole orbit of small images in one
+    assert len(whole.net._batches(orbit(torch.zeros(1, 1, 256, 256), "flips"))) == 2
     assert len(whole.net._batches(orbit(torch.zeros(1, 3, 256, 256), "flips"))) == 4
     assert len(whole.net._batches(orbit(torch.zeros(4, 1, 32, 32), "dihedral"))) == 1
     v_whole, g_whole = whole.energy_and_grad(x)

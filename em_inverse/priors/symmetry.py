@@ -56,11 +56,15 @@ class SymmetrizedEnergy(nn.Module):
     never holds more than ``batch_elements`` values of the orbit, whatever |G| is.
     """
 
-    #: Values of orbit images per batched call: one 256x256 gray image. Larger calls fall out of
-    #: the CPU caches: grad V of natural-rgb averaged over the flips of a 256x256 image costs
-    #: 4.1x the plain prior's on one core with one colour image per call, 7.7x with the whole
-    #: orbit in one call; natural-gray 3.7x either way (``benchmarks/symmetry_cost.py``).
-    BATCH_ELEMENTS = 256 * 256
+    #: Values of orbit images per batched call: two 256x256 gray images. On a 2-core Intel
+    #: Xeon with 2 threads, grad V of natural-gray averaged over the flips of a 256x256 image
+    #: took 246-266 ms with two orbit images per call against 264-328 with one (freed memory
+    #: kept, as the command line does; 336-340 against 392-409 under glibc's default), and no
+    #: less with 4 or 12 per call, whose graphs hold more memory; one thread gains little.
+    #: natural-rgb gets one colour image per call either way; its whole orbit in one call cost
+    #: 5.9-6.9x the plain prior's under glibc's default against 4.0-4.1x
+    #: (``python benchmarks/symmetry_cost.py --threads 2 [--keep-freed-memory]``, two runs each).
+    BATCH_ELEMENTS = 2 * 256 * 256
 
     def __init__(self, net: nn.Module, group: str, batch_elements: int = BATCH_ELEMENTS):
         super().__init__()
