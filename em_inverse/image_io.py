@@ -1,8 +1,9 @@
 """Reading and writing images at the public boundary: (1, C, H, W) float32 tensors in [0, 1].
 
-Reading accepts PNG, JPEG and TIFF (8 or 16 bit, gray or RGB; alpha is dropped with a warning)
-and ``.npy`` arrays. Every problem with a file (missing, not an image, truncated, NaNs, wrong
-number of dimensions...) raises ``UserError`` with one clear line.
+Reading accepts PNG, JPEG and TIFF (8 or 16 bit, gray or RGB; alpha is dropped with a warning;
+CMYK and other colour spaces are converted to RGB) and ``.npy`` arrays. Every problem with a
+file (missing, not an image, truncated, NaNs, wrong number of dimensions...) raises
+``UserError`` with one clear line.
 
 Writing produces PNG (8-bit by default, 16-bit on request) or ``.npy`` (float32), always
 atomically: the bytes go to a temporary file in the target folder which is then renamed, so a
@@ -55,12 +56,24 @@ def read_image(path: str | Path, measurement: bool = False) -> torch.Tensor:
     return array_to_tensor(array, source=str(path), measurement=measurement)
 
 
+#: Pillow modes whose channels are neither gray nor RGB (with or without alpha). Pillow converts
+#: them to RGB (CMYK by its naive formula, without a colour profile); read as they are, a CMYK
+#: file's four channels would pass for RGB plus alpha.
+NON_RGB_MODES = ("CMYK", "YCbCr", "LAB", "HSV")
+
+
 def _read_picture(path: Path) -> np.ndarray:
     import imageio.v3 as iio
 
-    plugin = "tifffile" if path.suffix.lower() in (".tif", ".tiff") else "pillow"
+    tiff = path.suffix.lower() in (".tif", ".tiff")
     try:
-        array = iio.imread(path, plugin=plugin)
+        if tiff:
+            array = iio.imread(path, plugin="tifffile")
+            if _tiff_is_cmyk(path):
+                array = _cmyk_to_rgb(array)
+        else:
+            mode = iio.immeta(path, plugin="pillow").get("mode")
+            array = iio.imread(path, plugin="pillow", mode="RGB" if mode in NON_RGB_MODES else None)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file for the user
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "can not handle" in reason or "cannot identify" in reason:
@@ -71,6 +84,28 @@ def _read_picture(path: Path) -> np.ndarray:
         raise UserError(f"cannot read image {path}: multi-page or {array.ndim}-D images "
                         f"are not supported (shape {array.shape})")
     return array
+
+
+def _tiff_is_cmyk(path: Path) -> bool:
+    """Whether the TIFF's first page holds separated (CMYK) inks rather than gray or RGB."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tiff:
+        page = tiff.pages[0]
+        return page.photometric == tifffile.PHOTOMETRIC.SEPARATED and page.samplesperpixel >= 4
+
+
+def _cmyk_to_rgb(array: np.ndarray) -> np.ndarray:
+    """(H, W, 4+) CMYK inks of an integer type -> (H, W, 3) RGB of that type: each of R, G, B is
+    (1 - ink) (1 - black) on the unit scale (no colour profile, as Pillow converts). Extra
+    channels are dropped."""
+    if array.ndim != 3 or array.shape[-1] < 4 or array.dtype.kind != "u":
+        raise ValueError(f"a CMYK image of shape {array.shape} and type {array.dtype} is not "
+                         "supported")
+    full = np.iinfo(array.dtype).max
+    inks = array[..., :4].astype(np.float64) / full
+    rgb = (1 - inks[..., :3]) * (1 - inks[..., 3:4])
+    return np.round(rgb * full).astype(array.dtype)
 
 
 def read_npy(path: Path) -> np.ndarray:

@@ -42,6 +42,34 @@ def test_alpha_is_dropped_with_a_warning(tmp_path):
         assert read_image(tmp_path / "a.png").shape == (1, 3, 4, 4)
 
 
+def test_cmyk_files_are_read_as_rgb_not_as_rgb_plus_alpha(tmp_path):
+    import tifffile
+    from PIL import Image
+
+    rgb = (np.random.default_rng(1).random((6, 5, 3)) * 255).astype(np.uint8)
+    # CMYK with no black ink: each ink is 1 - its colour, so RGB comes back exactly
+    inks = np.concatenate([255 - rgb, np.zeros((6, 5, 1), np.uint8)], axis=-1)
+    tifffile.imwrite(tmp_path / "cmyk.tif", inks, photometric="separated")
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "alpha channel dropped"
+        tiff, jpeg = read_image(tmp_path / "cmyk.tif"), read_image(tmp_path / "cmyk.jpg")
+    torch.testing.assert_close(tiff, torch.from_numpy(rgb / 255.0).permute(2, 0, 1)[None].float())
+    with Image.open(tmp_path / "cmyk.jpg") as image:
+        expected = np.asarray(image.convert("RGB")) / 255.0  # Pillow's conversion
+    torch.testing.assert_close(jpeg, torch.from_numpy(expected).permute(2, 0, 1)[None].float())
+
+
+def test_black_ink_darkens_every_channel_of_a_cmyk_tiff(tmp_path):
+    import tifffile
+
+    inks = np.zeros((2, 2, 4), np.uint16)
+    inks[..., 3] = 65535 // 2 + 1  # half black, no colour ink
+    tifffile.imwrite(tmp_path / "grey.tif", inks, photometric="separated")
+    assert torch.allclose(read_image(tmp_path / "grey.tif"), torch.full((1, 3, 2, 2), 0.5),
+                          atol=1e-4)
+
+
 @pytest.mark.parametrize("case", ["missing", "text", "truncated", "nan", "5d", "range",
                                   "object", "int64", "suffix", "directory"])
 def test_bad_inputs_raise_one_clear_user_error(tmp_path, case):
