@@ -37,8 +37,8 @@ def read_image(path: str | Path, measurement: bool = False) -> torch.Tensor:
     65535 for 16-bit); float data must already lie in [0, 1], or with ``measurement=True`` be
     finite (a noisy measurement, as ``em-inverse degrade`` writes it to .npy, has values
     a little outside [0, 1]: clipping them would bias the noise). An alpha channel is dropped
-    with a ``UserWarning``. (Pillow decodes 16-bit RGB PNGs at 8 bits; 16-bit gray PNG and
-    16-bit TIFF keep their full precision.)
+    with a ``UserWarning``. (Pillow decodes 16-bit colour PNGs at 8 bits, which a
+    ``UserWarning`` says; 16-bit gray PNG and 16-bit TIFF keep their full precision.)
     """
     path = Path(path)
     if not path.exists():
@@ -74,6 +74,10 @@ def _read_picture(path: Path) -> np.ndarray:
         else:
             mode = iio.immeta(path, plugin="pillow").get("mode")
             array = iio.imread(path, plugin="pillow", mode="RGB" if mode in NON_RGB_MODES else None)
+            if _is_16_bit_colour_png(path):
+                warnings.warn(f"{path}: a 16-bit colour PNG is read at 8 bits (Pillow's limit); "
+                              "a 16-bit TIFF or a .npy array keeps the full precision",
+                              UserWarning, stacklevel=4)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file for the user
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "can not handle" in reason or "cannot identify" in reason:
@@ -84,6 +88,14 @@ def _read_picture(path: Path) -> np.ndarray:
         raise UserError(f"cannot read image {path}: multi-page or {array.ndim}-D images "
                         f"are not supported (shape {array.shape})")
     return array
+
+
+def _is_16_bit_colour_png(path: Path) -> bool:
+    """Whether ``path`` is a PNG of 16 bits per sample in colour (RGB or RGBA), from its header."""
+    with open(path, "rb") as file:
+        header = file.read(26)  # signature (8), IHDR length and type (8), width, height, depth, type
+    return (header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR"
+            and header[24] == 16 and header[25] in (2, 6))
 
 
 def _tiff_is_cmyk(path: Path) -> bool:

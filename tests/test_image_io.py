@@ -34,6 +34,19 @@ def test_rgb_jpeg_tiff_and_npy_layouts(tmp_path):
     torch.testing.assert_close(read_image(tmp_path / "a.tif"), read_image(tmp_path / "hwc.npy"))
 
 
+def test_a_16_bit_colour_png_says_it_is_read_at_8_bits_and_a_gray_one_is_not(tmp_path):
+    x = torch.rand(1, 3, 5, 4)
+    write_image(tmp_path / "rgb.png", x, bits=16)
+    with pytest.warns(UserWarning, match="16-bit colour PNG is read at 8 bits"):
+        assert float((read_image(tmp_path / "rgb.png") - x).abs().max()) <= 1 / 255  # truncated
+    write_image(tmp_path / "gray.png", x[:, :1], bits=16)
+    write_image(tmp_path / "rgb8.png", x, bits=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_image(tmp_path / "gray.png")
+        read_image(tmp_path / "rgb8.png")
+
+
 def test_alpha_is_dropped_with_a_warning(tmp_path):
     rgba = np.zeros((4, 4, 4), np.uint8)
     rgba[..., 3] = 255
