@@ -1,9 +1,9 @@
 """Reading and writing images at the public boundary: (1, C, H, W) float32 tensors in [0, 1].
 
 Reading accepts PNG, JPEG and TIFF (8 or 16 bit, gray or RGB; alpha is dropped with a warning;
-CMYK and other colour spaces are converted to RGB) and ``.npy`` arrays. Every problem with a
-file (missing, not an image, truncated, NaNs, wrong number of dimensions...) raises
-``UserError`` with one clear line.
+CMYK and other colour spaces are converted to RGB; an EXIF orientation is applied) and ``.npy``
+arrays. Every problem with a file (missing, not an image, truncated, NaNs, wrong number of
+dimensions...) raises ``UserError`` with one clear line.
 
 Writing produces PNG (8-bit by default, 16-bit on request) or ``.npy`` (float32), always
 atomically: the bytes go to a temporary file in the target folder which is then renamed, so a
@@ -73,7 +73,10 @@ def _read_picture(path: Path) -> np.ndarray:
                 array = _cmyk_to_rgb(array)
         else:
             mode = iio.immeta(path, plugin="pillow").get("mode")
-            array = iio.imread(path, plugin="pillow", mode="RGB" if mode in NON_RGB_MODES else None)
+            # rotate: turned upright by its EXIF orientation, as viewers show it (a phone's
+            # JPEG), so that the output and a mask drawn in a viewer line up with it
+            array = iio.imread(path, plugin="pillow", rotate=True,
+                               mode="RGB" if mode in NON_RGB_MODES else None)
             if _is_16_bit_colour_png(path):
                 warnings.warn(f"{path}: a 16-bit colour PNG is read at 8 bits (Pillow's limit); "
                               "a 16-bit TIFF or a .npy array keeps the full precision",

@@ -47,6 +47,20 @@ def test_a_16_bit_colour_png_says_it_is_read_at_8_bits_and_a_gray_one_is_not(tmp
         read_image(tmp_path / "rgb8.png")
 
 
+def test_a_jpeg_is_turned_upright_by_its_exif_orientation(tmp_path):
+    from PIL import Image
+
+    pixels = np.zeros((20, 40), np.uint8)
+    pixels[:, :10] = 255  # a white band on the left, as stored
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise, as a phone held upright stores it
+    image.save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    shown = read_image(tmp_path / "phone.jpg")[0, 0]
+    assert shown.shape == (40, 20)  # as a viewer shows it
+    assert float(shown[:10].mean()) > 0.9 and float(shown[-10:].mean()) < 0.1  # band on top
+
+
 def test_alpha_is_dropped_with_a_warning(tmp_path):
     rgba = np.zeros((4, 4, 4), np.uint8)
     rgba[..., 3] = 255
