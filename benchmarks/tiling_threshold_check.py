@@ -1,6 +1,7 @@
 """Above what batch size does grad V on the CPU run faster tile by tile than in one pass?
 
-    python benchmarks/tiling_threshold_check.py [--repeats 5] [--keep-freed-memory] [--priors natural-gray,natural-rgb]
+    python benchmarks/tiling_threshold_check.py [--repeats 5] [--keep-freed-memory]
+        [--priors natural-gray,natural-rgb]
 
 For each bundled natural prior and batch shape (single images from 384 to 1024 px, and
 batches such as 4 or 8 posterior chains of a 256-px image), times one ``value_and_grad`` both

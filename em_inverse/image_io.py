@@ -77,15 +77,15 @@ def _read_picture(path: Path) -> np.ndarray:
             # JPEG), so that the output and a mask drawn in a viewer line up with it
             array = iio.imread(path, plugin="pillow", rotate=True,
                                mode="RGB" if mode in NON_RGB_MODES else None)
-            if _is_16_bit_colour_png(path):
-                warnings.warn(f"{path}: a 16-bit colour PNG is read at 8 bits (Pillow's limit); "
-                              "a 16-bit TIFF or a .npy array keeps the full precision",
-                              UserWarning, stacklevel=4)
+        cut_to_8_bits = not tiff and _is_16_bit_colour_png(path)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file for the user
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "can not handle" in reason or "cannot identify" in reason:
             reason = f"not a valid {path.suffix.lower().lstrip('.').upper()} image"
         raise UserError(f"cannot read image {path}: {reason}") from None
+    if cut_to_8_bits:
+        warnings.warn(f"{path}: a 16-bit colour PNG is read at 8 bits (Pillow's limit); a 16-bit "
+                      "TIFF or a .npy array keeps the full precision", UserWarning, stacklevel=4)
     array = np.asarray(array)
     if array.ndim > 3 or (array.ndim == 3 and array.shape[-1] > 4):
         raise UserError(f"cannot read image {path}: multi-page or {array.ndim}-D images "
