@@ -37,8 +37,8 @@ def read_image(path: str | Path, measurement: bool = False) -> torch.Tensor:
     65535 for 16-bit); float data must already lie in [0, 1], or with ``measurement=True`` be
     finite (a noisy measurement, as ``em-inverse degrade`` writes it to .npy, has values
     a little outside [0, 1]: clipping them would bias the noise). An alpha channel is dropped
-    with a ``UserWarning``. (Pillow decodes 16-bit colour PNGs at 8 bits, which a
-    ``UserWarning`` says; 16-bit gray PNG and 16-bit TIFF keep their full precision.)
+    with a ``UserWarning``. (Pillow decodes 16-bit PNGs in colour or with alpha at 8 bits,
+    which a ``UserWarning`` says; 16-bit gray PNG and 16-bit TIFF keep their full precision.)
     """
     path = Path(path)
     if not path.exists():
@@ -77,28 +77,39 @@ def _read_picture(path: Path) -> np.ndarray:
             # JPEG), so that the output and a mask drawn in a viewer line up with it
             array = iio.imread(path, plugin="pillow", rotate=True,
                                mode="RGB" if mode in NON_RGB_MODES else None)
-        cut_to_8_bits = not tiff and _is_16_bit_colour_png(path)
+        png = None if tiff else _png_header(path)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file for the user
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "can not handle" in reason or "cannot identify" in reason:
             reason = f"not a valid {path.suffix.lower().lstrip('.').upper()} image"
         raise UserError(f"cannot read image {path}: {reason}") from None
-    if cut_to_8_bits:
-        warnings.warn(f"{path}: a 16-bit colour PNG is read at 8 bits (Pillow's limit); a 16-bit "
-                      "TIFF or a .npy array keeps the full precision", UserWarning, stacklevel=4)
     array = np.asarray(array)
+    if png is not None:
+        depth, colour_type = png
+        if colour_type == 4 and array.ndim == 3 and array.shape[-1] == 4:
+            array = array[..., [0, 3]]  # Pillow widens 16-bit gray + alpha to RGBA
+        if depth == 16 and colour_type in PILLOW_8_BIT_PNG_TYPES:
+            warnings.warn(f"{path}: a 16-bit {PILLOW_8_BIT_PNG_TYPES[colour_type]} PNG is read at "
+                          "8 bits (Pillow's limit); a 16-bit TIFF or a .npy array keeps the full "
+                          "precision", UserWarning, stacklevel=4)
     if array.ndim > 3 or (array.ndim == 3 and array.shape[-1] > 4):
         raise UserError(f"cannot read image {path}: multi-page or {array.ndim}-D images "
                         f"are not supported (shape {array.shape})")
     return array
 
 
-def _is_16_bit_colour_png(path: Path) -> bool:
-    """Whether ``path`` is a PNG of 16 bits per sample in colour (RGB or RGBA), from its header."""
+#: PNG colour types (IHDR) that Pillow decodes at 8 bits when they hold 16: gray with alpha, RGB
+#: and RGBA (16-bit gray alone keeps its precision).
+PILLOW_8_BIT_PNG_TYPES = {4: "gray + alpha", 2: "colour", 6: "colour"}
+
+
+def _png_header(path: Path) -> tuple[int, int] | None:
+    """(bit depth, colour type) from a PNG's IHDR chunk; None if ``path`` is not a PNG."""
     with open(path, "rb") as file:
         header = file.read(26)  # signature (8), IHDR length and type (8), width, height, depth, type
-    return (header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR"
-            and header[24] == 16 and header[25] in (2, 6))
+    if len(header) < 26 or header[:8] != b"\x89PNG\r\n\x1a\n" or header[12:16] != b"IHDR":
+        return None
+    return header[24], header[25]
 
 
 def _tiff_is_cmyk(path: Path) -> bool:

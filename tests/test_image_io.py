@@ -47,6 +47,27 @@ def test_a_16_bit_colour_png_says_it_is_read_at_8_bits_and_a_gray_one_is_not(tmp
         read_image(tmp_path / "rgb8.png")
 
 
+def test_a_16_bit_gray_png_with_alpha_stays_gray_and_says_it_is_read_at_8_bits(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    samples = np.zeros((3, 4, 2), ">u2")
+    samples[..., 0], samples[..., 1] = 40000, 65535  # gray 0.61, opaque
+    rows = np.concatenate([np.zeros((3, 1), np.uint8), samples.reshape(3, -1).view(np.uint8)], 1)
+    (tmp_path / "la.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 3, 16, 4, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows.tobytes())) + chunk(b"IEND", b""))
+    with pytest.warns(UserWarning) as caught:
+        x = read_image(tmp_path / "la.png")
+    assert x.shape == (1, 1, 3, 4) and torch.allclose(x, torch.tensor(40000 / 65535), atol=1 / 255)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "16-bit gray + alpha PNG is read at 8 bits" in messages and "alpha" in messages
+
+
 def test_a_jpeg_is_turned_upright_by_its_exif_orientation(tmp_path):
     from PIL import Image
 
