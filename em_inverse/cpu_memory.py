@@ -1,5 +1,5 @@
 """glibc's policy for freed memory: keep it in the process for reuse (grad V on the CPU then
-runs up to 1.7x faster), or hand it back to the system now.
+runs 1.0 to 3.5x faster, by machine and image size), or hand it back to the system now.
 
 glibc hands every block above its mmap threshold (at most 32 MiB) to the kernel when it is
 freed, and takes fresh, zero-filled pages for the next one. grad V of a large image, of a

@@ -106,7 +106,7 @@ PILLOW_8_BIT_PNG_TYPES = {4: "gray + alpha", 2: "colour", 6: "colour"}
 def _png_header(path: Path) -> tuple[int, int] | None:
     """(bit depth, colour type) from a PNG's IHDR chunk; None if ``path`` is not a PNG."""
     with open(path, "rb") as file:
-        header = file.read(26)  # signature (8), IHDR length and type (8), width, height, depth, type
+        header = file.read(26)  # signature, IHDR length and type (8 each), size (8), depth, type
     if len(header) < 26 or header[:8] != b"\x89PNG\r\n\x1a\n" or header[12:16] != b"IHDR":
         return None
     return header[24], header[25]

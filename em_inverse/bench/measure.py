@@ -69,9 +69,9 @@ class PeakMemory:
     process-wide peak (``ru_maxrss``) is reported and ``scope`` says so.
 
     Before the CPU baseline is read, the C allocator hands its freed pages back to the system
-    (``cpu_memory.return_freed_memory``). Without that, a block's tensors reuse memory that an earlier,
-    larger call freed but kept resident, and the peak above the baseline reads near 0: one
-    colour grad V at 128 px after a 1024-px gray one read 1.6 MiB instead of about 130.
+    (``cpu_memory.return_freed_memory``). Without that, a block's tensors reuse memory that an
+    earlier, larger call freed but kept resident, and the peak above the baseline reads near 0:
+    one colour grad V at 128 px after a 1024-px gray one read 1.6 MiB instead of about 130.
     """
 
     def __init__(self, device: torch.device):
