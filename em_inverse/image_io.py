@@ -1,8 +1,8 @@
 """Reading and writing images at the public boundary: (1, C, H, W) float32 tensors in [0, 1].
 
 Reading accepts PNG, JPEG and TIFF (8 or 16 bit, gray or RGB; alpha is dropped with a warning;
-CMYK and other colour spaces are converted to RGB; an EXIF orientation is applied) and ``.npy``
-arrays. Every problem with a file (missing, not an image, truncated, NaNs, wrong number of
+CMYK and other colour spaces are converted to RGB; an EXIF or TIFF orientation is applied) and
+``.npy`` arrays. Every problem with a file (missing, not an image, truncated, NaNs, wrong number of
 dimensions...) raises ``UserError`` with one clear line.
 
 Writing produces PNG (8-bit by default, 16-bit on request) or ``.npy`` (float32), always
@@ -69,7 +69,8 @@ def _read_picture(path: Path) -> np.ndarray:
     try:
         if tiff:
             array = iio.imread(path, plugin="tifffile")
-            if _tiff_is_cmyk(path):
+            cmyk, orientation = _tiff_first_page_tags(path)
+            if cmyk:
                 array = _cmyk_to_rgb(array)
         else:
             mode = iio.immeta(path, plugin="pillow").get("mode")
@@ -84,6 +85,8 @@ def _read_picture(path: Path) -> np.ndarray:
             reason = f"not a valid {path.suffix.lower().lstrip('.').upper()} image"
         raise UserError(f"cannot read image {path}: {reason}") from None
     array = np.asarray(array)
+    if tiff and array.ndim in (2, 3):  # a multi-page stack is refused below
+        array = upright(array, orientation)
     if png is not None:
         depth, colour_type = png
         if colour_type == 4 and array.ndim == 3 and array.shape[-1] == 4:
@@ -112,13 +115,28 @@ def _png_header(path: Path) -> tuple[int, int] | None:
     return header[24], header[25]
 
 
-def _tiff_is_cmyk(path: Path) -> bool:
-    """Whether the TIFF's first page holds separated (CMYK) inks rather than gray or RGB."""
+def _tiff_first_page_tags(path: Path) -> tuple[bool, int]:
+    """(whether the TIFF's first page holds separated CMYK inks rather than gray or RGB, its
+    orientation tag 274: 1 to 8 as in EXIF, 1 when absent or out of range)."""
     import tifffile
 
     with tifffile.TiffFile(path) as tiff:
         page = tiff.pages[0]
-        return page.photometric == tifffile.PHOTOMETRIC.SEPARATED and page.samplesperpixel >= 4
+        cmyk = page.photometric == tifffile.PHOTOMETRIC.SEPARATED and page.samplesperpixel >= 4
+        tag = page.tags.get(274)
+        orientation = int(tag.value) if tag is not None else 1
+    return cmyk, orientation if 1 <= orientation <= 8 else 1
+
+
+def upright(array: np.ndarray, orientation: int) -> np.ndarray:
+    """An (H, W) or (H, W, C) image stored with TIFF/EXIF orientation 1-8 turned as viewers show
+    it (the transposes of Pillow's ``ImageOps.exif_transpose``): 6 is stored turned 90 degrees
+    counter-clockwise, so it is turned 90 degrees clockwise back."""
+    flips = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1],
+             4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
+             6: lambda a: a[::-1].swapaxes(0, 1), 7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+             8: lambda a: a[:, ::-1].swapaxes(0, 1)}
+    return flips[orientation](array)
 
 
 def _cmyk_to_rgb(array: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import torch
 
 from em_inverse.bench import images, measure
 from em_inverse.bench.metrics import psnr, ssim
+from em_inverse.training import datasets
 
 
 def test_psnr_of_known_error_is_10_log10_of_one_over_mse():
@@ -64,7 +65,8 @@ def test_crop_rule_keeps_real_pixels_and_multiples_of_eight():
 
 def test_benchmark_never_uses_training_images():
     test_names = set(images.GRAY_TEST_IMAGES) | set(images.COLOUR_TEST_IMAGES)
-    assert not test_names & set(images.TRAINING_IMAGES)
+    assert test_names == set(datasets.PUBLIC_TEST_IMAGES)  # SPEC 6, all of them
+    assert not test_names & set(datasets.TRAINING_IMAGES)  # the images the priors learned from
     with pytest.raises(ValueError, match="not a public test image"):
         images.load_test_image("coffee")
 

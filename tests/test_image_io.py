@@ -82,6 +82,26 @@ def test_a_jpeg_is_turned_upright_by_its_exif_orientation(tmp_path):
     assert float(shown[:10].mean()) > 0.9 and float(shown[-10:].mean()) < 0.1  # band on top
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_tiff_is_turned_upright_by_its_orientation_tag(tmp_path, orientation):
+    import tifffile
+    from PIL import Image
+
+    stored = (np.random.default_rng(orientation).random((5, 8, 3)) * 65535).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "turned.tif", stored, photometric="rgb",
+                     extratags=[(274, "H", 1, orientation, True)])  # 274: Orientation
+    shown = read_image(tmp_path / "turned.tif")
+    # what Pillow's ImageOps.exif_transpose would do to the stored pixels (one channel at a time,
+    # since Pillow holds no 16-bit RGB)
+    transpose = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+                 6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}.get(orientation)
+    channels = [Image.fromarray(stored[..., c]) for c in range(3)]
+    if transpose is not None:
+        channels = [image.transpose(getattr(Image.Transpose, transpose)) for image in channels]
+    expected = np.stack([np.asarray(image) for image in channels]) / 65535.0
+    torch.testing.assert_close(shown, torch.from_numpy(expected)[None].float())
+
+
 def test_alpha_is_dropped_with_a_warning(tmp_path):
     rgba = np.zeros((4, 4, 4), np.uint8)
     rgba[..., 3] = 255
