@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from em_inverse import png16
 from em_inverse.atomic import atomic_write_bytes
 from em_inverse.errors import UserError
 
@@ -37,8 +38,9 @@ def read_image(path: str | Path, measurement: bool = False) -> torch.Tensor:
     65535 for 16-bit); float data must already lie in [0, 1], or with ``measurement=True`` be
     finite (a noisy measurement, as ``em-inverse degrade`` writes it to .npy, has values
     a little outside [0, 1]: clipping them would bias the noise). An alpha channel is dropped
-    with a ``UserWarning``. (Pillow decodes 16-bit PNGs in colour or with alpha at 8 bits,
-    which a ``UserWarning`` says; 16-bit gray PNG and 16-bit TIFF keep their full precision.)
+    with a ``UserWarning``. 16-bit PNG and TIFF files keep their full precision (colour PNGs
+    through :mod:`em_inverse.png16`, since Pillow narrows them), but for an interlaced 16-bit
+    PNG in colour or with alpha, which Pillow reads at 8 bits, as a ``UserWarning`` says.
     """
     path = Path(path)
     if not path.exists():
@@ -67,52 +69,65 @@ def _read_picture(path: Path) -> np.ndarray:
 
     tiff = path.suffix.lower() in (".tif", ".tiff")
     try:
+        png = None if tiff else _png_header(path)
         if tiff:
             array = iio.imread(path, plugin="tifffile")
             cmyk, orientation = _tiff_first_page_tags(path)
             if cmyk:
                 array = _cmyk_to_rgb(array)
+        elif png is not None and _read_by_png16(png):
+            array, orientation = png16.read_png16(path)
         else:
             mode = iio.immeta(path, plugin="pillow").get("mode")
             # rotate: turned upright by its EXIF orientation, as viewers show it (a phone's
             # JPEG), so that the output and a mask drawn in a viewer line up with it
             array = iio.imread(path, plugin="pillow", rotate=True,
                                mode="RGB" if mode in NON_RGB_MODES else None)
-        png = None if tiff else _png_header(path)
+            orientation = 1
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file for the user
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "can not handle" in reason or "cannot identify" in reason:
             reason = f"not a valid {path.suffix.lower().lstrip('.').upper()} image"
         raise UserError(f"cannot read image {path}: {reason}") from None
     array = np.asarray(array)
-    if tiff and array.ndim in (2, 3):  # a multi-page stack is refused below
+    if array.ndim in (2, 3):  # a multi-page stack is refused below
         array = upright(array, orientation)
-    if png is not None:
-        depth, colour_type = png
+    if png is not None and not _read_by_png16(png):
+        depth, colour_type, _ = png
         if colour_type == 4 and array.ndim == 3 and array.shape[-1] == 4:
             array = array[..., [0, 3]]  # Pillow widens 16-bit gray + alpha to RGBA
-        if depth == 16 and colour_type in PILLOW_8_BIT_PNG_TYPES:
-            warnings.warn(f"{path}: a 16-bit {PILLOW_8_BIT_PNG_TYPES[colour_type]} PNG is read at "
-                          "8 bits (Pillow's limit); a 16-bit TIFF or a .npy array keeps the full "
-                          "precision", UserWarning, stacklevel=4)
+        if depth == 16 and colour_type in png16.CHANNELS:
+            warnings.warn(f"{path}: a 16-bit interlaced {PNG_COLOUR_TYPES[colour_type]} PNG is "
+                          "read at 8 bits (Pillow's limit); a 16-bit TIFF, a non-interlaced PNG "
+                          "or a .npy array keeps the full precision", UserWarning, stacklevel=4)
     if array.ndim > 3 or (array.ndim == 3 and array.shape[-1] > 4):
         raise UserError(f"cannot read image {path}: multi-page or {array.ndim}-D images "
                         f"are not supported (shape {array.shape})")
     return array
 
 
-#: PNG colour types (IHDR) that Pillow decodes at 8 bits when they hold 16: gray with alpha, RGB
-#: and RGBA (16-bit gray alone keeps its precision).
-PILLOW_8_BIT_PNG_TYPES = {4: "gray + alpha", 2: "colour", 6: "colour"}
+#: Names of the PNG colour types (IHDR) that Pillow decodes at 8 bits when they hold 16 (16-bit
+#: gray alone keeps its precision there), for warnings.
+PNG_COLOUR_TYPES = {4: "gray + alpha", 2: "colour", 6: "colour"}
 
 
-def _png_header(path: Path) -> tuple[int, int] | None:
-    """(bit depth, colour type) from a PNG's IHDR chunk; None if ``path`` is not a PNG."""
+def _png_header(path: Path) -> tuple[int, int, int] | None:
+    """(bit depth, colour type, interlace method) from a PNG's IHDR chunk; None if ``path`` is
+    not a PNG."""
     with open(path, "rb") as file:
-        header = file.read(26)  # signature, IHDR length and type (8 each), size (8), depth, type
-    if len(header) < 26 or header[:8] != b"\x89PNG\r\n\x1a\n" or header[12:16] != b"IHDR":
+        # signature (8), IHDR's length and type (8), width and height (8), then one byte each:
+        # depth, colour type, compression, filter, interlace
+        header = file.read(29)
+    if len(header) < 29 or header[:8] != png16.SIGNATURE or header[12:16] != b"IHDR":
         return None
-    return header[24], header[25]
+    return header[24], header[25], header[28]
+
+
+def _read_by_png16(png: tuple[int, int, int]) -> bool:
+    """Whether a PNG with this (depth, colour type, interlace) is one ``png16`` reads in full
+    where Pillow would narrow it to 8 bits: 16-bit colour or gray + alpha, not interlaced."""
+    depth, colour_type, interlace = png
+    return depth == 16 and colour_type in png16.CHANNELS and interlace == 0
 
 
 def _tiff_first_page_tags(path: Path) -> tuple[bool, int]:

@@ -34,38 +34,100 @@ def test_rgb_jpeg_tiff_and_npy_layouts(tmp_path):
     torch.testing.assert_close(read_image(tmp_path / "a.tif"), read_image(tmp_path / "hwc.npy"))
 
 
-def test_a_16_bit_colour_png_says_it_is_read_at_8_bits_and_a_gray_one_is_not(tmp_path):
+def _png16(pixels: np.ndarray, colour_type: int, filter_of_row=lambda row: row % 5,
+           interlace: int = 0, exif: bytes | None = None) -> bytes:
+    """A 16-bit PNG of ``pixels`` (H, W, C) uint16 (colour type 0, 2, 4 or 6) whose row r is
+    stored behind PNG filter ``filter_of_row(r)`` (0 None, 1 Sub, 2 Up, 3 Average, 4 Paeth),
+    with an optional eXIf chunk. With ``interlace=1`` the image must be 1x1, which Adam7 stores
+    as it is."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    height, width, channels = pixels.shape
+    raw = pixels.astype(">u2").view(np.uint8).reshape(height, width, 2 * channels).astype(int)
+    left = np.pad(raw, ((0, 0), (1, 0), (0, 0)))[:, :-1]  # the same byte one pixel left, 0 off
+    up = np.pad(raw, ((1, 0), (0, 0), (0, 0)))[:-1]        # the image; one row up; up and left
+    up_left = np.pad(raw, ((1, 0), (1, 0), (0, 0)))[:-1, :-1]
+    guess = left + up - up_left
+    to_left, to_up, to_up_left = abs(guess - left), abs(guess - up), abs(guess - up_left)
+    paeth = np.where((to_left <= to_up) & (to_left <= to_up_left), left,
+                     np.where(to_up <= to_up_left, up, up_left))
+    predictions = [0 * raw, left, up, (left + up) // 2, paeth]
+    rows = b"".join(bytes([filter_of_row(r)])
+                    + ((raw[r] - predictions[filter_of_row(r)][r]) % 256).astype(np.uint8).tobytes()
+                    for r in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, interlace)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + (chunk(b"eXIf", exif) if exif is not None else b"")
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("colour_type, channels", [(2, 3), (6, 4), (4, 2)])
+def test_16_bit_pngs_keep_their_full_precision_behind_every_row_filter(tmp_path, colour_type,
+                                                                      channels):
+    from PIL import Image
+
+    rng = np.random.default_rng(colour_type)
+    pixels = rng.integers(0, 65536, (11, 9, channels), dtype=np.uint16)
+    (tmp_path / "x.png").write_bytes(_png16(pixels, colour_type))  # rows cycle through filters
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        x = read_image(tmp_path / "x.png")
+    expected = pixels[..., :-1] if channels in (2, 4) else pixels  # alpha dropped
+    torch.testing.assert_close(x, torch.from_numpy(np.moveaxis(expected, -1, 0) / 65535.0)[None]
+                               .float(), rtol=0, atol=1e-7)
+    assert [str(w.message).endswith("alpha channel dropped") for w in caught] == \
+        [True] * (channels in (2, 4))
+    # the file is what it claims to be: Pillow's own decoder reads the same top 8 bits
+    with Image.open(tmp_path / "x.png") as image:
+        narrowed = np.asarray(image.convert("RGBA" if channels == 4 else "RGB"))
+    top_byte = (pixels >> 8).astype(np.uint8)
+    assert np.array_equal(narrowed[..., :3], top_byte[..., :3] if channels >= 3
+                          else np.repeat(top_byte[..., :1], 3, axis=-1))
+
+
+def test_a_16_bit_png_is_turned_upright_by_its_exif_chunk(tmp_path):
+    from PIL import Image
+
+    pixels = np.zeros((4, 6, 3), np.uint16)
+    pixels[:, :2] = 65535  # a white band on the left, as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise
+    (tmp_path / "x.png").write_bytes(_png16(pixels, 2, exif=exif.tobytes()[6:]))  # no "Exif\0\0"
+    shown = read_image(tmp_path / "x.png")[0, 0]
+    assert shown.shape == (6, 4) and bool((shown[:2] == 1).all()) and bool((shown[2:] == 0).all())
+
+
+def test_an_interlaced_16_bit_colour_png_says_it_is_read_at_8_bits(tmp_path):
+    (tmp_path / "x.png").write_bytes(_png16(np.full((1, 1, 3), 40000, np.uint16), 2, interlace=1))
+    with pytest.warns(UserWarning, match="16-bit interlaced colour PNG is read at 8 bits"):
+        x = read_image(tmp_path / "x.png")
+    assert torch.allclose(x, torch.tensor((40000 >> 8) / 255))  # Pillow's top 8 bits
+
+
+def test_a_corrupt_16_bit_colour_png_is_a_user_error(tmp_path):
+    data = bytearray(_png16(np.zeros((3, 3, 3), np.uint16), 2))
+    data[-20] ^= 0xFF  # a byte of the IDAT chunk: its CRC no longer matches
+    (tmp_path / "x.png").write_bytes(bytes(data))
+    with pytest.raises(UserError, match="cannot read image .*CRC"):
+        read_image(tmp_path / "x.png")
+    (tmp_path / "cut.png").write_bytes(bytes(data[:40]))
+    with pytest.raises(UserError, match="cannot read image .*truncated"):
+        read_image(tmp_path / "cut.png")
+
+
+def test_8_bit_and_16_bit_gray_pngs_read_without_a_warning(tmp_path):
     x = torch.rand(1, 3, 5, 4)
-    write_image(tmp_path / "rgb.png", x, bits=16)
-    with pytest.warns(UserWarning, match="16-bit colour PNG is read at 8 bits"):
-        assert float((read_image(tmp_path / "rgb.png") - x).abs().max()) <= 1 / 255  # truncated
     write_image(tmp_path / "gray.png", x[:, :1], bits=16)
     write_image(tmp_path / "rgb8.png", x, bits=8)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_image(tmp_path / "gray.png")
         read_image(tmp_path / "rgb8.png")
-
-
-def test_a_16_bit_gray_png_with_alpha_stays_gray_and_says_it_is_read_at_8_bits(tmp_path):
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
-
-    samples = np.zeros((3, 4, 2), ">u2")
-    samples[..., 0], samples[..., 1] = 40000, 65535  # gray 0.61, opaque
-    rows = np.concatenate([np.zeros((3, 1), np.uint8), samples.reshape(3, -1).view(np.uint8)], 1)
-    (tmp_path / "la.png").write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 3, 16, 4, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(rows.tobytes())) + chunk(b"IEND", b""))
-    with pytest.warns(UserWarning) as caught:
-        x = read_image(tmp_path / "la.png")
-    assert x.shape == (1, 1, 3, 4) and torch.allclose(x, torch.tensor(40000 / 65535), atol=1 / 255)
-    messages = " ".join(str(w.message) for w in caught)
-    assert "16-bit gray + alpha PNG is read at 8 bits" in messages and "alpha" in messages
 
 
 def test_a_jpeg_is_turned_upright_by_its_exif_orientation(tmp_path):
