@@ -71,10 +71,7 @@ def _read_picture(path: Path) -> np.ndarray:
     try:
         png = None if tiff else _png_header(path)
         if tiff:
-            array = iio.imread(path, plugin="tifffile")
-            cmyk, orientation = _tiff_first_page_tags(path)
-            if cmyk:
-                array = _cmyk_to_rgb(array)
+            array, orientation = _read_tiff(path)
         elif png is not None and _read_by_png16(png):
             array, orientation = png16.read_png16(path)
         else:
@@ -83,7 +80,7 @@ def _read_picture(path: Path) -> np.ndarray:
             # JPEG), so that the output and a mask drawn in a viewer line up with it
             array = iio.imread(path, plugin="pillow", rotate=True,
                                mode="RGB" if mode in NON_RGB_MODES else None)
-            orientation = 1
+            orientation = 1  # rotate=True has applied it
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file for the user
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "can not handle" in reason or "cannot identify" in reason:
@@ -130,17 +127,19 @@ def _read_by_png16(png: tuple[int, int, int]) -> bool:
     return depth == 16 and colour_type in png16.CHANNELS and interlace == 0
 
 
-def _tiff_first_page_tags(path: Path) -> tuple[bool, int]:
-    """(whether the TIFF's first page holds separated CMYK inks rather than gray or RGB, its
-    orientation tag 274: 1 to 8 as in EXIF, 1 when absent or out of range)."""
+def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
+    """A TIFF's first series as stored (a multi-page stack is refused by the caller), with CMYK
+    inks converted to RGB, and its first page's orientation tag 274 (1 to 8 as in EXIF; 1 when
+    absent or out of range), for the caller to apply."""
     import tifffile
 
     with tifffile.TiffFile(path) as tiff:
+        array = tiff.asarray()
         page = tiff.pages[0]
         cmyk = page.photometric == tifffile.PHOTOMETRIC.SEPARATED and page.samplesperpixel >= 4
         tag = page.tags.get(274)
         orientation = int(tag.value) if tag is not None else 1
-    return cmyk, orientation if 1 <= orientation <= 8 else 1
+    return (_cmyk_to_rgb(array) if cmyk else array), (orientation if 1 <= orientation <= 8 else 1)
 
 
 def upright(array: np.ndarray, orientation: int) -> np.ndarray:
