@@ -425,6 +425,22 @@ def test_help_in_an_80_column_terminal_cuts_no_word(command):
     assert "\u2026" not in result.stdout  # rich's ellipsis, where a word did not fit its column
 
 
+def test_the_command_list_summarises_each_command_in_one_paragraph_that_wraps_freely():
+    import os
+    import subprocess
+    import sys
+
+    from em_inverse.cli.app import app
+
+    result = subprocess.run([sys.executable, "-m", "em_inverse", "--help"], capture_output=True,
+                            text=True, env={**os.environ, "COLUMNS": "200"})
+    listed = " ".join(result.stdout.split())  # rich's box drawing stays; only spaces collapse
+    for command in app.registered_commands:
+        summary = " ".join(command.callback.__doc__.split("\n\n")[0].split())
+        assert len(summary) < 200 - 20, command.name  # a summary, not a manual page
+        assert f"{command.name} {summary}" in listed, command.name  # no docstring line breaks
+
+
 def test_the_command_line_starts_without_torch_for_help_and_usage_errors():
     import subprocess
     import sys

@@ -18,6 +18,11 @@ app = typer.Typer(
 )
 for module in (commands_solve, commands_train, commands_prior, commands_tune, commands_bench):
     module.register(app)
+for command in app.registered_commands:
+    # `em-inverse --help` lists each command by the first paragraph of its docstring, which rich
+    # prints with the docstring's own line breaks; joined, it wraps to the terminal instead
+    if command.short_help is None and command.callback.__doc__:
+        command.short_help = " ".join(command.callback.__doc__.split("\n\n")[0].split())
 
 
 def main() -> None:

@@ -138,7 +138,7 @@ def opponent(
     quiet: QuietOption = False,
 ):
     """Build a colour prior from a gray one: V(rgb) = the gray V summed over the luminance and
-    the two chroma channels (no training). Tune it next with ``em-inverse tune OUT``."""
+    the two chroma channels (no training). Tune it next with 'em-inverse tune OUT'."""
     from em_inverse.image_io import check_new_folder
     from em_inverse.priors import load_prior, save_prior
     from em_inverse.priors.checkpoint import CONFIG

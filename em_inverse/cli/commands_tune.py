@@ -39,16 +39,19 @@ def tune(
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
 ):
-    """Choose the default method (map or hqs; for fixed-size priors also the annealed
-    sampler's posterior mean) and its settings per task family, on crops of TRAINING images
-    (Fashion-MNIST training images for fixed-size priors). Inpainting is tuned twice for
-    fully convolutional priors: on scattered missing pixels and on a solid hole (the settings
-    solve() takes for masks with holes); deblurring and super-resolution at noise 0.01 and
-    without noise (the settings solve() takes below the noise level where the two cross on
-    the same crops, once the clean settings pay for their cost); deblurring at noise 0.01 on
-    a Gaussian and, for fully convolutional priors, a motion kernel. Last, the noise level
-    above which deblurring and super-resolution run their tuned MAP instead of their HQS, and
-    which denoiser runs on the Anscombe transform of a Poisson measurement."""
+    """Choose a prior's default method and settings per task family on TRAINING images, and
+    write them into its config.json.
+
+    The method is map or hqs (for fixed-size priors also the annealed sampler's posterior mean),
+    chosen on crops of TRAINING images (Fashion-MNIST training images for fixed-size priors).
+    Inpainting is tuned twice for fully convolutional priors: on scattered missing pixels and on
+    a solid hole (the settings solve() takes for masks with holes); deblurring and
+    super-resolution at noise 0.01 and without noise (the settings solve() takes below the noise
+    level where the two cross on the same crops, once the clean settings pay for their cost);
+    deblurring at noise 0.01 on a Gaussian and, for fully convolutional priors, a motion kernel.
+    Last, the noise level above which deblurring and super-resolution run their tuned MAP
+    instead of their HQS, and which denoiser runs on the Anscombe transform of a Poisson
+    measurement."""
     import numpy as np
 
     from em_inverse.bench.tuning import CROP_BORDER, MIN_CROP_SIZE, tune_prior, write_tuning
