@@ -59,6 +59,9 @@ def test_natural_quick_writes_every_task_and_method(app, tmp_path):
     assert all(r["psnr"] and r["ssim"] for r in rows)
     ablated = {r["task"] for r in rows if r["method"] == "em-inverse MAP (no Anscombe)"}
     assert ablated == {"denoise-poisson-30"}  # the ablation of a Poisson rule, nowhere else
+    ended = {r["task"] for r in rows if r["method"] == "em-inverse HQS (end at noise)"}
+    assert ended == {t.name for t in natural_tasks()  # where the fixed end differs from it
+                     if t.sigma > 0 and t.family != "denoise"}
     table = (tmp_path / "results.md").read_text()
     assert "untrained prior (quick mode)" in table or "bundled natural-gray" in table
     assert "(oracle)" in table and "SSIM" in table and "Wall time" in table

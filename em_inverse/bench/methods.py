@@ -13,6 +13,10 @@ Methods:
 - ``em-inverse MAP (no symmetry)`` / ``em-inverse HQS (no symmetry)``: the same with
   ``symmetry="none"``: ablation rows for the tuned defaults that average V over the image's
   symmetries (``priors.symmetry``);
+- ``em-inverse HQS (end at noise)``: HQS with ``end_level="noise"``, its last level raised to the
+  measurement's noise (plug-and-play HQS's usual rule, and the default before the fixed end):
+  the ablation row of that rule, for the tasks with noise (denoising's default already ends
+  there);
 - ``em-inverse MAP (no Anscombe)``: MAP with ``stabilise=False`` on denoising under Poisson
   noise, a variance per pixel in the data term instead of the Gaussian denoising of y's
   Anscombe transform (``solvers.stabilised``): the ablation row of that rule, and the default
@@ -73,7 +77,8 @@ class Outcome:
 class Method:
     """A named method. ``families``: task families it applies to; ``needs_prior``: uses the
     energy prior; ``oracle``: tuned on the ground truth (labelled in tables);
-    ``poisson_only``: runs on tasks with Poisson noise only (an ablation of a Poisson rule)."""
+    ``poisson_only``: runs on tasks with Poisson noise only (an ablation of a Poisson rule);
+    ``noisy_only``: on tasks with Gaussian noise only (an ablation of a rule that acts there)."""
 
     name: str
     run: Callable[[Case], Outcome]
@@ -82,10 +87,13 @@ class Method:
     oracle: bool = False
     available: bool = True
     poisson_only: bool = False
+    noisy_only: bool = False
 
-    def applies_to(self, family: str, poisson: bool = False) -> bool:
-        """Whether the method runs on a task of ``family`` (with Poisson noise: ``poisson``)."""
-        return family in self.families and self.available and (poisson or not self.poisson_only)
+    def applies_to(self, task) -> bool:
+        """Whether the method runs on ``task`` (a ``bench.tasks.Task``)."""
+        return (task.family in self.families and self.available
+                and (task.photons is not None or not self.poisson_only)
+                and (task.sigma > 0 or not self.noisy_only))
 
     def timed(self, case: Case) -> Outcome:
         """Run and record the wall time (including any oracle grid search)."""
@@ -113,13 +121,14 @@ MAP = "em-inverse MAP"
 MAP_NO_SYMMETRY = "em-inverse MAP (no symmetry)"
 HQS = "em-inverse HQS"
 HQS_NO_SYMMETRY = "em-inverse HQS (no symmetry)"
+HQS_END_AT_NOISE = "em-inverse HQS (end at noise)"
 MAP_NO_ANSCOMBE = "em-inverse MAP (no Anscombe)"
 POSTERIOR = "em-inverse posterior mean"
 ANNEAL = "em-inverse annealed posterior mean"
 DEEPINV = "deepinv PGD + prior (cross-check)"
 #: The rows computed with the suite's own prior (not an ``--extra-prior``).
-OWN_PRIOR_METHODS = (MAP, MAP_NO_SYMMETRY, HQS, HQS_NO_SYMMETRY, MAP_NO_ANSCOMBE, POSTERIOR,
-                     ANNEAL, DEEPINV)
+OWN_PRIOR_METHODS = (MAP, MAP_NO_SYMMETRY, HQS, HQS_NO_SYMMETRY, HQS_END_AT_NOISE,
+                     MAP_NO_ANSCOMBE, POSTERIOR, ANNEAL, DEEPINV)
 
 
 def _solve(case: Case, method: str, overrides: dict | None = None):
@@ -212,14 +221,18 @@ def run_deepinv_pgd(case: Case) -> Outcome:
 
 
 def prior_methods() -> list[Method]:
-    """MAP and HQS (with the tuned symmetry and without), MAP without the Anscombe route, the
-    two posterior means and the deepinv cross-check (all need the energy prior)."""
+    """MAP and HQS (with the tuned symmetry and without), HQS ending at the noise, MAP without
+    the Anscombe route, the two posterior means and the deepinv cross-check (all need the
+    energy prior)."""
     return [Method(MAP, run_point_estimate, needs_prior=True),
             Method(MAP_NO_SYMMETRY, partial(run_point_estimate, overrides={"symmetry": "none"}),
                    needs_prior=True),
             Method(HQS, partial(run_point_estimate, method="hqs"), needs_prior=True),
             Method(HQS_NO_SYMMETRY, partial(run_point_estimate, method="hqs",
                                             overrides={"symmetry": "none"}), needs_prior=True),
+            Method(HQS_END_AT_NOISE, partial(run_point_estimate, method="hqs",
+                                             overrides={"end_level": "noise"}),
+                   families=("inpaint", "deblur", "superres"), needs_prior=True, noisy_only=True),
             Method(MAP_NO_ANSCOMBE, partial(run_point_estimate, overrides={"stabilise": False}),
                    families=("denoise",), needs_prior=True, poisson_only=True),
             Method(POSTERIOR, run_posterior, needs_prior=True),

@@ -191,7 +191,7 @@ def _run_case(suite, group, task, item, choice: PriorChoice, methods: list[Metho
         rows.append(dict(base, method=MEASUREMENT, oracle=False, psnr=psnr(y, x, border),
                          ssim=ssim(y, x, border)))
     for method in methods:
-        if not method.applies_to(task.family, poisson=task.photons is not None):
+        if not method.applies_to(task):
             continue
         row = dict(base, method=method.name, oracle=method.oracle)
         try:
