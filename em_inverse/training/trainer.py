@@ -53,7 +53,8 @@ def describe_hardware(device: torch.device, world: int) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"CPU ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
+        threads = torch.get_num_threads()
+        name = f"CPU ({threads} thread{'s' if threads != 1 else ''}, {os.cpu_count()} cores)"
     return f"{world} x {name}" if world > 1 else name
 
 
