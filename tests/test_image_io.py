@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import struct
 import warnings
+import zlib
 
 import imageio.v3 as iio
 import numpy as np
@@ -40,9 +42,6 @@ def _png16(pixels: np.ndarray, colour_type: int, filter_of_row=lambda row: row %
     stored behind PNG filter ``filter_of_row(r)`` (0 None, 1 Sub, 2 Up, 3 Average, 4 Paeth),
     with an optional eXIf chunk. With ``interlace=1`` the image must be 1x1, which Adam7 stores
     as it is."""
-    import struct
-    import zlib
-
     def chunk(kind: bytes, body: bytes) -> bytes:
         crc = struct.pack(">I", zlib.crc32(kind + body))
         return struct.pack(">I", len(body)) + kind + body + crc
@@ -118,6 +117,12 @@ def test_a_corrupt_16_bit_colour_png_is_a_user_error(tmp_path):
     (tmp_path / "cut.png").write_bytes(bytes(data[:40]))
     with pytest.raises(UserError, match="cannot read image .*truncated"):
         read_image(tmp_path / "cut.png")
+    huge = bytearray(_png16(np.zeros((1, 1, 3), np.uint16), 2))  # then claim 20000 x 20000
+    huge[16:24] = struct.pack(">II", 20000, 20000)
+    huge[29:33] = struct.pack(">I", zlib.crc32(bytes(huge[12:29])))
+    (tmp_path / "bomb.png").write_bytes(bytes(huge))
+    with pytest.raises(UserError, match="decompression bomb"):
+        read_image(tmp_path / "bomb.png")
 
 
 def test_8_bit_and_16_bit_gray_pngs_read_without_a_warning(tmp_path):
