@@ -412,6 +412,27 @@ def test_usage_mistakes_are_one_error_line_with_exit_status_2(args, message):
     assert lines[0].endswith(f"{args[0]} --help')")  # where to look next
 
 
+def test_bits_16_writes_16_bit_pngs_and_other_depths_are_refused(app, files, tmp_path):
+    import imageio.v3 as iio
+
+    degraded = run(app, "degrade", files / "clean.png", "--op", "denoise", "--noise", "0.02",
+                   "--bits", "16", "-o", tmp_path / "y.png", "--quiet")
+    assert degraded.exit_code == 0, degraded.output
+    y = iio.imread(tmp_path / "y.png")
+    assert y.dtype == np.uint16 and (y % 257 != 0).any()  # not 8-bit values widened
+    solved = run(app, "solve", tmp_path / "y.png", "--op", "denoise", "--prior", files / "prior",
+                 "--method", "posterior", "--steps", "20", "--bits", "16", "-o",
+                 tmp_path / "x.png", "--std", tmp_path / "s.png", "--quiet")
+    assert solved.exit_code == 0, solved.output
+    assert iio.imread(tmp_path / "x.png").dtype == np.uint16
+    assert iio.imread(tmp_path / "s.png").dtype == np.uint16
+    for command, *prior in (("degrade",), ("solve", "--prior", files / "prior")):
+        refused = run(app, command, files / "clean.png", "--op", "denoise", "--bits", "12",
+                      "-o", tmp_path / "z.png", *prior)
+        assert refused.exit_code != 0 and "--bits must be 8 or 16, got 12" in refused.output
+        assert not (tmp_path / "z.png").exists()
+
+
 @pytest.mark.parametrize("command", ["solve", "degrade", "train", "sample", "priors", "score",
                                      "bench", "tune", "opponent"])
 def test_help_in_an_80_column_terminal_cuts_no_word(command):

@@ -40,6 +40,10 @@ PhotonsOption = Annotated[Optional[float], typer.Option(
                       "mean count of a white pixel (noise variance I/photons at intensity "
                       "I).")]
 
+BitsOption = Annotated[int, typer.Option(
+    "--bits", help="Bits per sample of the PNG images written: 8 or 16 (.npy keeps float32 "
+                   "values).")]
+
 
 #: The largest noise std accepted, on the [0, 1] image scale: ten times the whole range.
 MAX_NOISE = 10.0
@@ -134,6 +138,7 @@ def solve_command(
         "--std", help="Uncertainty map (.png scaled to its maximum, or .npy raw).")] = None,
     figure: Annotated[Optional[Path], typer.Option(
         "--figure", help="Side-by-side PNG: measurement, estimate, std, samples.")] = None,
+    bits: BitsOption = 8,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
     = False,
 ):
@@ -149,6 +154,7 @@ def solve_command(
                                     tuned_defaults)
 
     _operator_options(op, mask, kernel, factor, noise, photons)
+    _check_bits(bits)
     if method is not None and method not in METHODS:
         raise UserError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     for name, value in (("--steps", steps), ("--samples", samples)):
@@ -237,14 +243,14 @@ def solve_command(
     if "observed_pixels" in solution.settings:
         say(quiet, "note: noise 0: the observed pixels are returned as measured")
 
-    write_image(output, solution.estimate[:1])
+    write_image(output, solution.estimate[:1], bits=bits)
     std_scale = None
     if std is not None:
         std_map = solution.std[:1]
         if std.suffix.lower() == ".png":
             std_scale = float(std_map.max()) or 1.0
             std_map = std_map / std_scale
-        write_image(std, std_map)
+        write_image(std, std_map, bits=bits)
     if figure is not None:
         _write_figure(figure, y, solution)
     for path in targets:
@@ -275,6 +281,7 @@ def degrade_command(
     mask_out: Annotated[Optional[Path], typer.Option(
         "--mask-out", help="inpaint: save the mask used (white = fill) for `solve --mask`.")]
     = None,
+    bits: BitsOption = 8,
     seed: SeedOption = 0,
     quiet: QuietOption = False,
 ):
@@ -285,6 +292,7 @@ def degrade_command(
     from em_inverse.operators import build_operator, degrade
 
     _operator_options(op, mask, kernel, factor, noise, photons)
+    _check_bits(bits)
     if mask_out is not None and op != "inpaint":
         raise UserError("--mask-out only applies to --op inpaint")
     check_outputs([output, mask_out], [image, mask, kernel])
@@ -303,10 +311,15 @@ def degrade_command(
                                  kernel=kernel, boundary=boundary, factor=factor,
                                  noise=noise or 0.0, photons=photons, generator=generator)
     y = degrade(x, physics, generator)
-    write_image(output, y)
-    if mask_out is not None:
+    write_image(output, y, bits=bits)
+    if mask_out is not None:  # black and white: 8 bits hold it
         write_image(mask_out, (physics.mask[:1, :1] == 0).float())
     say(quiet, f"wrote {output}" + (f" and {mask_out}" if mask_out else ""))
+
+
+def _check_bits(bits: int) -> None:
+    if bits not in (8, 16):
+        raise UserError(f"--bits must be 8 or 16, got {bits}")
 
 
 def _write_figure(path: Path, y, solution) -> None:
