@@ -116,12 +116,20 @@ def _chunks(data: bytes) -> tuple[tuple[int, ...], bytes, bytes | None]:
 
 
 def _orientation(exif: bytes | None) -> int:
-    """The orientation tag (274) of an eXIf chunk's TIFF-structured data; 1 without one."""
+    """The orientation tag (274) of an eXIf chunk's TIFF-structured data; 1 without one, or
+    where the chunk cannot be parsed (the pixels are still good: a viewer shows them as stored)."""
     if exif is None:
         return 1
+    import warnings
+
     from PIL import Image
 
     tags = Image.Exif()
-    tags.load(exif)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's "Corrupt EXIF data"
+            tags.load(exif)
+    except Exception:  # noqa: BLE001 - Pillow raises SyntaxError, struct.error, ... on bad data
+        return 1
     orientation = tags.get(0x0112, 1)
     return orientation if orientation in range(1, 9) else 1

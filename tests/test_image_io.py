@@ -99,6 +99,10 @@ def test_a_16_bit_png_is_turned_upright_by_its_exif_chunk(tmp_path):
     (tmp_path / "x.png").write_bytes(_png16(pixels, 2, exif=exif.tobytes()[6:]))  # no "Exif\0\0"
     shown = read_image(tmp_path / "x.png")[0, 0]
     assert shown.shape == (6, 4) and bool((shown[:2] == 1).all()) and bool((shown[2:] == 0).all())
+    (tmp_path / "bad.png").write_bytes(_png16(pixels, 2, exif=b"not a TIFF header"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a broken eXIf chunk is ignored, as viewers do
+        assert read_image(tmp_path / "bad.png").shape == (1, 3, 4, 6)
 
 
 def test_an_interlaced_16_bit_colour_png_says_it_is_read_at_8_bits(tmp_path):
