@@ -51,6 +51,25 @@ def test_grad_v_of_each_bundled_prior_on_cuda_matches_the_cpu(name):
     assert relative_error < 2e-3, relative_error
 
 
+@pytest.mark.parametrize("name", ["natural-gray", "natural-rgb"])
+def test_tiles_on_cuda_give_the_one_pass_grad_v(name, monkeypatch):
+    """A colour image tiles one opponent channel at a time; the tiles' seams must not show."""
+    from em_inverse.priors import tiling
+
+    prior = load_prior(name, device=CUDA)
+    x = torch.rand(1, prior.channels, 160, 136, generator=torch.Generator().manual_seed(3))
+    x = x.to(CUDA)
+    expected = prior.grad(x)
+    tiled, calls = tiling.tiled_energy_and_grad, []
+    monkeypatch.setattr(tiling, "max_values", lambda device: 1000)  # every batch goes in tiles
+    monkeypatch.setattr(tiling, "tiled_energy_and_grad",  # 64-px tiles: 9 for this image
+                        lambda net, z, tile=64: calls.append(z.device.type) or tiled(net, z, 64))
+    got = prior.grad(x)
+    assert calls and set(calls) == {CUDA.type} and got.device.type == CUDA.type
+    relative_error = float((got - expected).norm() / expected.norm())  # TF32 convolutions
+    assert relative_error < 2e-3, relative_error
+
+
 @pytest.mark.parametrize("task", ["inpaint", "deblur", "superres", "denoise"])
 @pytest.mark.parametrize("method", ["map", "hqs"])
 def test_point_estimates_on_cuda_agree_with_the_cpu_to_a_quarter_grey_level(task, method):
