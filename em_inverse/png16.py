@@ -87,8 +87,8 @@ def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def _chunks(data: bytes) -> tuple[tuple[int, ...], bytes, bytes | None]:
-    """(IHDR fields, the IDAT chunks' bytes joined, the eXIf chunk's bytes or None), checking
-    the signature, every chunk's length and CRC, and that IHDR comes first and IEND last."""
+    """(IHDR fields, the IDAT chunks' bytes joined, the eXIf chunk's bytes or None), read up
+    to IEND, checking the signature, that IHDR comes first, and every chunk's length and CRC."""
     if data[:8] != SIGNATURE:
         raise ValueError("not a PNG file")
     position, header, idat, exif = 8, None, [], None
