@@ -48,8 +48,9 @@ def _png16(pixels: np.ndarray, colour_type: int, filter_of_row=lambda row: row %
 
     height, width, channels = pixels.shape
     raw = pixels.astype(">u2").view(np.uint8).reshape(height, width, 2 * channels).astype(int)
-    left = np.pad(raw, ((0, 0), (1, 0), (0, 0)))[:, :-1]  # the same byte one pixel left, 0 off
-    up = np.pad(raw, ((1, 0), (0, 0), (0, 0)))[:-1]        # the image; one row up; up and left
+    # the same byte of the pixel to the left, above and above-left (0 outside the image)
+    left = np.pad(raw, ((0, 0), (1, 0), (0, 0)))[:, :-1]
+    up = np.pad(raw, ((1, 0), (0, 0), (0, 0)))[:-1]
     up_left = np.pad(raw, ((1, 0), (1, 0), (0, 0)))[:-1, :-1]
     guess = left + up - up_left
     to_left, to_up, to_up_left = abs(guess - left), abs(guess - up), abs(guess - up_left)
