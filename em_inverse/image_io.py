@@ -70,9 +70,10 @@ def _read_picture(path: Path) -> np.ndarray:
     tiff = path.suffix.lower() in (".tif", ".tiff")
     try:
         png = None if tiff else _png_header(path)
+        pillow_png = png is not None and not _read_by_png16(png)  # one Pillow narrows or widens
         if tiff:
             array, orientation = _read_tiff(path)
-        elif png is not None and _read_by_png16(png):
+        elif png is not None and not pillow_png:
             array, orientation = png16.read_png16(path)
         else:
             mode = iio.immeta(path, plugin="pillow").get("mode")
@@ -89,7 +90,7 @@ def _read_picture(path: Path) -> np.ndarray:
     array = np.asarray(array)
     if array.ndim in (2, 3):  # a multi-page stack is refused below
         array = upright(array, orientation)
-    if png is not None and not _read_by_png16(png):
+    if pillow_png:
         depth, colour_type, _ = png
         if colour_type == 4 and array.ndim == 3 and array.shape[-1] == 4:
             array = array[..., [0, 3]]  # Pillow widens 16-bit gray + alpha to RGBA
@@ -357,7 +358,7 @@ def encode_png(array: np.ndarray, bits: int = 8) -> bytes:
                 + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
 
     header = struct.pack(">IIBBBBB", width, height, bits, color_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+    return (png16.SIGNATURE + chunk(b"IHDR", header)
             + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
 
 
