@@ -38,9 +38,8 @@ def read_image(path: str | Path, measurement: bool = False) -> torch.Tensor:
     65535 for 16-bit); float data must already lie in [0, 1], or with ``measurement=True`` be
     finite (a noisy measurement, as ``em-inverse degrade`` writes it to .npy, has values
     a little outside [0, 1]: clipping them would bias the noise). An alpha channel is dropped
-    with a ``UserWarning``. 16-bit PNG and TIFF files keep their full precision (colour PNGs
-    through :mod:`em_inverse.png16`, since Pillow narrows them), but for an interlaced 16-bit
-    PNG in colour or with alpha, which Pillow reads at 8 bits, as a ``UserWarning`` says.
+    with a ``UserWarning``. 16-bit PNG and TIFF files keep their full precision (PNGs in colour
+    or with alpha through :mod:`em_inverse.png16`, since Pillow narrows them to 8 bits).
     """
     path = Path(path)
     if not path.exists():
@@ -70,10 +69,9 @@ def _read_picture(path: Path) -> np.ndarray:
     tiff = path.suffix.lower() in (".tif", ".tiff")
     try:
         png = None if tiff else _png_header(path)
-        pillow_png = png is not None and not _read_by_png16(png)  # one Pillow narrows or widens
         if tiff:
             array, orientation = _read_tiff(path)
-        elif png is not None and not pillow_png:
+        elif png is not None and _narrowed_by_pillow(png):
             array, orientation = png16.read_png16(path)
         else:
             mode = iio.immeta(path, plugin="pillow").get("mode")
@@ -90,42 +88,27 @@ def _read_picture(path: Path) -> np.ndarray:
     array = np.asarray(array)
     if array.ndim in (2, 3):  # a multi-page stack is refused below
         array = upright(array, orientation)
-    if pillow_png:
-        depth, colour_type, _ = png
-        if colour_type == 4 and array.ndim == 3 and array.shape[-1] == 4:
-            array = array[..., [0, 3]]  # Pillow widens 16-bit gray + alpha to RGBA
-        if depth == 16 and colour_type in png16.CHANNELS:
-            warnings.warn(f"{path}: a 16-bit interlaced {PNG_COLOUR_TYPES[colour_type]} PNG is "
-                          "read at 8 bits (Pillow's limit); a 16-bit TIFF, a non-interlaced PNG "
-                          "or a .npy array keeps the full precision", UserWarning, stacklevel=4)
     if array.ndim > 3 or (array.ndim == 3 and array.shape[-1] > 4):
         raise UserError(f"cannot read image {path}: multi-page or {array.ndim}-D images "
                         f"are not supported (shape {array.shape})")
     return array
 
 
-#: Names of the PNG colour types (IHDR) that Pillow decodes at 8 bits when they hold 16 (16-bit
-#: gray alone keeps its precision there), for warnings.
-PNG_COLOUR_TYPES = {4: "gray + alpha", 2: "colour", 6: "colour"}
-
-
-def _png_header(path: Path) -> tuple[int, int, int] | None:
-    """(bit depth, colour type, interlace method) from a PNG's IHDR chunk; None if ``path`` is
-    not a PNG."""
+def _png_header(path: Path) -> tuple[int, int] | None:
+    """(bit depth, colour type) from a PNG's IHDR chunk; None if ``path`` is not a PNG."""
     with open(path, "rb") as file:
-        # signature (8), IHDR's length and type (8), width and height (8), then one byte each:
-        # depth, colour type, compression, filter, interlace
-        header = file.read(29)
-    if len(header) < 29 or header[:8] != png16.SIGNATURE or header[12:16] != b"IHDR":
+        # signature (8), IHDR's length and type (8), width and height (8), depth, colour type
+        header = file.read(26)
+    if len(header) < 26 or header[:8] != png16.SIGNATURE or header[12:16] != b"IHDR":
         return None
-    return header[24], header[25], header[28]
+    return header[24], header[25]
 
 
-def _read_by_png16(png: tuple[int, int, int]) -> bool:
-    """Whether a PNG with this (depth, colour type, interlace) is one ``png16`` reads in full
-    where Pillow would narrow it to 8 bits: 16-bit colour or gray + alpha, not interlaced."""
-    depth, colour_type, interlace = png
-    return depth == 16 and colour_type in png16.CHANNELS and interlace == 0
+def _narrowed_by_pillow(png: tuple[int, int]) -> bool:
+    """Whether Pillow would narrow a PNG with this (depth, colour type) to 8 bits (16-bit colour
+    or gray + alpha, interlaced or not), so that ``png16`` reads it instead."""
+    depth, colour_type = png
+    return depth == 16 and colour_type in png16.CHANNELS
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, int]:

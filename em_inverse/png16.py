@@ -8,6 +8,9 @@ c is nearest a + b - c). Undoing Average and Paeth is sequential along a row, an
 depends on the one above, so a loop over pixels would take seconds per megapixel in Python.
 Every pixel depends only on pixels of the two anti-diagonals before its own, so this decoder
 reconstructs one whole anti-diagonal per numpy step: H + W - 1 steps for an H x W image.
+
+An interlaced (Adam7) PNG stores seven reduced images one after the other, each with its own
+filtered rows (section 8.2); each is unfiltered on its own and scattered onto its pixel grid.
 """
 from __future__ import annotations
 
@@ -23,10 +26,14 @@ CHANNELS = {2: 3, 4: 2, 6: 4}
 #: Largest image read, in pixels: twice Pillow's default ``MAX_IMAGE_PIXELS``, above which Pillow
 #: refuses a file as a possible decompression bomb.
 MAX_PIXELS = 2 * 89_478_485
+#: Adam7's seven passes, in file order: (first row, first column, row step, column step).
+ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2),
+         (1, 0, 2, 1))
 
 
 def read_png16(path: str | Path) -> tuple[np.ndarray, int]:
-    """Decode a non-interlaced 16-bit PNG of colour type 2 (RGB), 4 (gray + alpha) or 6 (RGBA).
+    """Decode a 16-bit PNG of colour type 2 (RGB), 4 (gray + alpha) or 6 (RGBA), interlaced or
+    not.
 
     Returns (pixels, orientation): pixels a uint16 (H, W, C) array as stored, C = 3, 2 or 4;
     orientation the EXIF orientation of an ``eXIf`` chunk (1 to 8, 1 without one), for the
@@ -35,29 +42,48 @@ def read_png16(path: str | Path) -> tuple[np.ndarray, int]:
     data = Path(path).read_bytes()
     header, compressed, exif = _chunks(data)
     width, height, depth, colour_type, compression, filtering, interlace = header
-    if depth != 16 or colour_type not in CHANNELS or interlace != 0:
-        raise ValueError(f"not a non-interlaced 16-bit PNG of colour type 2, 4 or 6 (depth "
-                         f"{depth}, colour type {colour_type}, interlace {interlace})")
-    if compression != 0 or filtering != 0 or width == 0 or height == 0:
+    if depth != 16 or colour_type not in CHANNELS:
+        raise ValueError(f"not a 16-bit PNG of colour type 2, 4 or 6 (depth {depth}, colour "
+                         f"type {colour_type})")
+    if compression != 0 or filtering != 0 or interlace > 1 or width == 0 or height == 0:
         raise ValueError("invalid PNG header")
     if width * height > MAX_PIXELS:
         raise ValueError(f"{width}x{height} pixels is more than {MAX_PIXELS} (a possible "
                          "decompression bomb)")
     bytes_per_pixel = 2 * CHANNELS[colour_type]
-    row_bytes = 1 + width * bytes_per_pixel
+    grids = _pass_grids(height, width, interlaced=interlace == 1)
+    sizes = [rows * (1 + columns * bytes_per_pixel) for *_, rows, columns in grids]
     try:  # at most the bytes the header promises: a larger stream is never inflated
-        raw = zlib.decompressobj().decompress(compressed, height * row_bytes)
+        raw = zlib.decompressobj().decompress(compressed, sum(sizes))
     except zlib.error as exc:
         raise ValueError(f"corrupt PNG image data ({exc})") from None
-    if len(raw) < height * row_bytes:
+    if len(raw) < sum(sizes):
         raise ValueError("truncated PNG image data")
-    rows = np.frombuffer(raw, np.uint8).reshape(height, row_bytes)
-    filters = rows[:, 0]
-    if filters.max() > 4:
-        raise ValueError(f"unknown PNG filter type {int(filters.max())}")
-    samples = unfilter(filters, rows[:, 1:].reshape(height, width, bytes_per_pixel))
-    pixels = np.ascontiguousarray(samples).view(">u2")  # (H, W, C): samples are big-endian
+    samples = np.empty((height, width, bytes_per_pixel), np.uint8)
+    offset = 0
+    for (row0, column0, row_step, column_step, rows, columns), size in zip(grids, sizes):
+        block = np.frombuffer(raw, np.uint8, size, offset).reshape(rows, size // rows)
+        offset += size
+        filters = block[:, 0]
+        if filters.max() > 4:
+            raise ValueError(f"unknown PNG filter type {int(filters.max())}")
+        samples[row0::row_step, column0::column_step] = unfilter(
+            filters, block[:, 1:].reshape(rows, columns, bytes_per_pixel))
+    pixels = samples.view(">u2")  # (H, W, C): samples are big-endian
     return pixels.astype(np.uint16), _orientation(exif)
+
+
+def _pass_grids(height: int, width: int, interlaced: bool) -> list[tuple[int, ...]]:
+    """The pixel grids of the reduced images a PNG stores, in file order, as (first row, first
+    column, row step, column step, rows, columns): the whole image if not interlaced, else
+    Adam7's non-empty passes (a pass with no pixel stores no bytes, not even filter types)."""
+    grids = []
+    for row0, column0, row_step, column_step in ADAM7 if interlaced else ((0, 0, 1, 1),):
+        rows = max(0, -(-(height - row0) // row_step))  # ceiling division
+        columns = max(0, -(-(width - column0) // column_step))
+        if rows and columns:
+            grids.append((row0, column0, row_step, column_step, rows, columns))
+    return grids
 
 
 def unfilter(filters: np.ndarray, filtered: np.ndarray) -> np.ndarray:
