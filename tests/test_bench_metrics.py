@@ -142,3 +142,17 @@ def test_peak_memory_of_a_small_call_after_a_large_one_counts_its_own_allocation
     del alive
     assert 240 < large.mib < 320
     assert 48 < small.mib < 128
+
+
+@pytest.mark.parametrize("ours", [4, 12])  # 12: past tab10's ten colours
+def test_every_method_of_a_psnr_chart_has_its_own_look_and_oracles_are_hatched(ours):
+    from em_inverse.bench.report import bar_styles
+
+    prior = [f"em-inverse {k}" for k in range(ours)]
+    baselines = ["wiener (oracle)", "tv (oracle)", "nlm", "wavelet", "biharmonic", "bicubic"]
+    styles = bar_styles(baselines + prior, prior, {"wiener (oracle)", "tv (oracle)"})
+    looks = {(tuple(s["color"]), s.get("hatch")) for s in styles.values()}
+    assert len(looks) == len(baselines) + ours
+    assert [m for m, s in styles.items() if s.get("hatch")] == ["wiener (oracle)", "tv (oracle)"]
+    assert not {tuple(styles[m]["color"]) for m in prior} & \
+        {tuple(styles[m]["color"]) for m in baselines}  # ours never wear a baseline's colour

@@ -151,6 +151,7 @@ def run_quality(suite: str, title: str, groups: list[Group], tasks: list[Task], 
         plans.append((group, choice, _with_extras(methods, extras)))
         notes = notes + [f"{group.name} prior: {choice.description}"] + extra_notes
     method_names = [MEASUREMENT] + list(dict.fromkeys(m.name for _, _, ms in plans for m in ms))
+    prior_names = {m.name for _, _, ms in plans for m in ms if m.needs_prior}
     examples: dict[str, list] = {}
     for group, choice, group_methods in plans:
         examples[group.name] = []
@@ -163,7 +164,7 @@ def run_quality(suite: str, title: str, groups: list[Group], tasks: list[Task], 
                 if i_index == 0:
                     examples[group.name].append(example)
             say(settings, f"[{suite}] {group.name} {task.name}: done")
-    _write(result, title, tasks, method_names, examples, settings,
+    _write(result, title, tasks, method_names, prior_names, examples, settings,
            notes + [budget_note(settings),
                     f"metric region: a border of {border} px ignored on each side"])
     return result
@@ -221,7 +222,8 @@ def _run_case(suite, group, task, item, choice: PriorChoice, methods: list[Metho
     return rows, example
 
 
-def _write(result: SuiteResult, title: str, tasks, method_names, examples, settings, notes):
+def _write(result: SuiteResult, title: str, tasks, method_names, prior_methods, examples,
+           settings, notes):
     out = Path(settings.out)
     lines = list(notes) + [
         "methods marked (oracle) tune one parameter per image on the ground truth (an upper "
@@ -242,7 +244,7 @@ def _write(result: SuiteResult, title: str, tasks, method_names, examples, setti
     result.files.append(report.write_csv(out / "results.csv", result.rows, CSV_COLUMNS))
     result.files.append(report.psnr_bars([r for r in result.rows if r["method"] != MEASUREMENT],
                                          tasks, method_names[1:], out / "psnr_bars.png",
-                                         title))
+                                         title, prior_methods))
     for group, items in examples.items():
         if items:
             result.files.append(report.example_panels(items, out / f"examples_{group}.png",

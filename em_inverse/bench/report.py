@@ -144,9 +144,34 @@ def quality_markdown(rows: Sequence[dict], tasks: Sequence, methods: Sequence[st
     return "\n".join(out)
 
 
+def bar_styles(methods: Sequence[str], prior_methods: Iterable[str],
+               oracle_methods: Iterable[str]) -> dict[str, dict]:
+    """Bar keyword arguments per method, so that no two methods of a chart look alike: the energy
+    prior's methods in strong colours (tab10; tab20 past ten), the baselines in soft ones
+    (Pastel1, nine; tab20c past nine), baselines tuned on the ground truth hatched."""
+    import matplotlib
+
+    prior_methods, oracle_methods = set(prior_methods), set(oracle_methods)
+    ours = [m for m in methods if m in prior_methods]
+    theirs = [m for m in methods if m not in prior_methods]
+    strong = matplotlib.colormaps["tab10" if len(ours) <= 10 else "tab20"]
+    soft = matplotlib.colormaps["Pastel1" if len(theirs) <= 9 else "tab20c"]
+    styles = {m: {"color": strong(k)} for k, m in enumerate(ours)}
+    styles.update({m: {"color": soft(k), "hatch": "///" if m in oracle_methods else None}
+                   for k, m in enumerate(theirs)})
+    for style in styles.values():
+        style.update(edgecolor="0.3", linewidth=0.5)
+    return styles
+
+
 def psnr_bars(rows: Sequence[dict], tasks: Sequence, methods: Sequence[str], path: Path,
-              title: str) -> Path:
-    """Grouped bar chart of mean PSNR per task and method, one panel per image group."""
+              title: str, prior_methods: Iterable[str] = ()) -> Path:
+    """Grouped bar chart of mean PSNR per task and method, one panel per image group.
+
+    ``prior_methods``: the methods that use the energy prior, drawn in strong colours and the
+    baselines in soft ones (rows whose ``oracle`` is true are hatched)."""
+    oracles = {r["method"] for r in rows if r.get("oracle") in (True, "True")}
+    styles = bar_styles(methods, prior_methods, oracles)
     groups = list(dict.fromkeys(r["group"] for r in rows))
     fig, axes = new_figure(len(groups), 1, figsize=(max(8, 1.1 * len(tasks) + 3),
                                                     3.4 * len(groups)), squeeze=False)
@@ -158,7 +183,7 @@ def psnr_bars(rows: Sequence[dict], tasks: Sequence, methods: Sequence[str], pat
         x = np.arange(len(names))
         for k, m in enumerate(used):
             values = [psnrs.get((m, t), np.nan) for t in names]
-            ax.bar(x + (k - (len(used) - 1) / 2) * width, values, width, label=m)
+            ax.bar(x + (k - (len(used) - 1) / 2) * width, values, width, label=m, **styles[m])
         ax.set_xticks(x, names, rotation=30, ha="right")
         ax.set_ylabel("PSNR (dB)")
         ax.set_title(f"{title}: {group}")
