@@ -68,10 +68,9 @@ def _read_picture(path: Path) -> np.ndarray:
 
     tiff = path.suffix.lower() in (".tif", ".tiff")
     try:
-        png = None if tiff else _png_header(path)
         if tiff:
             array, orientation = _read_tiff(path)
-        elif png is not None and _narrowed_by_pillow(png):
+        elif png16.narrowed_by_pillow(path):
             array, orientation = png16.read_png16(path)
         else:
             mode = iio.immeta(path, plugin="pillow").get("mode")
@@ -92,23 +91,6 @@ def _read_picture(path: Path) -> np.ndarray:
         raise UserError(f"cannot read image {path}: multi-page or {array.ndim}-D images "
                         f"are not supported (shape {array.shape})")
     return array
-
-
-def _png_header(path: Path) -> tuple[int, int] | None:
-    """(bit depth, colour type) from a PNG's IHDR chunk; None if ``path`` is not a PNG."""
-    with open(path, "rb") as file:
-        # signature (8), IHDR's length and type (8), width and height (8), depth, colour type
-        header = file.read(26)
-    if len(header) < 26 or header[:8] != png16.SIGNATURE or header[12:16] != b"IHDR":
-        return None
-    return header[24], header[25]
-
-
-def _narrowed_by_pillow(png: tuple[int, int]) -> bool:
-    """Whether Pillow would narrow a PNG with this (depth, colour type) to 8 bits (16-bit colour
-    or gray + alpha, interlaced or not), so that ``png16`` reads it instead."""
-    depth, colour_type = png
-    return depth == 16 and colour_type in png16.CHANNELS
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, int]:

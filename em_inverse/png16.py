@@ -31,6 +31,16 @@ ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (
          (1, 0, 2, 1))
 
 
+def narrowed_by_pillow(path: str | Path) -> bool:
+    """Whether ``path`` is a PNG that Pillow would narrow to 8 bits, one this module reads: 16-bit
+    colour or gray + alpha, interlaced or not (read from its IHDR chunk, 26 bytes)."""
+    with open(path, "rb") as file:
+        # signature (8), IHDR's length and type (8), width and height (8), depth, colour type
+        header = file.read(26)
+    return (len(header) == 26 and header[:8] == SIGNATURE and header[12:16] == b"IHDR"
+            and header[24] == 16 and header[25] in CHANNELS)
+
+
 def read_png16(path: str | Path) -> tuple[np.ndarray, int]:
     """Decode a 16-bit PNG of colour type 2 (RGB), 4 (gray + alpha) or 6 (RGBA), interlaced or
     not.
